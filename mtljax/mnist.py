@@ -14,6 +14,7 @@ The data directory is `config data.dir`, else `$MTLJAX_DATA_DIR`, else `~/.cache
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import io
@@ -164,6 +165,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
             ("numpy._core.multiarray", "_reconstruct"): core.multiarray._reconstruct,
             ("numpy", "ndarray"): np.ndarray,
             ("numpy", "dtype"): np.dtype,
+            # Python 3's protocol-2 pickles spell bytes as _codecs.encode(str, "latin1"): no code runs.
+            ("_codecs", "encode"): codecs.encode,
         }
         if (module, name) not in allowed:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")

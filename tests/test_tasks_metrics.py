@@ -1,0 +1,53 @@
+"""Task label functions and the classification metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+from hypothesis.extra import numpy as hnp
+
+from mtljax import metrics, tasks
+
+
+def test_labels_of_each_digit():
+    raw = {"digit": np.arange(10, dtype=np.uint8)}
+    assert list(tasks.TASKS["digit"].labels(raw)) == list(range(10))
+    assert list(tasks.TASKS["parity"].labels(raw)) == [0, 1, 0, 1, 0, 1, 0, 1, 0, 1]
+    assert list(tasks.TASKS["threshold"].labels(raw)) == [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]
+
+
+@given(hnp.arrays(np.uint8, st.integers(1, 50), elements=st.integers(0, 9)))
+def test_labels_are_in_range(digits):
+    for task in tasks.TASKS.values():
+        labels = task.labels({"digit": digits})
+        assert labels.dtype == np.int32 and labels.shape == digits.shape
+        assert labels.min() >= 0 and labels.max() < task.num_classes
+        assert len(task.class_names) == task.num_classes
+
+
+def test_duplicate_task_name_is_refused():
+    with pytest.raises(ValueError, match="already registered"):
+        tasks.register(tasks.Task("digit", 10, lambda raw: raw["digit"], tasks.DIGITS))
+
+
+def test_metrics_by_hand():
+    # true: 0 0 1 1 2 ; pred: 0 1 1 1 0
+    confusion = metrics.confusion_matrix(np.array([0, 0, 1, 1, 2]), np.array([0, 1, 1, 1, 0]), 3)
+    np.testing.assert_array_equal(confusion, [[1, 1, 0], [0, 2, 0], [1, 0, 0]])
+    m = metrics.classification_metrics(confusion)
+    assert m["accuracy"] == pytest.approx(3 / 5)
+    # precision per class: 1/2, 2/3, 0 (class 2 never predicted); recall: 1/2, 1, 0.
+    assert m["precision"] == pytest.approx((1 / 2 + 2 / 3 + 0) / 3)
+    assert m["recall"] == pytest.approx((1 / 2 + 1 + 0) / 3)
+    f1 = [2 * 0.5 * 0.5 / 1.0, 2 * (2 / 3) / (5 / 3), 0.0]
+    assert m["f1"] == pytest.approx(sum(f1) / 3)
+
+
+@given(hnp.arrays(np.int64, st.integers(1, 40), elements=st.integers(0, 4)))
+def test_perfect_predictions(labels):
+    m = metrics.classification_metrics(metrics.confusion_matrix(labels, labels, 5))
+    assert m["accuracy"] == 1.0
+    present = len(np.unique(labels))
+    # Classes never present score 0 under zero_division=0, so the macro mean is present/5.
+    assert m["precision"] == pytest.approx(present / 5) and m["recall"] == pytest.approx(present / 5)

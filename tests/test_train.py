@@ -1,0 +1,112 @@
+"""The pure train step, the optimizer chain, the schedules and the plateau controller."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mtljax import config, optim, schedules, steps, trainer
+from conftest import tiny_config
+
+
+@pytest.fixture
+def tiny_exp(tiny_data_dir):
+    return trainer.build_experiment(config.resolve(tiny_config(tiny_data_dir, optimizer={"lr": 1e-2})))
+
+
+def _batch(exp, n=50):
+    split = exp.splits["train"]
+    return {"image": jnp.asarray(split.images[:n]), **{t: jnp.asarray(y[:n]) for t, y in split.labels.items()}}
+
+
+def test_a_few_steps_lower_the_loss(tiny_exp):
+    step = jax.jit(steps.make_train_step(tiny_exp.model, tiny_exp.tx, tiny_exp.loss_weights))
+    state, batch, rng = tiny_exp.init_state(), _batch(tiny_exp), tiny_exp.dropout_rng()
+    first = None
+    for _ in range(30):
+        state, metrics = step(state, batch, rng)
+        first = first if first is not None else float(metrics["loss"])
+    assert int(state.step) == 30
+    assert float(metrics["loss"]) < 0.5 * first
+    assert set(metrics) == {"loss"} | {f"{t}/{m}" for t in tiny_exp.loss_weights for m in ("loss", "accuracy")}
+
+
+def test_step_is_pure_and_loss_is_weighted(tiny_data_dir):
+    cfg = config.resolve(tiny_config(tiny_data_dir, loss_weights={"digit": 2.0, "parity": 0.0, "threshold": 0.5}))
+    exp = trainer.build_experiment(cfg)
+    step = jax.jit(steps.make_train_step(exp.model, exp.tx, exp.loss_weights))
+    state, batch, rng = exp.init_state(), _batch(exp), exp.dropout_rng()
+    s1, m1 = step(state, batch, rng)
+    s2, m2 = step(state, batch, rng)
+    chex_equal = jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), s1.params, s2.params)
+    assert all(jax.tree.leaves(chex_equal))
+    expected = 2.0 * m1["digit/loss"] + 0.5 * m1["threshold/loss"]
+    np.testing.assert_allclose(m1["loss"], expected, rtol=1e-6)
+
+
+def test_dropout_key_changes_every_step(tiny_data_dir):
+    cfg = config.resolve(tiny_config(tiny_data_dir, model={"dropout": 0.5}, optimizer={"lr": 1e-12}))
+    exp = trainer.build_experiment(cfg)
+    step = jax.jit(steps.make_train_step(exp.model, exp.tx, exp.loss_weights))
+    state, batch, rng = exp.init_state(), _batch(exp), exp.dropout_rng()
+    state, m1 = step(state, batch, rng)
+    _, m2 = step(state, batch, rng)  # Same batch and (practically) same params: only the mask differs.
+    assert float(m1["loss"]) != float(m2["loss"])
+
+
+def test_weight_decay_mask():
+    params = {"backbone": {"Conv_0": {"kernel": 1, "bias": 2}, "Dense_0": {"kernel": 3, "bias": 4}},
+              "head_digit": {"kernel": 5, "bias": 6}}
+    conv = optim.decay_mask(params, "conv")
+    assert conv == {"backbone": {"Conv_0": {"kernel": True, "bias": False},
+                                 "Dense_0": {"kernel": False, "bias": False}},
+                    "head_digit": {"kernel": False, "bias": False}}
+    kernels = optim.decay_mask(params, "kernels")
+    assert kernels["backbone"]["Dense_0"]["kernel"] and kernels["head_digit"]["kernel"]
+    assert not kernels["head_digit"]["bias"]
+
+
+def test_masked_decay_leaves_other_params_alone():
+    cfg = {**config.DEFAULTS["optimizer"], "name": "sgd", "momentum": 0.0, "weight_decay": 0.1}
+    tx = optim.build_optimizer(cfg, 1.0)
+    params = {"Conv_0": {"kernel": jnp.ones(2)}, "Dense_0": {"kernel": jnp.ones(2)}}
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    updates, _ = tx.update(zeros, tx.init(params), params)
+    np.testing.assert_allclose(updates["Conv_0"]["kernel"], -0.1)
+    np.testing.assert_allclose(updates["Dense_0"]["kernel"], 0.0)
+
+
+def test_step_schedule_in_epochs():
+    sched = {**schedules.SCHEDULE_DEFAULTS, "name": "step", "step_epochs": 5, "gamma": 0.1}
+    fn = schedules.lr_schedule(1e-3, sched, steps_per_epoch=10, epochs=10)
+    assert float(fn(0)) == pytest.approx(1e-3) and float(fn(49)) == pytest.approx(1e-3)
+    assert float(fn(50)) == pytest.approx(1e-4) and float(fn(99)) == pytest.approx(1e-4)
+    cosine = schedules.lr_schedule(1e-3, {**sched, "name": "cosine", "min_lr": 1e-5}, 10, 10)
+    assert float(cosine(0)) == pytest.approx(1e-3) and float(cosine(100)) == pytest.approx(1e-5)
+
+
+def test_plateau_halves_after_patience_epochs():
+    sched = {**schedules.SCHEDULE_DEFAULTS, "name": "plateau", "factor": 0.5, "patience": 2, "min_lr": 1e-4}
+    plateau = schedules.plateau_controller(1e-3, sched)
+    state = plateau.init(jnp.zeros(()))
+    scales = []
+    for val_loss in [1.0, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]:
+        _, state = plateau.update(jnp.zeros(()), state, value=jnp.asarray(val_loss))
+        scales.append(float(state.scale))
+    assert scales[:3] == [1.0, 1.0, 1.0] and scales[3] == 0.5
+    assert min(scales) == pytest.approx(0.1)  # Floored at min_lr / lr.
+    inactive = schedules.plateau_controller(1e-3, {**sched, "name": "step"})
+    state = inactive.init(jnp.zeros(()))
+    for _ in range(20):
+        _, state = inactive.update(jnp.zeros(()), state, value=jnp.asarray(1.0))
+    assert float(state.scale) == 1.0
+
+
+def test_early_stopping():
+    stop = trainer.EarlyStopping("max", patience=2)
+    assert stop.update(0.5, 1) and not stop.update(0.4, 2) and not stop.should_stop
+    assert not stop.update(0.5, 3) and stop.should_stop and stop.best_epoch == 1
+    restored = trainer.EarlyStopping("max", 2, **stop.state())
+    assert restored.state() == stop.state() and restored.should_stop
