@@ -10,6 +10,8 @@ head per task; loss = digit + parity + threshold cross-entropy. Adam 1e-3, batch
 001 reported 99.24 / 99.56 / 99.46 % test accuracy (digit / parity / threshold).
 """
 
+REFERENCE = {"digit": 99.24, "parity": 99.56, "threshold": 99.46}  # 001, test accuracy %.
+
 CONFIG = {
     "tasks": ["digit", "parity", "threshold"],
     "model": {"name": "cnn3", "features": [32, 64, 64], "dense": 128},

@@ -1,0 +1,79 @@
+"""`python -m mtljax.results [--root checkpoints] [--update README.md]`: the results table.
+
+One row per experiment: its newest finished run's test accuracy per task, beside the numbers its
+source project reported (the `REFERENCE` dict of the experiment file), and the run's timing. With
+`--update`, the table replaces the text between the README's results markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from mtljax import rundir
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _reference(experiments: Path, name: str) -> dict:
+    path = experiments / f"{name}.py"
+    return dict(runpy.run_path(str(path)).get("REFERENCE", {})) if path.exists() else {}
+
+
+def results_table(root: Path, experiments: Path) -> str:
+    """A Markdown table of the newest finished run of every experiment under `root`."""
+    rows = ["| experiment | run | epochs | test accuracy % (reference) | wall time | s/epoch |",
+            "|---|---|---|---|---|---|"]
+    for exp_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        finished = sorted(exp_dir.glob(f"*/{rundir.SUMMARY_FILE}"))
+        if not finished:
+            continue
+        summary = rundir.read_json(finished[-1])
+        reference = _reference(experiments, exp_dir.name)
+        accuracies = []
+        for key, value in summary["test"].items():
+            if key.endswith("/accuracy"):
+                task = key.split("/")[0]
+                ref = f" ({reference[task]:.2f})" if task in reference else ""
+                accuracies.append(f"{task} {100 * value:.2f}{ref}")
+        rows.append(f"| {exp_dir.name} | {finished[-1].parent.name} | {summary['epochs_run']} | "
+                    f"{'; '.join(accuracies)} | {summary['wall_time_s'] / 60:.1f} min | "
+                    f"{summary['mean_epoch_time_s']:.1f} |")
+    return "\n".join(rows)
+
+
+def update_readme(readme: Path, table: str) -> None:
+    """Replaces the text between the results markers of `readme` with `table`."""
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise ValueError(f"{readme} has no {START} ... {END} markers")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{table}\n{END}{tail}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mtljax.results", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=Path("checkpoints"))
+    parser.add_argument("--experiments", type=Path, default=Path("experiments"))
+    parser.add_argument("--update", type=Path, help="README to rewrite between the results markers")
+    args = parser.parse_args(argv)
+    if not args.root.is_dir():
+        print(f"error: no run directory root {args.root}", file=sys.stderr)
+        return 2
+    table = results_table(args.root, args.experiments)
+    print(table)
+    if args.update:
+        try:
+            update_readme(args.update, table)
+        except (OSError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
