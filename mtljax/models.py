@@ -11,6 +11,8 @@ from typing import Any, Callable, Mapping, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from mtljax import ops
+
 BACKBONES: dict[str, type[nn.Module]] = {}
 
 # Options every backbone accepts, with their defaults; a backbone may ignore some.
@@ -61,7 +63,7 @@ class CNN3(nn.Module):
                 x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
             x = nn.relu(x)
             if i < len(self.features) - 1:
-                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+                x = ops.max_pool_2x2(x)
         x = jnp.mean(x, axis=(1, 2)) if self.pool == "gap" else x.reshape(x.shape[0], -1)
         x = nn.relu(nn.Dense(self.dense)(x))
         return nn.Dropout(self.dropout, deterministic=not train)(x)

@@ -116,3 +116,27 @@ def test_real_mnist(real_mnist):
     assert list(np.bincount(real_mnist.train_labels)) == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
     assert list(np.bincount(real_mnist.test_labels)) == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert mnist.array_checksum(real_mnist) == mnist.MNIST_SHA256
+
+
+def test_tfds_source_converts_and_bounds_the_download(tmp_path, monkeypatch):
+    """TFDS itself cannot download here; a stand-in module checks our side of the contract."""
+    import sys
+    import types
+
+    data = synthetic_mnist()
+    calls = {}
+
+    def load(name, split, batch_size, as_supervised, download, data_dir):
+        calls.update(name=name, split=split, download=download, data_dir=data_dir)
+        return [(data.train_images[..., None], data.train_labels.astype(np.int64)),
+                (data.test_images[..., None], data.test_labels.astype(np.int64))]
+
+    fake = types.SimpleNamespace(load=load, as_numpy=lambda x: x)
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", fake)
+    monkeypatch.setattr(mnist, "_network_reachable", lambda: False)
+    got = mnist.from_tfds(tmp_path)
+    assert calls == {"name": "mnist", "split": ["train", "test"], "download": False,
+                     "data_dir": str(tmp_path / "tfds")}
+    for a, b in zip(got, data):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == np.uint8
