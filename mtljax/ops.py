@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import flax.linen as nn
+import jax
 import jax.numpy as jnp
+from jax import lax
 
 
 def max_pool_2x2(x: jnp.ndarray) -> jnp.ndarray:
@@ -16,3 +19,83 @@ def max_pool_2x2(x: jnp.ndarray) -> jnp.ndarray:
     n, h, w, c = x.shape
     x = x[:, : h // 2 * 2, : w // 2 * 2, :]
     return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
+def _patches(x: jnp.ndarray) -> jnp.ndarray:
+    """im2col for a 3×3 VALID convolution: N×H×W×C -> N×(H-2)×(W-2)×9C, (row, col, channel) order."""
+    ho, wo = x.shape[1] - 2, x.shape[2] - 2
+    return jnp.concatenate([x[:, i:i + ho, j:j + wo, :] for i in range(3) for j in range(3)], axis=-1)
+
+
+@jax.custom_vjp
+def conv3x3_matmul(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
+    """3×3 VALID convolution (NHWC, HWIO kernel) as one matmul over im2col patches.
+
+    Forward and both gradients are single large matmuls: y = P·W, dW = Pᵀ·dY, dP = dY·Wᵀ, then
+    dP is folded back onto the input (col2im) by nine shifted adds. On XLA:CPU this ran the
+    weight gradient of the 001 conv2 (32→64 on 13×13, batch 32) at ~218 GFLOP/s against ~125 for
+    XLA's own convolution. Equal to `lax.conv_general_dilated` up to float summation order.
+    """
+    return _conv_fwd(x, kernel)[0]
+
+
+def _conv_fwd(x, kernel):
+    patches = _patches(x)
+    n, ho, wo, k = patches.shape
+    y = (patches.reshape(-1, k) @ kernel.reshape(k, -1)).reshape(n, ho, wo, -1)
+    return y, (patches, kernel)
+
+
+def _conv_bwd(residuals, dy):
+    patches, kernel = residuals
+    n, ho, wo, k = patches.shape
+    c, f = k // 9, dy.shape[-1]
+    dy2 = dy.reshape(-1, f)
+    dkernel = (patches.reshape(-1, k).T @ dy2).reshape(kernel.shape)
+    dpatches = (dy2 @ kernel.reshape(k, f).T).reshape(n, ho, wo, 9, c)
+    # col2im; when x needs no gradient (the first layer) XLA drops this as dead code.
+    dx = sum(jnp.pad(dpatches[..., 3 * i + j, :], ((0, 0), (i, 2 - i), (j, 2 - j), (0, 0)))
+             for i in range(3) for j in range(3))
+    return dx, dkernel
+
+
+conv3x3_matmul.defvjp(_conv_fwd, _conv_bwd)
+
+
+def conv3x3_xla(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
+    """3×3 VALID convolution by XLA (cuDNN on GPUs)."""
+    return lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def resolve_conv_impl(impl: str) -> str:
+    """"auto" -> "matmul" on CPU, where it measured faster, and "xla" on accelerators."""
+    if impl == "auto":
+        return "matmul" if jax.default_backend() == "cpu" else "xla"
+    return impl
+
+
+class Conv(nn.Module):
+    """3×3 convolution, stride 1, NHWC, parameters named and initialised as `nn.Conv`'s.
+
+    Attributes:
+      features: output channels.
+      padding: "VALID" or "SAME" (zero padding of 1).
+      use_bias: add a bias.
+      impl: "xla", "matmul" (`conv3x3_matmul`) or "auto" (`resolve_conv_impl`).
+    """
+
+    features: int
+    padding: str = "VALID"
+    use_bias: bool = True
+    impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features))
+        if self.padding == "SAME":
+            x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        conv = conv3x3_matmul if resolve_conv_impl(self.impl) == "matmul" else conv3x3_xla
+        y = conv(x, kernel)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        return y

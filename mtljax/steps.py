@@ -57,40 +57,70 @@ def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
-def make_train_step(model, tx: optax.GradientTransformation,
-                    loss_weights: Mapping[str, float]) -> Callable:
+def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mapping[str, float],
+                    microbatch: int = 0) -> Callable:
     """Returns the pure `train_step(state, batch, rng) -> (state, metrics)`.
 
     Args:
       model: the MultiTaskModel.
       tx: the optax chain.
       loss_weights: task -> weight, for every configured task.
+      microbatch: when 0 < microbatch < batch size, the gradient is accumulated over consecutive
+        micro-batches of this size inside the step. The result is the same mean gradient (up to
+        float summation order); on XLA:CPU, batches of 32 keep the convolutions' data in cache.
+        Models with BatchNorm must not use it (their statistics would be per micro-batch).
 
-    The dropout key is `fold_in(rng, state.step)`: a fresh key every step, from one base key.
-    Metrics are per-batch means: `loss` and `<task>/loss`, `<task>/accuracy`.
+    The dropout key is `fold_in(rng, state.step)` (then folded with the micro-batch index): a fresh
+    key every step, from one base key. Metrics are batch means: `loss`, `<task>/loss`,
+    `<task>/accuracy`.
     """
+
+    def chunk_loss(params, batch_stats, batch, rng):
+        variables = {"params": params, "batch_stats": batch_stats}
+        logits, updated = model.apply(variables, to_float(batch["image"]), train=True,
+                                      rngs={"dropout": rng}, mutable=["batch_stats"])
+        sums = {t: cross_entropy(logits[t], batch[t]).sum() for t in loss_weights}
+        correct = {t: jnp.sum(jnp.argmax(logits[t], -1) == batch[t]) for t in loss_weights}
+        total = sum(w * sums[t] for t, w in loss_weights.items())
+        return total, (sums, correct, updated.get("batch_stats", {}))
+
+    grad_fn = jax.value_and_grad(chunk_loss, has_aux=True)
 
     def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], rng: jax.Array):
         step_rng = jax.random.fold_in(rng, state.step)
-        images = to_float(batch["image"])
+        size = batch["image"].shape[0]
+        chunk = microbatch if 0 < microbatch < size else size
+        if size % chunk:
+            raise ValueError(f"batch size {size} is not a multiple of the micro-batch {chunk}")
+        n_chunks = size // chunk
+        if n_chunks == 1:
+            (total, (sums, correct, batch_stats)), grads = grad_fn(state.params, state.batch_stats, batch,
+                                                                   step_rng)
+            totals = (total, sums, correct, grads)
+        else:
+            # A scan runs the chunks one after another, so each chunk's activations stay in cache
+            # (unrolled, XLA interleaved the chunks and ran slower).
+            chunks = jax.tree.map(lambda a: a.reshape(n_chunks, chunk, *a.shape[1:]), batch)
+            batch_stats = state.batch_stats
 
-        def loss_fn(params):
-            variables = {"params": params, "batch_stats": state.batch_stats}
-            logits, updated = model.apply(variables, images, train=True,
-                                          rngs={"dropout": step_rng}, mutable=["batch_stats"])
-            losses = {t: cross_entropy(logits[t], batch[t]).mean() for t in loss_weights}
-            total = sum(w * losses[t] for t, w in loss_weights.items())
-            return total, (losses, logits, updated.get("batch_stats", {}))
+            def accumulate(acc, xs):
+                part, k = xs
+                (total, (sums, correct, _)), grads = grad_fn(state.params, state.batch_stats, part,
+                                                             jax.random.fold_in(step_rng, k))
+                return jax.tree.map(jnp.add, acc, (total, sums, correct, grads)), None
 
-        (total, (losses, logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params)
+            zero = lambda tree: jax.tree.map(lambda a: jnp.zeros(a.shape, jnp.float32), tree)
+            init = (jnp.zeros(()), {t: jnp.zeros(()) for t in loss_weights},
+                    {t: jnp.zeros(()) for t in loss_weights}, zero(state.params))
+            totals, _ = jax.lax.scan(accumulate, init, (chunks, jnp.arange(n_chunks)))
+        total, sums, correct, grads = jax.tree.map(lambda v: v / size, totals)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         updates = jax.tree.map(lambda u: u * state.plateau.scale, updates)
         params = optax.apply_updates(state.params, updates)
         metrics = {"loss": total}
         for t in loss_weights:
-            metrics[f"{t}/loss"] = losses[t]
-            metrics[f"{t}/accuracy"] = jnp.mean(jnp.argmax(logits[t], -1) == batch[t])
+            metrics[f"{t}/loss"] = sums[t]
+            metrics[f"{t}/accuracy"] = correct[t]
         new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                                   opt_state=opt_state)
         return new_state, metrics

@@ -86,7 +86,7 @@ def make_epoch_fns(exp: Experiment):
     step's metrics into `sums`, so metrics leave the device once per epoch. State and sums are
     donated: their buffers are reused in place.
     """
-    train_step = steps.make_train_step(exp.model, exp.tx, exp.loss_weights)
+    train_step = steps.make_train_step(exp.model, exp.tx, exp.loss_weights, exp.cfg["train"]["microbatch"])
     eval_step = steps.make_eval_step(exp.model)
 
     def train(state, sums, dataset, idx, rng):

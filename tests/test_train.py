@@ -110,3 +110,25 @@ def test_early_stopping():
     assert not stop.update(0.5, 3) and stop.should_stop and stop.best_epoch == 1
     restored = trainer.EarlyStopping("max", 2, **stop.state())
     assert restored.state() == stop.state() and restored.should_stop
+
+
+def test_microbatching_gives_the_same_step(tiny_data_dir):
+    """Accumulating over micro-batches is the same mean gradient, up to float summation order."""
+    results = []
+    for microbatch in (0, 10):
+        cfg = config.resolve(tiny_config(tiny_data_dir, train={"microbatch": microbatch}))
+        exp = trainer.build_experiment(cfg)
+        step = jax.jit(steps.make_train_step(exp.model, exp.tx, exp.loss_weights, microbatch))
+        results.append(step(exp.init_state(), _batch(exp), exp.dropout_rng()))
+    (s0, m0), (s1, m1) = results
+    for a, b in zip(jax.tree.leaves(s0.params), jax.tree.leaves(s1.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for key in m0:
+        np.testing.assert_allclose(m0[key], m1[key], rtol=1e-5, err_msg=key)
+
+
+def test_microbatch_config_checks(tiny_data_dir):
+    with pytest.raises(config.ConfigError, match="train.microbatch: must divide"):
+        config.resolve(tiny_config(tiny_data_dir, train={"batch_size": 50, "microbatch": 16}))
+    with pytest.raises(config.ConfigError, match="not with model.batchnorm"):
+        config.resolve(tiny_config(tiny_data_dir, train={"microbatch": 10}, model={"batchnorm": True}))
