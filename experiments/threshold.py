@@ -17,7 +17,5 @@ CONFIG = {
     "model": {"name": "cnn3", "features": [32, 64, 64], "dense": 128},
     "optimizer": {"name": "adam", "lr": 1e-3},
     "schedule": {"name": "step", "step_epochs": 5, "gamma": 0.1},
-    # microbatch 32: the gradient of each 64-batch is accumulated over two halves (same update,
-    # ~1.7x faster on this CPU; see mtljax/steps.py).
-    "train": {"epochs": 10, "batch_size": 64, "microbatch": 32},
+    "train": {"epochs": 10, "batch_size": 64},
 }

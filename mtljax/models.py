@@ -23,6 +23,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "dropout": 0.0,
     "batchnorm": False,
     "pool": "flatten",  # "flatten" or "gap" (global average pooling) before the dense layer.
+    "pool_last": False,  # Also max-pool after the last conv (the marlon-sb CNN of perf-notes).
     "conv_impl": "auto",  # "xla", "matmul" (ops.conv3x3_matmul) or "auto": matmul on CPU only.
 }
 
@@ -42,12 +43,16 @@ class CNN3(nn.Module):
     """001's baseline trunk: three 3×3 conv layers (VALID), max-pooling after the first two,
     then a shared dense layer.
 
+    With `features=(32, 64)`, `pool_last=True` and `dropout=0.5` it is marlon-sb's MNIST CNN
+    (Conv 32 → pool → Conv 64 → pool → Flatten 1600 → Dense 128 → Dropout), perf-notes' reference.
+
     Attributes:
       features: channels of the three conv layers.
       dense: width of the shared dense layer.
       dropout: dropout rate after the dense layer (0 disables it).
       batchnorm: BatchNorm after every conv (before the ReLU).
       pool: "flatten" the last feature map, or "gap" (global average pooling).
+      pool_last: max-pool after the last conv too.
       conv_impl: see `ops.Conv`.
     """
 
@@ -56,6 +61,7 @@ class CNN3(nn.Module):
     dropout: float = 0.0
     batchnorm: bool = False
     pool: str = "flatten"
+    pool_last: bool = False
     conv_impl: str = "auto"
 
     @nn.compact
@@ -65,7 +71,7 @@ class CNN3(nn.Module):
             if self.batchnorm:
                 x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
             x = nn.relu(x)
-            if i < len(self.features) - 1:
+            if i < len(self.features) - 1 or self.pool_last:
                 x = ops.max_pool_2x2(x)
         x = jnp.mean(x, axis=(1, 2)) if self.pool == "gap" else x.reshape(x.shape[0], -1)
         x = nn.relu(nn.Dense(self.dense)(x))

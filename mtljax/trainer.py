@@ -69,6 +69,15 @@ def build_experiment(cfg: Mapping[str, Any]) -> Experiment:
     )
 
 
+def resolve_microbatch(cfg: Mapping[str, Any]) -> int:
+    """train.microbatch, with -1 (auto) resolved: 32 on CPU for models without BatchNorm, else 0."""
+    microbatch, batch = cfg["train"]["microbatch"], cfg["train"]["batch_size"]
+    if microbatch == -1:
+        cpu = jax.default_backend() == "cpu"
+        microbatch = 32 if cpu and not cfg["model"]["batchnorm"] and batch > 32 and batch % 32 == 0 else 0
+    return microbatch
+
+
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
     """The training order of `epoch`: a function of (seed, epoch) only, so resume replays it."""
     return np.random.default_rng([seed, epoch]).permutation(n).astype(np.int32)
@@ -86,7 +95,7 @@ def make_epoch_fns(exp: Experiment):
     step's metrics into `sums`, so metrics leave the device once per epoch. State and sums are
     donated: their buffers are reused in place.
     """
-    train_step = steps.make_train_step(exp.model, exp.tx, exp.loss_weights, exp.cfg["train"]["microbatch"])
+    train_step = steps.make_train_step(exp.model, exp.tx, exp.loss_weights, resolve_microbatch(exp.cfg))
     eval_step = steps.make_eval_step(exp.model)
 
     def train(state, sums, dataset, idx, rng):

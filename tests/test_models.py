@@ -45,3 +45,11 @@ def test_every_registered_backbone_builds_from_defaults():
         cfg = config.resolve({"model": {"name": name}})
         model = models.build_model(cfg["model"], HEADS)
         model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)), train=False)
+
+
+def test_marlon_cnn_shape_and_count():
+    model, variables = _init({"features": [32, 64], "pool_last": True, "dropout": 0.5})
+    params = variables["params"]
+    assert params["backbone"]["Dense_0"]["kernel"].shape == (1600, 128)
+    # 320 + 18496 + 1600*128+128 + heads (1290+258+258)
+    assert _count(params) == 320 + 18496 + 204928 + 1806

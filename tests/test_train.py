@@ -130,5 +130,11 @@ def test_microbatching_gives_the_same_step(tiny_data_dir):
 def test_microbatch_config_checks(tiny_data_dir):
     with pytest.raises(config.ConfigError, match="train.microbatch: must divide"):
         config.resolve(tiny_config(tiny_data_dir, train={"batch_size": 50, "microbatch": 16}))
+    with pytest.raises(config.ConfigError, match="must be -1 \\(auto\\)"):
+        config.resolve(tiny_config(tiny_data_dir, train={"microbatch": -2}))
+    auto = config.resolve(tiny_config(tiny_data_dir, train={"batch_size": 64}))
+    assert trainer.resolve_microbatch(auto) == (32 if jax.default_backend() == "cpu" else 0)
+    bn = config.resolve(tiny_config(tiny_data_dir, train={"batch_size": 64}, model={"batchnorm": True}))
+    assert trainer.resolve_microbatch(bn) == 0
     with pytest.raises(config.ConfigError, match="not with model.batchnorm"):
         config.resolve(tiny_config(tiny_data_dir, train={"microbatch": 10}, model={"batchnorm": True}))

@@ -1,0 +1,153 @@
+"""Train-step speed of mtljax against PyTorch on this machine, and a threshold.py epoch.
+
+    python benchmarks/speed.py            # the full table (about 4 minutes on 2 cores)
+    python benchmarks/speed.py --quick    # batch 128 only, no threshold.py epoch
+
+PyTorch comes from the optional `bench` extra (`pip install -e ".[bench]"`, torch==2.13.0, CPU).
+Every number is measured in this one invocation: the matmul peak, each step's images/s (best of
+three timed windows, after compilation), its GFLOP/s (forward FLOPs counted by XLA's cost analysis,
+times 3 for forward + backward, the usual convention), and for threshold.py the wall time of one
+epoch (train + validation), the compile time and the peak resident memory of the run.
+On a GPU the same table is printed (and PyTorch runs on the GPU if it has one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mtljax import config, models, schedules, steps, trainer
+
+# (name, model overrides, tasks): every backbone configuration the registry is used with.
+MODELS = [
+    ("threshold (cnn3, 3 heads)", {}, ["digit", "parity", "threshold"]),
+    ("marlon-sb CNN (1 head)", {"features": [32, 64], "pool_last": True, "dropout": 0.5}, ["digit"]),
+]
+BATCHES = (32, 128, 256)
+
+
+def matmul_peak() -> float:
+    """Best GFLOP/s of a 2048×2048 fp32 matmul, the practical peak of this machine."""
+    a = jnp.asarray(np.random.default_rng(0).normal(size=(2048, 2048)), jnp.float32)
+    dot = jax.jit(lambda a: a @ a)
+    dot(a).block_until_ready()
+    best = 0.0
+    for _ in range(5):
+        t = time.perf_counter()
+        dot(a).block_until_ready()
+        best = max(best, 2 * 2048**3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def forward_flops(model, variables, shape) -> float:
+    """FLOPs of one forward pass per image, as counted by XLA's cost analysis (plain XLA convs)."""
+    compiled = jax.jit(lambda v, x: model.apply(v, x)).lower(variables, jnp.zeros(shape)).compile()
+    analysis = compiled.cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, list) else analysis
+    return float(analysis["flops"]) / shape[0]
+
+
+def mtljax_step_rate(model_cfg: dict, task_names: list[str], batch: int, microbatch: int) -> tuple[float, float]:
+    """(images/s, compile seconds) of the trainer's jitted step on random uint8 data."""
+    cfg = config.resolve({"tasks": task_names, "model": model_cfg,
+                          "train": {"batch_size": batch, "microbatch": microbatch}})
+    heads = {t: 10 if t == "digit" else 2 for t in task_names}
+    model = models.build_model(cfg["model"], heads)
+    exp = trainer.Experiment(cfg=cfg, splits={}, model=model, tx=optax.adam(1e-3),
+                             plateau=schedules.plateau_controller(1e-3, cfg["schedule"]), schedule=None,
+                             steps_per_epoch=0, loss_weights={t: 1.0 for t in task_names})
+    rng = np.random.default_rng(0)
+    n = 8192
+    labels = rng.integers(0, 10, n)
+    dataset = {"image": jnp.asarray(rng.integers(0, 256, (n, 28, 28, 1)), jnp.uint8),
+               "digit": jnp.asarray(labels, jnp.int32), "parity": jnp.asarray(labels % 2, jnp.int32),
+               "threshold": jnp.asarray(labels >= 5, jnp.int32)}
+    dataset = {k: v for k, v in dataset.items() if k == "image" or k in task_names}
+    state = steps.create_state(model, exp.tx, exp.plateau, jax.random.key(0), (28, 28, 1))
+    train_fn, _ = trainer.make_epoch_fns(exp)
+    sums = {"loss": jnp.zeros(()), **{f"{t}/{m}": jnp.zeros(()) for t in task_names for m in ("loss", "accuracy")}}
+    perm = rng.permutation(n).astype(np.int32)
+    t = time.perf_counter()
+    train_fn = train_fn.lower(state, sums, dataset, perm[:batch], jax.random.key(1)).compile()
+    compile_s = time.perf_counter() - t
+    steps_per_window = max(10, 2048 // batch)
+    best = 0.0
+    for window in range(4):  # The first window warms up and is not counted.
+        t = time.perf_counter()
+        for i in range(steps_per_window):
+            idx = perm[(i * batch) % (n - batch):][:batch]
+            state, sums = train_fn(state, sums, dataset, idx, jax.random.key(1))
+        jax.block_until_ready(sums)
+        if window:
+            best = max(best, steps_per_window * batch / (time.perf_counter() - t))
+    return best, compile_s
+
+
+def torch_step_rate(model_cfg: dict, task_names: list[str], batch: int) -> float | None:
+    """images/s of the same network and step in PyTorch, or None without torch."""
+    try:
+        import torch_models
+    except ImportError:
+        return None
+    return torch_models.step_rate(model_cfg, task_names, batch)
+
+
+def threshold_epoch() -> dict:
+    """One epoch of experiments/threshold.py in a subprocess: times and peak memory."""
+    with tempfile.TemporaryDirectory() as root:
+        cmd = [sys.executable, "-m", "mtljax.run", "experiments/threshold.py", "--root", root,
+               "--set", "train.epochs=1"]
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        wall = time.perf_counter() - t
+        summary = json.loads(next(Path(root).glob("threshold/*/summary.json")).read_text())
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"wall_s": wall, "epoch_s": summary["mean_epoch_time_s"], "compile_s": summary["compile_time_s"],
+            "peak_rss_mib": peak_mib}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).parent))
+    batches = (128,) if args.quick else BATCHES
+    peak = matmul_peak()
+    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}; "
+          f"matmul peak (2048² fp32): {peak:.0f} GFLOP/s\n")
+    print("| model | batch | mtljax img/s | GFLOP/s (% of peak) | plain XLA img/s | PyTorch img/s | mtljax / PyTorch | compile s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, overrides, task_names in MODELS:
+        model_cfg = {**config.DEFAULTS["model"], **overrides}
+        model = models.build_model({**model_cfg, "conv_impl": "xla"}, {t: 10 if t == "digit" else 2 for t in task_names})
+        variables = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+        flops = 3 * forward_flops(model, variables, (64, 28, 28, 1))
+        for batch in batches:
+            fast, compile_s = mtljax_step_rate(model_cfg, task_names, batch, -1)
+            plain, _ = mtljax_step_rate({**model_cfg, "conv_impl": "xla"}, task_names, batch, 0)
+            torch_rate = torch_step_rate(model_cfg, task_names, batch)
+            gflops = fast * flops / 1e9
+            ratio = f"{fast / torch_rate:.2f}x" if torch_rate else "n/a"
+            torch_text = f"{torch_rate:.0f}" if torch_rate else "not installed"
+            print(f"| {name} | {batch} | {fast:.0f} | {gflops:.0f} ({100 * gflops / peak:.0f} %) | {plain:.0f} | "
+                  f"{torch_text} | {ratio} | {compile_s:.1f} |", flush=True)
+    if not args.quick:
+        epoch = threshold_epoch()
+        print(f"\nthreshold.py, 1 epoch in a fresh process: epoch {epoch['epoch_s']:.1f} s (train + validation), "
+              f"compile {epoch['compile_s']:.1f} s, process wall {epoch['wall_s']:.1f} s, "
+              f"peak RSS {epoch['peak_rss_mib']:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
