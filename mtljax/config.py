@@ -47,7 +47,8 @@ DEFAULTS: dict[str, Any] = {
         # -1: auto, 32 on CPU (measured 1.7-2.2x faster there) unless BatchNorm, off elsewhere.
         "microbatch": -1,
         "eval_batch_size": -1,  # -1: auto, 32 on CPU (measured ~3x faster than 1000), 1000 elsewhere.
-        "steps_per_call": 10,  # Train steps per jitted call (a lax.scan); the metrics sync per call.
+        # Train steps per jitted call (a lax.scan); -1: auto, 10, or 1 for XLA convs on CPU.
+        "steps_per_call": -1,
         "monitor": "val/loss",  # Metric for the best checkpoint and early stopping.
         "monitor_mode": "min",
         "early_stopping_patience": 0,  # Epochs without improvement; 0 disables.
@@ -66,7 +67,7 @@ CHOICES = {
     "schedule.name": lambda: tuple(schedules.SCHEDULES),
     "train.monitor_mode": ("min", "max"),
 }
-POSITIVE = {"optimizer.lr", "train.epochs", "train.batch_size", "train.steps_per_call",
+POSITIVE = {"optimizer.lr", "train.epochs", "train.batch_size",
             "data.limit", "train.keep_checkpoints", "schedule.step_epochs"}
 NON_NEGATIVE = {"optimizer.weight_decay", "data.val_size", "train.early_stopping_patience",
                 "schedule.gamma", "schedule.min_lr", "seed",
@@ -156,8 +157,9 @@ def _check_cross(cfg: dict) -> None:
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
             raise ConfigError(f"loss_weights.{task}: expected a number >= 0, got {weight!r}")
     train = cfg["train"]
-    if train["eval_batch_size"] == 0 or train["eval_batch_size"] < -1:
-        raise ConfigError(f"train.eval_batch_size: must be -1 (auto) or > 0, got {train['eval_batch_size']}")
+    for key in ("eval_batch_size", "steps_per_call"):
+        if train[key] == 0 or train[key] < -1:
+            raise ConfigError(f"train.{key}: must be -1 (auto) or > 0, got {train[key]}")
     if train["microbatch"] < -1:
         raise ConfigError(f"train.microbatch: must be -1 (auto), 0 (off) or a size, got {train['microbatch']}")
     if train["microbatch"] > 0 and train["batch_size"] % train["microbatch"]:

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from mtljax import checkpoint, data, metrics, models, optim, schedules, steps, tasks
+from mtljax import checkpoint, data, metrics, models, ops, optim, schedules, steps, tasks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +78,16 @@ def resolve_microbatch(cfg: Mapping[str, Any]) -> int:
     return microbatch
 
 
+def resolve_steps_per_call(cfg: Mapping[str, Any]) -> int:
+    """train.steps_per_call, with -1 (auto) resolved: 10, except 1 for XLA convs on CPU (whose
+    speed collapses inside a loop: ~340 against ~4,900 img/s, benchmarks/speed.py)."""
+    k = cfg["train"]["steps_per_call"]
+    if k > 0:
+        return k
+    xla_on_cpu = jax.default_backend() == "cpu" and ops.resolve_conv_impl(cfg["model"]["conv_impl"]) == "xla"
+    return 1 if xla_on_cpu else 10
+
+
 def resolve_eval_batch(cfg: Mapping[str, Any]) -> int:
     """train.eval_batch_size, with -1 (auto) resolved: 32 on CPU (cache-sized), 1000 elsewhere."""
     size = cfg["train"]["eval_batch_size"]
@@ -115,6 +125,8 @@ def make_epoch_fns(exp: Experiment):
             state, step_metrics = train_step(state, batch, rng)
             return (state, jax.tree.map(jnp.add, sums, step_metrics)), None
 
+        if idx.shape[0] == 1:  # No loop at all: XLA's own conv runs ~30x slower inside one on CPU.
+            return one_step((state, sums), idx[0])[0]
         (state, sums), _ = jax.lax.scan(one_step, (state, sums), idx)
         return state, sums
 
@@ -219,15 +231,17 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
                                 **meta["early_stopping"])
     write_history(run_dir / "metrics.jsonl", history)
 
-    train_fn, eval_fn = make_epoch_fns(exp)
+    train_fn, eval_jit = make_epoch_fns(exp)
     train_data, val_data = device_split(exp.splits["train"]), device_split(exp.splits["val"])
     rng, batch_size = exp.dropout_rng(), train_cfg["batch_size"]
     sums = jax.tree.map(lambda _: jnp.zeros(()), {"loss": 0, **{f"{t}/{m}": 0 for t in exp.loss_weights
                                                                for m in ("loss", "accuracy")}})
-    chunks = epoch_chunks(exp.steps_per_epoch, train_cfg["steps_per_call"])
+    chunks = epoch_chunks(exp.steps_per_epoch, resolve_steps_per_call(cfg))
     t_compile = time.perf_counter()
     compiled = {n: train_fn.lower(state, sums, train_data, jnp.zeros((n, batch_size), jnp.int32), rng).compile()
                 for n in sorted({n for _, n in chunks})}
+    val_labels = {t: val_data[t] for t in exp.loss_weights}
+    eval_val = eval_jit.lower(state.params, state.batch_stats, val_data["image"], val_labels).compile()
     compile_time = time.perf_counter() - t_compile
 
     for epoch in range(len(history) + 1, train_cfg["epochs"] + 1):
@@ -245,7 +259,7 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
                 if k % 10 == 9:  # Syncs with the device, so only now and then.
                     bar.set_postfix(loss=f"{float(sums['loss']) / (start + n):.4f}")
         train_metrics = {k: float(v) / exp.steps_per_epoch for k, v in jax.device_get(sums).items()}
-        val_metrics, _, _ = evaluate_split(eval_fn, state, val_data, exp)
+        val_metrics, _, _ = evaluate_split(eval_val, state, val_data, exp)
         _, plateau = exp.plateau.update(jnp.zeros(()), state.plateau, value=val_metrics["loss"])
         state = state.replace(plateau=plateau)
         record = {"epoch": epoch, "lr": lr, "epoch_time_s": time.perf_counter() - t_epoch,
@@ -261,7 +275,8 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
 
     if train_cfg["restore_best"] and ckpts.best.latest_step() is not None:
         state, _ = ckpts.restore(state, "best")
-    test_metrics, confusions, preds = evaluate_split(eval_fn, state, device_split(exp.splits["test"]), exp)
+    # The test split has its own shape, so `eval_jit` compiles once more here.
+    test_metrics, confusions, preds = evaluate_split(eval_jit, state, device_split(exp.splits["test"]), exp)
     ckpts.close()
     epoch_times = [r["epoch_time_s"] for r in history]
     summary = {

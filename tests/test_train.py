@@ -138,3 +138,21 @@ def test_microbatch_config_checks(tiny_data_dir):
     assert trainer.resolve_microbatch(bn) == 0
     with pytest.raises(config.ConfigError, match="not with model.batchnorm"):
         config.resolve(tiny_config(tiny_data_dir, train={"microbatch": 10}, model={"batchnorm": True}))
+
+
+def test_one_step_per_call_equals_a_scanned_chunk(tiny_data_dir):
+    """The trainer's chunked call (lax.scan over steps) is the same computation as single steps."""
+    finals = []
+    for k in (1, 5):
+        cfg = config.resolve(tiny_config(tiny_data_dir, train={"steps_per_call": k}))
+        exp = trainer.build_experiment(cfg)
+        train_fn, _ = trainer.make_epoch_fns(exp)
+        state, data = exp.init_state(), trainer.device_split(exp.splits["train"])
+        sums = {"loss": jnp.zeros(()), **{f"{t}/{m}": jnp.zeros(()) for t in exp.loss_weights
+                                         for m in ("loss", "accuracy")}}
+        idx = trainer.epoch_permutation(0, 1, len(exp.splits["train"]))[:250].reshape(5, 50)
+        for start in range(0, 5, k):
+            state, sums = train_fn(state, sums, data, idx[start:start + k], exp.dropout_rng())
+        finals.append((state, sums))
+    for a, b in zip(jax.tree.leaves(finals[0]), jax.tree.leaves(finals[1])):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
