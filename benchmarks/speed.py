@@ -1,11 +1,11 @@
 """Train-step speed of mtljax against PyTorch on this machine, and a threshold.py epoch.
 
-    python benchmarks/speed.py            # the full table (about 4 minutes on 2 cores)
-    python benchmarks/speed.py --quick    # batch 128 only, no threshold.py epoch
+    python benchmarks/speed.py --update README.md   # the full table, also written into the README
+    python benchmarks/speed.py --quick              # batch 128 only, no threshold.py epoch
 
 PyTorch comes from the optional `bench` extra (`pip install -e ".[bench]"`, torch==2.13.0, CPU).
 Every number is measured in this one invocation: the matmul peak, each step's images/s (best of
-three timed windows, after compilation), its GFLOP/s (forward FLOPs counted by XLA's cost analysis,
+five timed windows, after compilation; this VM's speed varies by up to 2x from moment to moment), its GFLOP/s (forward FLOPs counted by XLA's cost analysis,
 times 3 for forward + backward, the usual convention), and for threshold.py the wall time of one
 epoch (train + validation), the compile time and the peak resident memory of the run.
 On a GPU the same table is printed (and PyTorch runs on the GPU if it has one).
@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mtljax import config, models, schedules, steps, trainer
+from mtljax import config, models, results, schedules, steps, trainer
 
 # (name, model overrides, tasks): every backbone configuration the registry is used with.
 MODELS = [
@@ -86,7 +86,7 @@ def mtljax_step_rate(model_cfg: dict, task_names: list[str], batch: int, microba
     compile_s = time.perf_counter() - t
     calls_per_window = max(2, 4096 // (k * batch))
     best = 0.0
-    for window in range(4):  # The first window warms up and is not counted.
+    for window in range(6):  # The first window warms up and is not counted.
         t = time.perf_counter()
         for c in range(calls_per_window):
             state, sums = train_fn(state, sums, dataset, calls[c % len(calls)], jax.random.key(1))
@@ -122,14 +122,16 @@ def threshold_epoch() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--update", type=Path, help="README to rewrite between its speed markers")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     batches = (128,) if args.quick else BATCHES
     peak = matmul_peak()
-    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}; "
-          f"matmul peak (2048² fp32): {peak:.0f} GFLOP/s\n")
-    print("| model | batch | mtljax img/s | GFLOP/s (% of peak) | naive Flax img/s | PyTorch img/s | mtljax / PyTorch | compile s |")
-    print("|---|---|---|---|---|---|---|---|")
+    lines = [f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}; "
+             f"matmul peak (2048² fp32): {peak:.0f} GFLOP/s", "",
+             "| model | batch | mtljax img/s | GFLOP/s (% of peak) | XLA conv, 1 step/call img/s | PyTorch img/s | mtljax / PyTorch | compile s |",
+             "|---|---|---|---|---|---|---|---|"]
+    print("\n".join(lines))
     for name, overrides, task_names in MODELS:
         model_cfg = {**config.DEFAULTS["model"], **overrides}
         model = models.build_model({**model_cfg, "conv_impl": "xla"}, {t: 10 if t == "digit" else 2 for t in task_names})
@@ -143,13 +145,17 @@ def main() -> None:
             gflops = fast * flops / 1e9
             ratio = f"{fast / torch_rate:.2f}x" if torch_rate else "n/a"
             torch_text = f"{torch_rate:.0f}" if torch_rate else "not installed"
-            print(f"| {name} | {batch} | {fast:.0f} | {gflops:.0f} ({100 * gflops / peak:.0f} %) | {plain:.0f} | "
-                  f"{torch_text} | {ratio} | {compile_s:.1f} |", flush=True)
+            lines.append(f"| {name} | {batch} | {fast:.0f} | {gflops:.0f} ({100 * gflops / peak:.0f} %) | {plain:.0f} | "
+                         f"{torch_text} | {ratio} | {compile_s:.1f} |")
+            print(lines[-1], flush=True)
     if not args.quick:
         epoch = threshold_epoch()
-        print(f"\nthreshold.py, 1 epoch in a fresh process: epoch {epoch['epoch_s']:.1f} s (train + validation), "
-              f"compile {epoch['compile_s']:.1f} s, process wall {epoch['wall_s']:.1f} s, "
-              f"peak RSS {epoch['peak_rss_mib']:.0f} MiB")
+        lines += ["", f"threshold.py, 1 epoch in a fresh process: epoch {epoch['epoch_s']:.1f} s (train + validation), "
+                      f"compile {epoch['compile_s']:.1f} s, process wall {epoch['wall_s']:.1f} s, "
+                      f"peak RSS {epoch['peak_rss_mib']:.0f} MiB"]
+        print(lines[-1])
+    if args.update:
+        results.update_readme(args.update, "\n".join(lines), section="speed")
 
 
 if __name__ == "__main__":

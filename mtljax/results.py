@@ -15,7 +15,6 @@ from typing import Sequence
 
 from mtljax import rundir
 
-START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _reference(experiments: Path, name: str) -> dict:
@@ -45,14 +44,15 @@ def results_table(root: Path, experiments: Path) -> str:
     return "\n".join(rows)
 
 
-def update_readme(readme: Path, table: str) -> None:
-    """Replaces the text between the results markers of `readme` with `table`."""
+def update_readme(readme: Path, table: str, section: str = "results") -> None:
+    """Replaces the text between `<!-- {section}:start -->` and `<!-- {section}:end -->` with `table`."""
+    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
     text = readme.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{readme} has no {START} ... {END} markers")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{table}\n{END}{tail}")
+    if start not in text or end not in text:
+        raise ValueError(f"{readme} has no {start} ... {end} markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{table}\n{end}{tail}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
