@@ -69,6 +69,7 @@ CHOICES = {
     "model.name": lambda: tuple(models.BACKBONES),
     "model.pool": ("flatten", "gap"),
     "model.conv_impl": ("auto", "xla", "matmul"),
+    "model.activation": ("relu", "leaky_relu"),
     "optimizer.name": ("adam", "adamw", "sgd"),
     "optimizer.decay_on": ("conv", "kernels"),
     "schedule.name": lambda: tuple(schedules.SCHEDULES),
@@ -79,8 +80,8 @@ POSITIVE = {"optimizer.lr", "train.epochs", "train.batch_size", "data.train_pair
             "data.limit", "train.keep_checkpoints", "schedule.step_epochs"}
 NON_NEGATIVE = {"optimizer.weight_decay", "train.early_stopping_patience",
                 "schedule.gamma", "schedule.min_lr", "seed",
-                "data.split_seed", "schedule.patience", "schedule.cooldown"}
-UNIT_INTERVAL = {"model.dropout", "schedule.factor"}
+                "data.split_seed", "schedule.patience", "schedule.cooldown", "model.head_hidden"}
+UNIT_INTERVAL = {"model.dropout", "model.head_dropout", "schedule.factor"}
 
 
 class ConfigError(ValueError):

@@ -6,12 +6,13 @@ so that seeds can later be vmapped. `apply` returns a dict `{task_name: logits}`
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mtljax import ops
+from mtljax import mlp_scratch, ops
 
 BACKBONES: dict[str, type[nn.Module]] = {}
 
@@ -25,6 +26,9 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "pool": "flatten",  # "flatten" or "gap" (global average pooling) before the dense layer.
     "pool_last": False,  # Also max-pool after the last conv (the marlon-sb CNN of perf-notes).
     "conv_impl": "auto",  # "xla", "matmul" (ops.conv3x3_matmul) or "auto": matmul on CPU only.
+    "activation": "relu",  # mlp and mlp_scratch: "relu" or "leaky_relu".
+    "head_hidden": 0,  # >0: each head is Dense(head_hidden) -> ReLU -> Dropout -> output.
+    "head_dropout": 0.0,
 }
 
 
@@ -78,21 +82,134 @@ class CNN3(nn.Module):
         return nn.Dropout(self.dropout, deterministic=not train)(x)
 
 
+@register_backbone("vgg")
+class VGG(nn.Module):
+    """The Keras VGG project's trunk: per width, Conv 3×3 SAME → ReLU → BatchNorm → MaxPool 2;
+    then Flatten → Dropout.
+
+    Attributes:
+      features: channels of the blocks (that project: 32, 64, 128).
+      dropout: dropout rate after Flatten (that project: 0.4).
+      batchnorm: BatchNorm in each block.
+      pool: "flatten" or "gap".
+      conv_impl: see `ops.Conv`.
+    """
+
+    features: Sequence[int] = (32, 64, 128)
+    dropout: float = 0.0
+    batchnorm: bool = True
+    pool: str = "flatten"
+    conv_impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+        for width in self.features:
+            x = nn.relu(ops.Conv(width, padding="SAME", impl=self.conv_impl)(x))
+            if self.batchnorm:
+                x = nn.BatchNorm(use_running_average=not train, momentum=0.99)(x)
+            x = ops.max_pool_2x2(x)
+        x = jnp.mean(x, axis=(1, 2)) if self.pool == "gap" else x.reshape(x.shape[0], -1)
+        return nn.Dropout(self.dropout, deterministic=not train)(x)
+
+
+@register_backbone("skipcnn")
+class SkipCNN(nn.Module):
+    """The coloured-MNIST project's trunk with ResNet-style skips: per width, x = ReLU(conv(x));
+    x = ReLU(x + conv(ReLU(conv(x)))); MaxPool 2. Then Flatten (or GAP) → Dense → Dropout.
+
+    Attributes:
+      features: channels of the blocks.
+      dense: width of the shared dense layer.
+      dropout: dropout after the dense layer.
+      batchnorm: BatchNorm after each conv (before its ReLU).
+      pool: "flatten" or "gap".
+      conv_impl: see `ops.Conv`.
+    """
+
+    features: Sequence[int] = (32, 64)
+    dense: int = 128
+    dropout: float = 0.0
+    batchnorm: bool = False
+    pool: str = "flatten"
+    conv_impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+        def conv(x, width):
+            x = ops.Conv(width, padding="SAME", impl=self.conv_impl, use_bias=not self.batchnorm)(x)
+            return nn.BatchNorm(use_running_average=not train, momentum=0.9)(x) if self.batchnorm else x
+
+        for width in self.features:
+            x = nn.relu(conv(x, width))
+            x = nn.relu(x + conv(nn.relu(conv(x, width)), width))
+            x = ops.max_pool_2x2(x)
+        x = jnp.mean(x, axis=(1, 2)) if self.pool == "gap" else x.reshape(x.shape[0], -1)
+        x = nn.relu(nn.Dense(self.dense)(x))
+        return nn.Dropout(self.dropout, deterministic=not train)(x)
+
+
+@register_backbone("mlp")
+class MLP(nn.Module):
+    """Flatten, then Dense layers of widths `features` with `activation` (and dropout after each).
+
+    Attributes:
+      features: hidden widths (the NumPy/PyTorch project: [128]; its two-digit MLP: [64, 64]).
+      activation: "relu" or "leaky_relu".
+      dropout: dropout after each hidden layer.
+    """
+
+    features: Sequence[int] = (128,)
+    activation: str = "relu"
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+        x = x.reshape(x.shape[0], -1)
+        act = nn.leaky_relu if self.activation == "leaky_relu" else nn.relu
+        for width in self.features:
+            x = nn.Dropout(self.dropout, deterministic=not train)(act(nn.Dense(width)(x)))
+        return x
+
+
+register_backbone("mlp_scratch")(mlp_scratch.HandMLP)
+
+
 class MultiTaskModel(nn.Module):
-    """A backbone shared by every task, and one Dense head per task.
+    """A backbone shared by every task, and one head per task.
 
     Attributes:
       backbone: the backbone module.
       heads: task name -> number of outputs.
+      head_hidden: 0 for linear heads; else each head is Dense(head_hidden) -> ReLU -> Dropout ->
+        Dense(outputs) (the Keras VGG project's heads).
+      head_dropout: dropout rate inside hidden heads.
     """
 
     backbone: nn.Module
     heads: Mapping[str, int]
+    head_hidden: int = 0
+    head_dropout: float = 0.0
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> dict[str, jnp.ndarray]:
         features = self.backbone(x, train=train)
-        return {task: nn.Dense(n, name=f"head_{task}")(features) for task, n in self.heads.items()}
+        return {task: Head(n, self.head_hidden, self.head_dropout, name=f"head_{task}")(features, train)
+                for task, n in self.heads.items()}
+
+
+class Head(nn.Module):
+    """One task's head: Dense(outputs), optionally after Dense(hidden) -> ReLU -> Dropout."""
+
+    outputs: int
+    hidden: int = 0
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+        if self.hidden:
+            x = nn.relu(nn.Dense(self.hidden)(x))
+            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        return nn.Dense(self.outputs)(x)
 
 
 def build_model(model_cfg: Mapping[str, Any], heads: Mapping[str, int]) -> MultiTaskModel:
@@ -102,7 +219,9 @@ def build_model(model_cfg: Mapping[str, Any], heads: Mapping[str, int]) -> Multi
       model_cfg: the config's `model` section (see MODEL_DEFAULTS).
       heads: task name -> number of outputs, in config order.
     """
-    options = {k: v for k, v in model_cfg.items() if k != "name"}
+    cls = BACKBONES[model_cfg["name"]]
+    fields = {f.name for f in dataclasses.fields(cls)}
+    options = {k: v for k, v in model_cfg.items() if k in fields}
     options["features"] = tuple(options["features"])
-    backbone = BACKBONES[model_cfg["name"]](**options)
-    return MultiTaskModel(backbone=backbone, heads=dict(heads))
+    return MultiTaskModel(backbone=cls(**options), heads=dict(heads), head_hidden=model_cfg["head_hidden"],
+                          head_dropout=model_cfg["head_dropout"])
