@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from mtljax import data, models, schedules, tasks
+from mtljax import augment, data, models, schedules, tasks
 
 DEFAULTS: dict[str, Any] = {
     "name": "",  # Defaults to the experiment file's stem.
@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
         "decay_on": "conv",  # "conv": conv kernels only; "kernels": every kernel.
     },
     "schedule": dict(schedules.SCHEDULE_DEFAULTS),
+    "augment": dict(augment.AUGMENT_DEFAULTS),
     "train": {
         "epochs": 10,
         "batch_size": 64,
@@ -80,7 +81,8 @@ POSITIVE = {"optimizer.lr", "train.epochs", "train.batch_size", "data.train_pair
             "data.limit", "train.keep_checkpoints", "schedule.step_epochs"}
 NON_NEGATIVE = {"optimizer.weight_decay", "train.early_stopping_patience",
                 "schedule.gamma", "schedule.min_lr", "seed",
-                "data.split_seed", "schedule.patience", "schedule.cooldown", "model.head_hidden"}
+                "data.split_seed", "schedule.patience", "schedule.cooldown", "model.head_hidden",
+                "augment.shift", "augment.rotate", "augment.scale"}
 UNIT_INTERVAL = {"model.dropout", "model.head_dropout", "schedule.factor"}
 
 

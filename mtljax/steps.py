@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from mtljax import augment as augmentation
+
 
 @flax.struct.dataclass
 class TrainState:
@@ -34,8 +36,11 @@ class TrainState:
 
 
 def to_float(images: jnp.ndarray) -> jnp.ndarray:
-    """uint8 pixels to float32 in [0, 1]."""
-    return images.astype(jnp.float32) / 255.0
+    """uint8 pixels to float32 in [0, 1]; float images (already converted) pass through."""
+    return images if jnp.issubdtype(images.dtype, jnp.floating) else images.astype(jnp.float32) / 255.0
+
+
+AUGMENT_KEY = 1_000_003  # fold_in tag of the augmentation key; micro-batch indices are small.
 
 
 def create_state(model, tx: optax.GradientTransformation, plateau, rng: jax.Array,
@@ -58,7 +63,7 @@ def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
 
 
 def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mapping[str, float],
-                    microbatch: int = 0) -> Callable:
+                    microbatch: int = 0, augment: Mapping[str, float] | None = None) -> Callable:
     """Returns the pure `train_step(state, batch, rng) -> (state, metrics)`.
 
     Args:
@@ -69,6 +74,8 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mappi
         micro-batches of this size inside the step. The result is the same mean gradient (up to
         float summation order); on XLA:CPU, batches of 32 keep the convolutions' data in cache.
         Models with BatchNorm must not use it (their statistics would be per micro-batch).
+      augment: the config's `augment` section; when active, each image is warped by its own random
+        affine map (mtljax/augment.py) under the key `fold_in(step key, AUGMENT_KEY)`.
 
     The dropout key is `fold_in(rng, state.step)` (then folded with the micro-batch index): a fresh
     key every step, from one base key. Metrics are batch means: `loss`, `<task>/loss`,
@@ -88,6 +95,10 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mappi
 
     def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], rng: jax.Array):
         step_rng = jax.random.fold_in(rng, state.step)
+        if augment is not None and augmentation.is_active(augment):
+            images = augmentation.random_affine(to_float(batch["image"]), jax.random.fold_in(step_rng, AUGMENT_KEY),
+                                                augment["shift"], augment["rotate"], augment["scale"])
+            batch = {**batch, "image": images}
         size = batch["image"].shape[0]
         chunk = microbatch if 0 < microbatch < size else size
         if size % chunk:

@@ -115,7 +115,8 @@ def make_epoch_fns(exp: Experiment):
     metrics leave the device once per epoch. On this CPU chunks of 10+ steps ran ~14 % faster than
     a Python loop of single steps (benchmarks/). State and sums are donated.
     """
-    train_step = steps.make_train_step(exp.model, exp.tx, exp.loss_weights, resolve_microbatch(exp.cfg))
+    train_step = steps.make_train_step(exp.model, exp.tx, exp.loss_weights, resolve_microbatch(exp.cfg),
+                                       exp.cfg["augment"])
     eval_step = steps.make_eval_step(exp.model)
 
     def train(state, sums, dataset, idx, rng):
