@@ -1,0 +1,8 @@
+"""001 ablation of experiments/threshold.py: loss weights (2, 1, 1): digit counts double.
+
+    python -m mtljax.run experiments/threshold_weights.py
+"""
+
+from experiments.threshold import CONFIG as BASE, REFERENCE  # noqa: F401
+
+CONFIG = {**BASE, "loss_weights": {"digit": 2.0, "parity": 1.0, "threshold": 1.0}}
