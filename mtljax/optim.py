@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import jax
 import optax
@@ -42,3 +42,16 @@ def build_optimizer(opt: Mapping[str, Any], schedule: optax.Schedule) -> optax.G
     else:
         base = optax.adam(schedule)
     return optax.chain(optax.add_decayed_weights(wd, mask), base) if wd > 0 else base
+
+
+def freeze(tx: optax.GradientTransformation, frozen: Sequence[str]) -> optax.GradientTransformation:
+    """`tx` for every top-level parameter subtree except those named in `frozen`, which get zero
+    updates (`optax.multi_transform` with `set_to_zero`): frozen weights stay bit-identical."""
+    if not frozen:
+        return tx
+
+    def labels(params):
+        return {name: jax.tree.map(lambda _: "frozen" if name in frozen else "train", subtree)
+                for name, subtree in params.items()}
+
+    return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)

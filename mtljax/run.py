@@ -1,11 +1,13 @@
 """`python -m mtljax.run EXPERIMENT.py [--set key=value ...] [--resume]`: train, evaluate, report.
 
-Kept short on purpose: everything it calls is importable and tested on its own.
+Kept short on purpose: everything it calls is importable and tested on its own. An experiment file
+defines `CONFIG`, or `STAGES` (run in order; a stage can start from an earlier one's checkpoint).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -22,7 +24,7 @@ class UsageError(Exception):
 def write_outputs(run_dir: Path, exp: trainer.Experiment, summary: dict, preds: Mapping[str, np.ndarray]) -> None:
     """summary.json and the figures of a finished run."""
     rundir.write_json(run_dir / rundir.SUMMARY_FILE, summary)
-    history = [r for r in map(__import__("json").loads, (run_dir / rundir.METRICS_FILE).read_text().splitlines())]
+    history = [json.loads(line) for line in (run_dir / rundir.METRICS_FILE).read_text().splitlines()]
     names = list(exp.loss_weights)
     plots.plot_curves(history, names, run_dir / "curves.png")
     for t in names:
@@ -33,11 +35,8 @@ def write_outputs(run_dir: Path, exp: trainer.Experiment, summary: dict, preds: 
                        run_dir / "samples.png")
 
 
-def resolve_run(args: argparse.Namespace) -> tuple[Mapping[str, Any], Path | None]:
-    """The validated config and, with --resume, the run directory to continue."""
-    cfg = config.load_experiment(args.experiment, args.set)
-    if not args.resume:
-        return cfg, None
+def resume_dir(cfg: Mapping[str, Any], args: argparse.Namespace) -> tuple[Mapping[str, Any], Path]:
+    """With --resume: the run directory to continue, and its own config (with --set applied)."""
     run_dir = Path(args.run_dir) if args.run_dir else rundir.latest_run_dir(args.root, cfg["name"])
     if run_dir is None or not (run_dir / rundir.CONFIG_FILE).exists():
         raise UsageError(f"--resume: no run of {cfg['name']!r} under {args.root}/{cfg['name']}/")
@@ -46,6 +45,67 @@ def resolve_run(args: argparse.Namespace) -> tuple[Mapping[str, Any], Path | Non
         raise UsageError(f"--resume: {run_dir} is a run of {saved.get('name')!r}, not {cfg['name']!r}")
     # The run continues with its own config; --set may still change it (e.g. train.epochs).
     return config.resolve(config.apply_overrides(saved, args.set)), run_dir
+
+
+def train_run(exp: trainer.Experiment, run_dir: Path, resume: bool) -> dict:
+    """Trains into `run_dir` (config, metrics, checkpoints, summary, figures); returns the summary."""
+    rundir.write_json(run_dir / rundir.CONFIG_FILE, config.thaw(exp.cfg))
+    summary, preds = trainer.train_and_evaluate(exp, run_dir, resume=resume)
+    write_outputs(run_dir, exp, summary, preds)
+    return summary
+
+
+def single_task_config(cfg: Mapping[str, Any], task: str) -> Mapping[str, Any]:
+    """`cfg` for one task alone: same backbone and recipe, one head."""
+    plain = config.thaw(cfg)
+    plain.update(tasks=[task], single_task=False,
+                 loss_weights={t: w for t, w in plain["loss_weights"].items() if t == task})
+    plain["train"]["freeze"] = [n for n in plain["train"]["freeze"] if n in ("backbone", f"head_{task}")]
+    plain["init"]["params"] = [n for n in plain["init"]["params"] if n in ("backbone", f"head_{task}")]
+    if plain["train"]["monitor"] != "val/loss" and plain["train"]["monitor"].split("/")[1] != task:
+        plain["train"]["monitor"] = "val/loss"  # The monitored task is not in this run.
+    return config.resolve(plain)
+
+
+def run_stage(cfg: Mapping[str, Any], args: argparse.Namespace, stage_dirs: dict[str, Path]) -> int:
+    """Runs one stage (and its single-task baselines); returns the exit code."""
+    run = cfg["init"]["run"]
+    if run and run.startswith("stage:"):
+        cfg = config.resolve(config.apply_overrides(cfg, [f"init.run={stage_dirs[run[6:]]}"]))
+    try:
+        cfg, run_dir = resume_dir(cfg, args) if args.resume else (cfg, None)
+        exp = trainer.build_experiment(cfg)  # Loads the data before anything is written.
+    except (config.ConfigError, mnist.DataError, UsageError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    run_dir = run_dir or rundir.new_run_dir(Path(args.root), cfg["name"])
+    print(f"run directory: {run_dir}")
+    try:
+        summary = train_run(exp, run_dir, args.resume)
+        if cfg["single_task"]:
+            summary["single_task"] = {}
+            for t in cfg["tasks"]:
+                print(f"single-task baseline: {t}")
+                sub_dir = run_dir / "single" / t
+                sub_dir.mkdir(parents=True, exist_ok=True)
+                sub = train_run(trainer.build_experiment(single_task_config(cfg, t)), sub_dir, resume=False)
+                summary["single_task"][t] = {k: v for k, v in sub["test"].items() if k.startswith(f"{t}/")}
+            rundir.write_json(run_dir / rundir.SUMMARY_FILE, summary)
+    except checkpoint.CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with: python -m mtljax.run {args.experiment} --resume "
+              f"--run-dir {run_dir}", file=sys.stderr)
+        return 130
+    stage_dirs[cfg["name"]] = run_dir
+    parts = []
+    for t in exp.loss_weights:
+        single = summary.get("single_task", {}).get(t, {}).get(f"{t}/accuracy")
+        parts.append(f"{t} {100 * summary['test'][f'{t}/accuracy']:.2f}%"
+                     + (f" (single-task {100 * single:.2f}%)" if single is not None else ""))
+    print(f"test: {' | '.join(parts)} | wall {summary['wall_time_s']:.0f}s -> {run_dir}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,27 +118,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--root", default="checkpoints", help="where run directories go")
     args = parser.parse_args(argv)
     try:
-        cfg, run_dir = resolve_run(args)
-        exp = trainer.build_experiment(cfg)  # Loads the data before anything is written.
-    except (config.ConfigError, mnist.DataError, UsageError, ValueError) as exc:
+        stages = config.load_stages(args.experiment, args.set)  # Every stage is validated first.
+        if args.resume and len(stages) > 1:
+            raise UsageError("--resume: not for multi-stage experiments; resume a stage with its own "
+                             "--run-dir and a single-stage file")
+    except (config.ConfigError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if run_dir is None:
-        run_dir = rundir.new_run_dir(Path(args.root), cfg["name"])
-    rundir.write_json(run_dir / rundir.CONFIG_FILE, config.thaw(cfg))
-    print(f"run directory: {run_dir}")
-    try:
-        summary, preds = trainer.train_and_evaluate(exp, run_dir, resume=args.resume)
-    except checkpoint.CheckpointError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with: python -m mtljax.run {args.experiment} --resume "
-              f"--run-dir {run_dir}", file=sys.stderr)
-        return 130
-    write_outputs(run_dir, exp, summary, preds)
-    line = " | ".join(f"{t} {100 * summary['test'][f'{t}/accuracy']:.2f}%" for t in exp.loss_weights)
-    print(f"test: {line} | wall {summary['wall_time_s']:.0f}s -> {run_dir}")
+    stage_dirs: dict[str, Path] = {}
+    for cfg in stages:
+        code = run_stage(cfg, args, stage_dirs)
+        if code:
+            return code
     return 0
 
 

@@ -39,11 +39,35 @@ class Experiment:
         """The initial TrainState, from the config's seed."""
         init_rng = jax.random.fold_in(jax.random.key(self.cfg["seed"]), 0)
         image_shape = self.splits["train"].images.shape[1:]
-        return steps.create_state(self.model, self.tx, self.plateau, init_rng, image_shape)
+        state = steps.create_state(self.model, self.tx, self.plateau, init_rng, image_shape)
+        return graft_params(state, self.cfg["init"]) if self.cfg["init"]["run"] else state
 
     def dropout_rng(self) -> jax.Array:
         """The base key of the train steps (each step folds in its step number)."""
         return jax.random.fold_in(jax.random.key(self.cfg["seed"]), 1)
+
+
+def graft_params(state: steps.TrainState, init: Mapping[str, Any]) -> steps.TrainState:
+    """Replaces the subtrees `init.params` of the state's params by those of run `init.run`'s best
+    checkpoint (transfer learning). The optimizer state is unchanged: it does not depend on values.
+
+    Raises:
+      checkpoint.CheckpointError: no such checkpoint, or a subtree of another shape.
+    """
+    source = checkpoint.RunCheckpoints(Path(init["run"]))
+    try:
+        loaded = source.load_params("best")
+    finally:
+        source.close()
+    params = dict(state.params)
+    for name in init["params"]:
+        ours = jax.tree.map(jnp.shape, params.get(name))
+        theirs = jax.tree.map(jnp.shape, loaded.get(name))
+        if ours != theirs:
+            raise checkpoint.CheckpointError(f"init.params {name!r}: {init['run']} has shapes {theirs}, "
+                                             f"this model {ours}")
+        params[name] = jax.tree.map(jnp.asarray, loaded[name])
+    return state.replace(params=params)
 
 
 def build_experiment(cfg: Mapping[str, Any]) -> Experiment:
@@ -61,7 +85,7 @@ def build_experiment(cfg: Mapping[str, Any]) -> Experiment:
         cfg=cfg,
         splits=splits,
         model=models.build_model(cfg["model"], heads),
-        tx=optim.build_optimizer(cfg["optimizer"], schedule),
+        tx=optim.freeze(optim.build_optimizer(cfg["optimizer"], schedule), cfg["train"]["freeze"]),
         plateau=schedules.plateau_controller(lr, cfg["schedule"]),
         schedule=schedule,
         steps_per_epoch=steps_per_epoch,

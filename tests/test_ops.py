@@ -73,3 +73,11 @@ def test_whole_model_gradients_match_xla_under_jit(features, channels):
     for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
         assert np.isfinite(np.asarray(b)).all()
         np.testing.assert_allclose(b, a, rtol=2e-3, atol=2e-3)
+
+
+def test_max_pool_gradient_with_ties_equals_select_and_scatter():
+    # ReLU outputs: many windows of equal zeros. The gradient goes to the first maximum, as XLA's.
+    x = jnp.maximum(jnp.asarray(np.random.default_rng(4).integers(-3, 3, (2, 9, 9, 3)), jnp.float32), 0)
+    ref = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
+    dy = jnp.asarray(np.random.default_rng(5).normal(size=ref(x).shape), jnp.float32)
+    np.testing.assert_array_equal(jax.vjp(ops.max_pool_2x2, x)[1](dy)[0], jax.vjp(ref, x)[1](dy)[0])

@@ -1,0 +1,14 @@
+"""The Flax MLP the NumPy/PyTorch project tuned (part 2): 784 -> 128 LeakyReLU -> 10, SGD.
+
+    python -m mtljax.run experiments/mlp.py
+"""
+
+REFERENCE = {"digit": 97.70}  # The NumPy/PyTorch project, test accuracy %.
+
+CONFIG = {
+    "tasks": ["digit"],
+    "model": {"name": "mlp", "features": [128], "activation": "leaky_relu"},
+    "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False},
+    "schedule": {"name": "step", "step_epochs": 10, "gamma": 0.1},
+    "train": {"epochs": 15, "batch_size": 64},
+}

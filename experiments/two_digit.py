@@ -1,0 +1,21 @@
+"""Two digits in one 42x28 image (the NumPy/PyTorch project, part 4): a two-headed CNN.
+
+The top digit fills rows 0-27, the bottom one rows 14-41, the 14 overlapping rows combined by
+pixelwise max; pairs drawn at random (seeded) from the matching split: 40,000 training and 4,000
+test pairs as in that project (data.train_pairs / val_pairs / test_pairs for more). Tasks: top,
+bottom. That project reached 98.08 % / 97.58 %.
+
+    python -m mtljax.run experiments/two_digit.py
+    python -m mtljax.run experiments/two_digit_mlp.py   # its MLP, 1176 -> 64 -> 64
+"""
+
+REFERENCE = {"top": 98.08, "bottom": 97.58}  # The NumPy/PyTorch project, test accuracy %.
+
+CONFIG = {
+    "tasks": ["top", "bottom"],
+    "data": {"dataset": "two_digit", "train_pairs": 40000, "val_pairs": 4000, "test_pairs": 4000},
+    "model": {"name": "cnn3", "features": [32, 64, 64], "dense": 128},
+    "optimizer": {"name": "adam", "lr": 1e-3},
+    "schedule": {"name": "step", "step_epochs": 6, "gamma": 0.1},
+    "train": {"epochs": 10, "batch_size": 64},
+}

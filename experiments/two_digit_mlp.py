@@ -1,0 +1,9 @@
+"""experiments/two_digit.py with that project's two-headed MLP: 1176 -> 64 -> 64 (ReLU) -> heads.
+
+    python -m mtljax.run experiments/two_digit_mlp.py
+"""
+
+from experiments.two_digit import CONFIG as BASE, REFERENCE  # noqa: F401
+
+CONFIG = {**BASE, "model": {"name": "mlp", "features": [64, 64], "activation": "relu"},
+          "train": {**BASE["train"], "epochs": 20}, "schedule": {"name": "step", "step_epochs": 12, "gamma": 0.1}}

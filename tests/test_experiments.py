@@ -1,0 +1,93 @@
+"""Every experiment file validates and trains a few steps; transfer keeps its trunk frozen;
+single-task baselines land in the summary."""
+
+from __future__ import annotations
+
+import json
+import pprint
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from mtljax import config, run, trainer
+from conftest import tiny_config
+
+EXPERIMENTS = sorted(p for p in Path("experiments").glob("*.py") if p.stem != "__init__")
+TINY = ["data.val_size=100", "data.limit=100", "data.train_pairs=100", "data.val_pairs=50",
+        "data.test_pairs=50", "train.batch_size=50", "init.run=None"]
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_experiment_file_trains_a_few_steps(path, tiny_data_dir):
+    for cfg in config.load_stages(path, TINY + [f"data.dir={tiny_data_dir}"]):
+        exp = trainer.build_experiment(cfg)
+        train_fn, _ = trainer.make_epoch_fns(exp)
+        state, data = exp.init_state(), trainer.device_split(exp.splits["train"])
+        sums = {"loss": jnp.zeros(()), **{f"{t}/{m}": jnp.zeros(()) for t in exp.loss_weights
+                                         for m in ("loss", "accuracy")}}
+        idx = np.arange(100, dtype=np.int32).reshape(2, 50)
+        state, sums = train_fn(state, sums, data, idx, exp.dropout_rng())
+        assert int(state.step) == 2 and np.isfinite(float(sums["loss"]))
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "exp.py"
+    path.write_text(text)
+    return str(path)
+
+
+def _params(run_dir, which):
+    manager = ocp.CheckpointManager(Path(run_dir).absolute() / "ckpt" / which)
+    state = manager.restore(manager.latest_step(), args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    manager.close()
+    return state["state"]["params"]
+
+
+def test_transfer_freezes_the_trunk_bit_for_bit(tmp_path, tiny_data_dir):
+    first = tiny_config(tiny_data_dir, name="digit_stage", tasks=["digit"])
+    second = tiny_config(tiny_data_dir, name="parity_stage", tasks=["parity"],
+                         init={"run": "stage:digit_stage", "params": ["backbone"]},
+                         train={"freeze": ["backbone"]}, optimizer={"lr": 1e-2})
+    path = _write(tmp_path, f"STAGES = [{pprint.pformat(first)}, {pprint.pformat(second)}]\n")
+    root = tmp_path / "runs"
+    assert run.main([path, "--root", str(root)]) == 0
+    stage1 = next((root / "digit_stage").iterdir())
+    stage2 = next((root / "parity_stage").iterdir())
+    before, after = _params(stage1, "best")["backbone"], _params(stage2, "latest")["backbone"]
+    for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)):
+        np.testing.assert_array_equal(a, b)
+    # The new head did learn.
+    history = [json.loads(x) for x in (stage2 / "metrics.jsonl").read_text().splitlines()]
+    assert history[-1]["train/parity/loss"] < history[0]["train/parity/loss"]
+
+
+def test_transfer_from_a_mismatched_trunk_is_a_clear_error(tmp_path, tiny_data_dir, capsys):
+    first = tiny_config(tiny_data_dir, name="digit_stage", tasks=["digit"], train={"epochs": 1})
+    second = tiny_config(tiny_data_dir, name="wide_stage", tasks=["parity"], model={"features": [4, 8, 16]},
+                         init={"run": "stage:digit_stage", "params": ["backbone"]})
+    path = _write(tmp_path, f"STAGES = [{pprint.pformat(first)}, {pprint.pformat(second)}]\n")
+    assert run.main([path, "--root", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "init.params 'backbone'" in err and "\n" == err[-1] and err.count("\n") == 1
+
+
+def test_single_task_baselines_in_the_summary(tmp_path, tiny_data_dir):
+    cfg = tiny_config(tiny_data_dir, tasks=["digit", "parity"], single_task=True, train={"epochs": 1})
+    root = tmp_path / "runs"
+    assert run.main([_write(tmp_path, f"CONFIG = {pprint.pformat(cfg)}\n"), "--root", str(root)]) == 0
+    run_dir = next((root / "tiny").iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert set(summary["single_task"]) == {"digit", "parity"}
+    assert "parity/accuracy" in summary["single_task"]["parity"]
+    single = json.loads((run_dir / "single" / "parity" / "config.json").read_text())
+    assert single["tasks"] == ["parity"]
+
+
+def test_stage_reference_must_exist(tmp_path, tiny_data_dir, capsys):
+    cfg = tiny_config(tiny_data_dir, init={"run": "stage:nope", "params": ["backbone"]})
+    assert run.main([_write(tmp_path, f"CONFIG = {pprint.pformat(cfg)}\n"), "--root", str(tmp_path / "r")]) == 2
+    assert "names no earlier stage" in capsys.readouterr().err
