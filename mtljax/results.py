@@ -18,29 +18,45 @@ from mtljax import rundir
 
 
 def _reference(experiments: Path, name: str) -> dict:
-    path = experiments / f"{name}.py"
-    return dict(runpy.run_path(str(path)).get("REFERENCE", {})) if path.exists() else {}
+    """The REFERENCE dict of the experiment file that defines run name `name` (as CONFIG or a stage)."""
+    exact = experiments / f"{name}.py"
+    if exact.exists():
+        return dict(runpy.run_path(str(exact)).get("REFERENCE", {}))
+    for path in sorted(experiments.glob("*.py")):
+        if "STAGES" in path.read_text():
+            namespace = runpy.run_path(str(path))
+            if any(stage.get("name") == name for stage in namespace.get("STAGES", [])):
+                return dict(namespace.get("REFERENCE", {}))
+    return {}
+
+
+def _task_cells(summary: dict, reference: dict) -> tuple[str, str]:
+    """'task acc (reference) [single-task acc]' and 'task precision/recall', per task."""
+    accuracy, pr = [], []
+    for key, value in summary["test"].items():
+        if not key.endswith("/accuracy"):
+            continue
+        task = key.split("/")[0]
+        extras = [f"ref {reference[task]:.2f}"] if task in reference else []
+        single = summary.get("single_task", {}).get(task, {}).get(f"{task}/accuracy")
+        extras += [f"single-task {100 * single:.2f}"] if single is not None else []
+        accuracy.append(f"{task} {100 * value:.2f}" + (f" ({'; '.join(extras)})" if extras else ""))
+        pr.append(f"{task} {100 * summary['test'][f'{task}/precision']:.2f}/{100 * summary['test'][f'{task}/recall']:.2f}")
+    return "<br>".join(accuracy), "<br>".join(pr)
 
 
 def results_table(root: Path, experiments: Path) -> str:
     """A Markdown table of the newest finished run of every experiment under `root`."""
-    rows = ["| experiment | run | epochs | test accuracy % (reference) | wall time | s/epoch |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| experiment | run | epochs | test accuracy % (reference) | macro precision/recall % | wall time | s/epoch |",
+            "|---|---|---|---|---|---|---|"]
     for exp_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         finished = sorted(exp_dir.glob(f"*/{rundir.SUMMARY_FILE}"))
         if not finished:
             continue
         summary = rundir.read_json(finished[-1])
-        reference = _reference(experiments, exp_dir.name)
-        accuracies = []
-        for key, value in summary["test"].items():
-            if key.endswith("/accuracy"):
-                task = key.split("/")[0]
-                ref = f" ({reference[task]:.2f})" if task in reference else ""
-                accuracies.append(f"{task} {100 * value:.2f}{ref}")
-        rows.append(f"| {exp_dir.name} | {finished[-1].parent.name} | {summary['epochs_run']} | "
-                    f"{'; '.join(accuracies)} | {summary['wall_time_s'] / 60:.1f} min | "
-                    f"{summary['mean_epoch_time_s']:.1f} |")
+        accuracy, pr = _task_cells(summary, _reference(experiments, exp_dir.name))
+        rows.append(f"| {exp_dir.name} | {finished[-1].parent.name} | {summary['epochs_run']} | {accuracy} | {pr} | "
+                    f"{summary['wall_time_s'] / 60:.1f} min | {summary['mean_epoch_time_s']:.1f} |")
     return "\n".join(rows)
 
 
