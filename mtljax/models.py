@@ -42,6 +42,11 @@ def register_backbone(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]
     return add
 
 
+def flatten_or_gap(x: jnp.ndarray, pool: str) -> jnp.ndarray:
+    """N×H×W×C feature maps to N×D features: global average pooling ("gap") or flattening."""
+    return jnp.mean(x, axis=(1, 2)) if pool == "gap" else x.reshape(x.shape[0], -1)
+
+
 @register_backbone("cnn3")
 class CNN3(nn.Module):
     """001's baseline trunk: three 3×3 conv layers (VALID), max-pooling after the first two,
@@ -77,7 +82,7 @@ class CNN3(nn.Module):
             x = nn.relu(x)
             if i < len(self.features) - 1 or self.pool_last:
                 x = ops.max_pool_2x2(x)
-        x = jnp.mean(x, axis=(1, 2)) if self.pool == "gap" else x.reshape(x.shape[0], -1)
+        x = flatten_or_gap(x, self.pool)
         x = nn.relu(nn.Dense(self.dense)(x))
         return nn.Dropout(self.dropout, deterministic=not train)(x)
 
@@ -108,7 +113,7 @@ class VGG(nn.Module):
             if self.batchnorm:
                 x = nn.BatchNorm(use_running_average=not train, momentum=0.99)(x)
             x = ops.max_pool_2x2(x)
-        x = jnp.mean(x, axis=(1, 2)) if self.pool == "gap" else x.reshape(x.shape[0], -1)
+        x = flatten_or_gap(x, self.pool)
         return nn.Dropout(self.dropout, deterministic=not train)(x)
 
 
@@ -143,7 +148,7 @@ class SkipCNN(nn.Module):
             x = nn.relu(conv(x, width))
             x = nn.relu(x + conv(nn.relu(conv(x, width)), width))
             x = ops.max_pool_2x2(x)
-        x = jnp.mean(x, axis=(1, 2)) if self.pool == "gap" else x.reshape(x.shape[0], -1)
+        x = flatten_or_gap(x, self.pool)
         x = nn.relu(nn.Dense(self.dense)(x))
         return nn.Dropout(self.dropout, deterministic=not train)(x)
 
