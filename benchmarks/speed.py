@@ -75,21 +75,23 @@ def mtljax_step_rate(model_cfg: dict, task_names: list[str], batch: int, microba
                "digit": jnp.asarray(labels, jnp.int32), "parity": jnp.asarray(labels % 2, jnp.int32),
                "threshold": jnp.asarray(labels >= 5, jnp.int32)}
     dataset = {k: v for k, v in dataset.items() if k == "image" or k in task_names}
-    state = steps.create_state(model, exp.tx, exp.plateau, jax.random.key(0), (28, 28, 1))
+    state = jax.vmap(lambda key: steps.create_state(model, exp.tx, exp.plateau, key, (28, 28, 1)))(
+        jax.random.split(jax.random.key(0), 1))  # One seed: the trainer's functions take a leading seed axis.
     train_fn, _ = trainer.make_epoch_fns(exp)
-    sums = {"loss": jnp.zeros(()), **{f"{t}/{m}": jnp.zeros(()) for t in task_names for m in ("loss", "accuracy")}}
+    sums = {"loss": jnp.zeros((1,)), **{f"{t}/{m}": jnp.zeros((1,)) for t in task_names for m in ("loss", "accuracy")}}
     k = trainer.resolve_steps_per_call(cfg)  # Steps per jitted call, as the trainer runs them.
     perm = rng.permutation(n).astype(np.int32)
-    calls = [perm[(c * k * batch) % (n - k * batch):][: k * batch].reshape(k, batch) for c in range(64)]
+    calls = [perm[(c * k * batch) % (n - k * batch):][: k * batch].reshape(1, k, batch) for c in range(64)]
     t = time.perf_counter()
-    train_fn = train_fn.lower(state, sums, dataset, calls[0], jax.random.key(1)).compile()
+    rng = jax.random.split(jax.random.key(1), 1)
+    train_fn = train_fn.lower(state, sums, dataset, calls[0], rng).compile()
     compile_s = time.perf_counter() - t
     calls_per_window = max(2, 4096 // (k * batch))
     best = 0.0
     for window in range(6):  # The first window warms up and is not counted.
         t = time.perf_counter()
         for c in range(calls_per_window):
-            state, sums = train_fn(state, sums, dataset, calls[c % len(calls)], jax.random.key(1))
+            state, sums = train_fn(state, sums, dataset, calls[c % len(calls)], rng)
         jax.block_until_ready(sums)
         if window:
             best = max(best, calls_per_window * k * batch / (time.perf_counter() - t))

@@ -29,12 +29,12 @@ class RunCheckpoints:
         self.latest = ocp.CheckpointManager(root / "latest", options=options(keep))
         self.best = ocp.CheckpointManager(root / "best", options=options(1))
 
-    def save(self, epoch: int, state: Any, meta: dict, is_best: bool) -> None:
-        """Saves `state` and `meta` as epoch `epoch`; also as the best if `is_best`."""
-        args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
-        self.latest.save(epoch, args=args)
-        if is_best:
-            self.best.save(epoch, args=args)
+    def save(self, epoch: int, state: Any, meta: dict, best: Any = None) -> None:
+        """Saves `state` and `meta` as epoch `epoch`; and `best` (a state) as the best, if given."""
+        self.latest.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+        if best is not None:
+            self.best.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(best),
+                                                          meta=ocp.args.JsonSave(meta)))
         self.latest.wait_until_finished()
         self.best.wait_until_finished()
 

@@ -21,6 +21,7 @@ from mtljax import augment, data, models, schedules, tasks
 DEFAULTS: dict[str, Any] = {
     "name": "",  # Defaults to the experiment file's stem.
     "seed": 0,
+    "seeds": 1,  # Replicas trained as one vmapped program, with seeds seed, seed+1, ...
     "tasks": ["digit"],
     "loss_weights": {},  # task -> weight; tasks not named get 1.0.
     "single_task": False,  # Also train one model per task (same backbone, one head) and compare.
@@ -82,7 +83,7 @@ CHOICES = {
     "schedule.name": lambda: tuple(schedules.SCHEDULES),
     "train.monitor_mode": ("min", "max"),
 }
-POSITIVE = {"optimizer.lr", "train.epochs", "train.batch_size", "data.train_pairs", "data.val_pairs",
+POSITIVE = {"seeds", "optimizer.lr", "train.epochs", "train.batch_size", "data.train_pairs", "data.val_pairs",
             "data.test_pairs", "data.val_size",
             "data.limit", "train.keep_checkpoints", "schedule.step_epochs"}
 NON_NEGATIVE = {"optimizer.weight_decay", "train.early_stopping_patience",

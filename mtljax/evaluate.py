@@ -1,7 +1,8 @@
-"""`python -m mtljax.evaluate RUN_DIR [--which best|latest]`: test metrics from a checkpoint.
+"""`python -m mtljax.evaluate RUN_DIR [--which best|latest] [--seed K]`: test metrics from a checkpoint.
 
 Restores the run's best (or latest) checkpoint with the run's own config, evaluates the test split
-and prints the metrics per task; when `summary.json` exists, says whether they equal it.
+and prints the metrics per task (of seed K alone, or the mean over the run's seeds); when
+`summary.json` exists, says whether they equal it.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Sequence
 from mtljax import checkpoint, config, mnist, rundir, tasks, trainer
 
 
-def evaluate_run(run_dir: Path, which: str = "best") -> dict[str, float]:
-    """Test metrics (`task/metric`) of the `which` checkpoint of `run_dir`."""
+def evaluate_run(run_dir: Path, which: str = "best") -> list[dict[str, float]]:
+    """Test metrics (`task/metric`) of the `which` checkpoint of `run_dir`, one dict per seed."""
     cfg = config.resolve(rundir.read_json(run_dir / rundir.CONFIG_FILE))
     exp = trainer.build_experiment(cfg)
     ckpts = checkpoint.RunCheckpoints(run_dir, keep=cfg["train"]["keep_checkpoints"])
@@ -25,30 +26,35 @@ def evaluate_run(run_dir: Path, which: str = "best") -> dict[str, float]:
     finally:
         ckpts.close()
     _, eval_fn = trainer.make_epoch_fns(exp)
-    results, _, _ = trainer.evaluate_split(eval_fn, state, trainer.device_split(exp.splits["test"]), exp)
-    return results
+    per_seed, _, _ = trainer.evaluate_split(eval_fn, state, trainer.device_split(exp.splits["test"]), exp)
+    return per_seed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mtljax.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--which", choices=("best", "latest"), default="best")
+    parser.add_argument("--seed", type=int, help="index of one seed of a --seeds run (0, 1, ...)")
     args = parser.parse_args(argv)
     if not (args.run_dir / rundir.CONFIG_FILE).is_file():
         print(f"error: {args.run_dir} is not a run directory (no {rundir.CONFIG_FILE})", file=sys.stderr)
         return 2
     try:
-        results = evaluate_run(args.run_dir, args.which)
+        per_seed = evaluate_run(args.run_dir, args.which)
+        if args.seed is not None and not 0 <= args.seed < len(per_seed):
+            raise ValueError(f"--seed {args.seed}: the run has seeds 0..{len(per_seed) - 1}")
     except (config.ConfigError, mnist.DataError, checkpoint.CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    results = per_seed[args.seed] if args.seed is not None else trainer.seed_mean(per_seed)
     names = [k.split("/")[0] for k in results if k.endswith("/accuracy")]
     print(f"{'task':12s} " + " ".join(f"{m:>9s}" for m in tasks.METRICS))
     for t in names:
         print(f"{t:12s} " + " ".join(f"{results[f'{t}/{m}']:9.4f}" for m in tasks.METRICS))
     summary_path = args.run_dir / rundir.SUMMARY_FILE
     if summary_path.exists():
-        saved = rundir.read_json(summary_path)["test"]
+        summary = rundir.read_json(summary_path)
+        saved = summary["test_seeds"][args.seed] if args.seed is not None and "test_seeds" in summary else summary["test"]
         same = all(math.isclose(results[k], saved[k], rel_tol=1e-6, abs_tol=1e-9) for k in saved)
         print(f"equal to {summary_path}: {'yes' if same else 'NO'}")
         return 0 if same else 1

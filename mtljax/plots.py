@@ -14,7 +14,8 @@ import numpy as np  # noqa: E402
 
 
 def plot_curves(history: Sequence[Mapping[str, float]], task_names: Sequence[str], path: Path) -> None:
-    """Total loss, then one accuracy panel per task, train vs validation, on a near-square grid."""
+    """Total loss, then one accuracy panel per task, train vs validation, on a near-square grid
+    (for seed sweeps: the seed mean with a band of ± one standard deviation)."""
     panels = 1 + len(task_names)
     cols = math.ceil(math.sqrt(panels))
     rows = math.ceil(panels / cols)
@@ -23,7 +24,11 @@ def plot_curves(history: Sequence[Mapping[str, float]], task_names: Sequence[str
     keys = [("loss", "total loss")] + [(f"{t}/accuracy", f"{t} accuracy") for t in task_names]
     for ax, (key, title) in zip(axes.flat, keys):
         for split, style in (("train", "-o"), ("val", "-s")):
-            ax.plot(epochs, [r[f"{split}/{key}"] for r in history], style, ms=3, label=split)
+            line, = ax.plot(epochs, [r[f"{split}/{key}"] for r in history], style, ms=3, label=split)
+            if "seeds" in history[0]:  # A seed sweep: the mean, and a band of ± one std.
+                spread = np.array([r["seeds"][f"{split}/{key}"] for r in history]).std(axis=1, ddof=1)
+                mean = np.array([r[f"{split}/{key}"] for r in history])
+                ax.fill_between(epochs, mean - spread, mean + spread, color=line.get_color(), alpha=0.2)
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

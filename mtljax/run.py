@@ -99,10 +99,11 @@ def run_stage(cfg: Mapping[str, Any], args: argparse.Namespace, stage_dirs: dict
               f"--run-dir {run_dir}", file=sys.stderr)
         return 130
     stage_dirs[cfg["name"]] = run_dir
-    parts = []
+    parts, stats = [], summary.get("test_stats", {})
     for t in exp.loss_weights:
         single = summary.get("single_task", {}).get(t, {}).get(f"{t}/accuracy")
-        parts.append(f"{t} {100 * summary['test'][f'{t}/accuracy']:.2f}%"
+        spread = f" ± {100 * stats[f'{t}/accuracy']['std']:.2f}" if stats else ""
+        parts.append(f"{t} {100 * summary['test'][f'{t}/accuracy']:.2f}{spread}%"
                      + (f" (single-task {100 * single:.2f}%)" if single is not None else ""))
     print(f"test: {' | '.join(parts)} | wall {summary['wall_time_s']:.0f}s -> {run_dir}")
     return 0
@@ -116,7 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the latest run from its last checkpoint")
     parser.add_argument("--run-dir", help="with --resume: the run directory to continue")
     parser.add_argument("--root", default="checkpoints", help="where run directories go")
+    parser.add_argument("--seeds", type=int, help="train this many seeds as one vmapped program (config `seeds`)")
     args = parser.parse_args(argv)
+    if args.seeds is not None:
+        args.set = [*args.set, f"seeds={args.seeds}"]
     try:
         stages = config.load_stages(args.experiment, args.set)  # Every stage is validated first.
         if args.resume and len(stages) > 1:

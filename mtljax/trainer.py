@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from mtljax import checkpoint, data, metrics, models, ops, optim, schedules, steps, tasks
+from mtljax import checkpoint, data, metrics, models, ops, optim, schedules, seedstats, steps, tasks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,16 +35,21 @@ class Experiment:
     steps_per_epoch: int
     loss_weights: dict[str, float]
 
+    @property
+    def seeds(self) -> list[int]:
+        """The seed of each replica: `seed`, `seed + 1`, ... (`seeds` of them)."""
+        return [self.cfg["seed"] + k for k in range(self.cfg["seeds"])]
+
     def init_state(self) -> steps.TrainState:
-        """The initial TrainState, from the config's seed."""
-        init_rng = jax.random.fold_in(jax.random.key(self.cfg["seed"]), 0)
+        """The initial TrainState of every seed, stacked on a leading seed axis."""
+        keys = jnp.stack([jax.random.fold_in(jax.random.key(seed), 0) for seed in self.seeds])
         image_shape = self.splits["train"].images.shape[1:]
-        state = steps.create_state(self.model, self.tx, self.plateau, init_rng, image_shape)
+        state = jax.vmap(lambda key: steps.create_state(self.model, self.tx, self.plateau, key, image_shape))(keys)
         return graft_params(state, self.cfg["init"]) if self.cfg["init"]["run"] else state
 
     def dropout_rng(self) -> jax.Array:
-        """The base key of the train steps (each step folds in its step number)."""
-        return jax.random.fold_in(jax.random.key(self.cfg["seed"]), 1)
+        """Each seed's base key of the train steps (each step folds in its step number)."""
+        return jnp.stack([jax.random.fold_in(jax.random.key(seed), 1) for seed in self.seeds])
 
 
 def graft_params(state: steps.TrainState, init: Mapping[str, Any]) -> steps.TrainState:
@@ -60,13 +65,16 @@ def graft_params(state: steps.TrainState, init: Mapping[str, Any]) -> steps.Trai
     finally:
         source.close()
     params = dict(state.params)
+    n_seeds = jax.tree.leaves(state.params)[0].shape[0]
     for name in init["params"]:
-        ours = jax.tree.map(jnp.shape, params.get(name))
-        theirs = jax.tree.map(jnp.shape, loaded.get(name))
-        if ours != theirs:
-            raise checkpoint.CheckpointError(f"init.params {name!r}: {init['run']} has shapes {theirs}, "
-                                             f"this model {ours}")
-        params[name] = jax.tree.map(jnp.asarray, loaded[name])
+        # Both sides carry a leading seed axis; one source seed is shared by every seed here.
+        ours = jax.tree.map(lambda a: a.shape[1:], params.get(name))
+        theirs = jax.tree.map(lambda a: a.shape[1:], loaded.get(name))
+        source_seeds = {a.shape[0] for a in jax.tree.leaves(loaded.get(name))}
+        if ours != theirs or not source_seeds <= {1, n_seeds}:
+            raise checkpoint.CheckpointError(f"init.params {name!r}: {init['run']} has shapes {theirs} "
+                                             f"({source_seeds} seeds), this model {ours} ({n_seeds} seeds)")
+        params[name] = jax.tree.map(lambda a: jnp.broadcast_to(jnp.asarray(a), (n_seeds, *a.shape[1:])), loaded[name])
     return state.replace(params=params)
 
 
@@ -129,7 +137,8 @@ def device_split(split: data.Split) -> dict[str, jax.Array]:
 
 
 def make_epoch_fns(exp: Experiment):
-    """Jitted `train(state, sums, data, idx, rng)` and `evaluate(params, stats, images, labels)`.
+    """Jitted `train(state, sums, data, idx, rng)` and `evaluate(params, stats, images, labels)`,
+    vmapped over the leading seed axis of state, sums, idx (S×K×batch) and rng.
 
     `evaluate` runs a whole split in one call (a `lax.map` over chunks); on this CPU chunks of 32
     ran ~3x faster than batches of 1000.
@@ -168,7 +177,9 @@ def make_epoch_fns(exp: Experiment):
 
         return jax.lax.map(one, (images, labels), batch_size=eval_chunk)
 
-    return jax.jit(train, donate_argnums=(0, 1)), jax.jit(evaluate)
+    # Every seed at once: state, sums, indices and keys carry a leading seed axis; data are shared.
+    return (jax.jit(jax.vmap(train, in_axes=(0, 0, None, 0, 0)), donate_argnums=(0, 1)),
+            jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None, None))))
 
 
 def epoch_chunks(steps_per_epoch: int, chunk: int) -> list[tuple[int, int]]:
@@ -176,21 +187,36 @@ def epoch_chunks(steps_per_epoch: int, chunk: int) -> list[tuple[int, int]]:
     return [(start, min(chunk, steps_per_epoch - start)) for start in range(0, steps_per_epoch, chunk)]
 
 
-def evaluate_split(evaluate: Callable, state: steps.TrainState, dataset: Mapping[str, jax.Array],
-                   exp: Experiment) -> tuple[dict[str, float], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Metrics `task/metric` and `loss`, confusion matrices and predictions for one split."""
+def evaluate_split(evaluate: Callable, state: steps.TrainState, dataset: Mapping[str, jax.Array], exp: Experiment
+                   ) -> tuple[list[dict[str, float]], list[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """Per seed: metrics (`task/metric` and `loss`) and confusion matrices; and predictions (S×N)."""
     labels = {t: dataset[t] for t in exp.loss_weights}
     out = jax.device_get(evaluate(state.params, state.batch_stats, dataset["image"], labels))
-    n = len(dataset["image"])
-    loss_sums = {t: float(np.sum(out[t][0], dtype=np.float64)) for t in exp.loss_weights}
+    n, truth = len(dataset["image"]), {t: np.asarray(dataset[t]) for t in exp.loss_weights}
     preds = {t: out[t][1] for t in exp.loss_weights}
-    results, confusions = {}, {}
-    for t, weight in exp.loss_weights.items():
-        confusions[t] = metrics.confusion_matrix(np.asarray(dataset[t]), preds[t], tasks.TASKS[t].num_classes)
-        results[f"{t}/loss"] = loss_sums[t] / n
-        results.update({f"{t}/{k}": v for k, v in metrics.classification_metrics(confusions[t]).items()})
-    results["loss"] = sum(w * results[f"{t}/loss"] for t, w in exp.loss_weights.items())
-    return results, confusions, preds
+    per_seed, confusions = [], []
+    for k in range(len(out[next(iter(out))][0])):
+        results, conf = {}, {}
+        for t in exp.loss_weights:
+            conf[t] = metrics.confusion_matrix(truth[t], preds[t][k], tasks.TASKS[t].num_classes)
+            results[f"{t}/loss"] = float(np.sum(out[t][0][k], dtype=np.float64)) / n
+            results.update({f"{t}/{m}": v for m, v in metrics.classification_metrics(conf[t]).items()})
+        results["loss"] = sum(w * results[f"{t}/loss"] for t, w in exp.loss_weights.items())
+        per_seed.append(results)
+        confusions.append(conf)
+    return per_seed, confusions, preds
+
+
+def seed_mean(per_seed: list[Mapping[str, float]]) -> dict[str, float]:
+    """The mean over seeds of every metric (for one seed: its own values, exactly)."""
+    return {key: float(np.mean([m[key] for m in per_seed])) if len(per_seed) > 1 else per_seed[0][key]
+            for key in per_seed[0]}
+
+
+def select_seeds(mask: np.ndarray, new: Any, old: Any) -> Any:
+    """Per seed (leading axis), `new` where `mask` else `old`."""
+    mask = jnp.asarray(mask)
+    return jax.tree.map(lambda a, b: jnp.where(mask.reshape(-1, *[1] * (a.ndim - 1)), a, b), new, old)
 
 
 class EarlyStopping:
@@ -238,7 +264,11 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
     """Trains `exp`, checkpointing every epoch into `run_dir`.
 
     Returns:
-      The run summary (JSON-ready) and the test predictions per task.
+      The run summary (JSON-ready) and the test predictions per task (of the first seed).
+
+    All `seeds` replicas train as one vmapped program; each has its own initialisation, dropout
+    keys, data order, plateau and early-stopping state, and its own best epoch (the best state is
+    selected per seed on device). Metrics logged are seed means, with per-seed values under "seeds".
 
     With `resume`, continues from the latest checkpoint in `run_dir`: state, epoch, history and
     early-stopping state are restored, and the data order of each epoch is a function of the seed
@@ -248,70 +278,82 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
     t_start = time.perf_counter()
     ckpts = checkpoint.RunCheckpoints(run_dir, keep=train_cfg["keep_checkpoints"])
     state, history = exp.init_state(), []
-    stopper = EarlyStopping(train_cfg["monitor_mode"], train_cfg["early_stopping_patience"])
+    new_stopper = lambda **kw: EarlyStopping(train_cfg["monitor_mode"], train_cfg["early_stopping_patience"], **kw)
+    stoppers = [new_stopper() for _ in exp.seeds]
     if resume:
         state, meta = ckpts.restore(state, "latest")
         history = meta["history"]
-        stopper = EarlyStopping(train_cfg["monitor_mode"], train_cfg["early_stopping_patience"],
-                                **meta["early_stopping"])
+        stoppers = [new_stopper(**kw) for kw in meta["early_stopping"]]
+    has_best = resume and ckpts.best.latest_step() is not None
+    # Its own buffers: `state`'s are donated to every train call.
+    best_state = ckpts.restore(state, "best")[0] if has_best else jax.tree.map(jnp.copy, state)
     write_history(run_dir / "metrics.jsonl", history)
 
     train_fn, eval_jit = make_epoch_fns(exp)
     train_data, val_data = device_split(exp.splits["train"]), device_split(exp.splits["val"])
-    rng, batch_size = exp.dropout_rng(), train_cfg["batch_size"]
-    sums = jax.tree.map(lambda _: jnp.zeros(()), {"loss": 0, **{f"{t}/{m}": 0 for t in exp.loss_weights
-                                                               for m in ("loss", "accuracy")}})
+    rng, batch_size, n_seeds = exp.dropout_rng(), train_cfg["batch_size"], len(exp.seeds)
+    sums = {key: jnp.zeros((n_seeds,)) for key in ["loss", *[f"{t}/{m}" for t in exp.loss_weights
+                                                           for m in ("loss", "accuracy")]]}
     chunks = epoch_chunks(exp.steps_per_epoch, resolve_steps_per_call(cfg))
     t_compile = time.perf_counter()
-    compiled = {n: train_fn.lower(state, sums, train_data, jnp.zeros((n, batch_size), jnp.int32), rng).compile()
+    compiled = {n: train_fn.lower(state, sums, train_data, jnp.zeros((n_seeds, n, batch_size), jnp.int32), rng).compile()
                 for n in sorted({n for _, n in chunks})}
     val_labels = {t: val_data[t] for t in exp.loss_weights}
     eval_val = eval_jit.lower(state.params, state.batch_stats, val_data["image"], val_labels).compile()
+    plateau_update = jax.jit(jax.vmap(lambda st, v: exp.plateau.update(jnp.zeros(()), st, value=v)[1]))
     compile_time = time.perf_counter() - t_compile
 
     for epoch in range(len(history) + 1, train_cfg["epochs"] + 1):
-        if stopper.should_stop:
+        if all(stopper.should_stop for stopper in stoppers):
             break
         t_epoch = time.perf_counter()
-        perm = epoch_permutation(cfg["seed"], epoch, len(exp.splits["train"]))
-        lr = float(exp.schedule(state.step)) * float(state.plateau.scale)
+        perms = [epoch_permutation(seed, epoch, len(exp.splits["train"])) for seed in exp.seeds]
+        lrs = [float(exp.schedule(state.step[k])) * float(state.plateau.scale[k]) for k in range(n_seeds)]
         sums = jax.tree.map(jnp.zeros_like, sums)
         with tqdm(total=exp.steps_per_epoch, desc=f"epoch {epoch}", leave=False, mininterval=1.0) as bar:
             for k, (start, n) in enumerate(chunks):
-                idx = perm[start * batch_size:(start + n) * batch_size].reshape(n, batch_size)
+                idx = np.stack([p[start * batch_size:(start + n) * batch_size].reshape(n, batch_size) for p in perms])
                 state, sums = compiled[n](state, sums, train_data, idx, rng)
                 bar.update(n)
                 if k % 10 == 9:  # Syncs with the device, so only now and then.
-                    bar.set_postfix(loss=f"{float(sums['loss']) / (start + n):.4f}")
-        train_metrics = {k: float(v) / exp.steps_per_epoch for k, v in jax.device_get(sums).items()}
-        val_metrics, _, _ = evaluate_split(eval_val, state, val_data, exp)
-        _, plateau = exp.plateau.update(jnp.zeros(()), state.plateau, value=val_metrics["loss"])
-        state = state.replace(plateau=plateau)
-        record = {"epoch": epoch, "lr": lr, "epoch_time_s": time.perf_counter() - t_epoch,
-                  **{f"train/{k}": v for k, v in train_metrics.items()},
-                  **{f"val/{k}": v for k, v in val_metrics.items()}}
+                    bar.set_postfix(loss=f"{float(sums['loss'].mean()) / (start + n):.4f}")
+        sums_host = jax.device_get(sums)
+        train_seeds = [{key: float(v[k]) / exp.steps_per_epoch for key, v in sums_host.items()} for k in range(n_seeds)]
+        val_seeds, _, _ = evaluate_split(eval_val, state, val_data, exp)
+        state = state.replace(plateau=plateau_update(state.plateau, jnp.asarray([m["loss"] for m in val_seeds])))
+        per_seed = [{"lr": lr, **{f"train/{key}": v for key, v in tr.items()}, **{f"val/{key}": v for key, v in va.items()}}
+                    for lr, tr, va in zip(lrs, train_seeds, val_seeds)]
+        record = {"epoch": epoch, "epoch_time_s": time.perf_counter() - t_epoch, **seed_mean(per_seed)}
+        if n_seeds > 1:
+            record["seeds"] = {key: [m[key] for m in per_seed] for key in per_seed[0]}
         history.append(record)
-        is_best = stopper.update(record[train_cfg["monitor"]], epoch)
+        improved = np.array([stopper.update(m[train_cfg["monitor"]], epoch) for stopper, m in zip(stoppers, per_seed)])
+        best_state = select_seeds(improved, state, best_state)
         meta = {"epoch": epoch, "name": cfg["name"], "history": history,
-                "early_stopping": stopper.state()}
-        ckpts.save(epoch, state, meta, is_best)
+                "early_stopping": [stopper.state() for stopper in stoppers]}
+        ckpts.save(epoch, state, meta, best_state if improved.any() else None)
         write_history(run_dir / "metrics.jsonl", history)
         tqdm.write(_log_line(record, exp.loss_weights))
 
     if train_cfg["restore_best"] and ckpts.best.latest_step() is not None:
         state, _ = ckpts.restore(state, "best")
     # The test split has its own shape, so `eval_jit` compiles once more here.
-    test_metrics, confusions, preds = evaluate_split(eval_jit, state, device_split(exp.splits["test"]), exp)
+    test_seeds, confusions, preds = evaluate_split(eval_jit, state, device_split(exp.splits["test"]), exp)
     ckpts.close()
     epoch_times = [r["epoch_time_s"] for r in history]
     summary = {
         "name": cfg["name"],
+        "seeds": exp.seeds,
         "epochs_run": len(history),
-        "best_epoch": stopper.best_epoch,
-        "test": test_metrics,
-        "confusion": {t: c.tolist() for t, c in confusions.items()},
+        "best_epoch": [stopper.best_epoch for stopper in stoppers] if n_seeds > 1 else stoppers[0].best_epoch,
+        "test": seed_mean(test_seeds),
+        # Confusion counts summed over seeds (one seed: its own).
+        "confusion": {t: sum(c[t] for c in confusions).tolist() for t in exp.loss_weights},
         "wall_time_s": time.perf_counter() - t_start,
         "mean_epoch_time_s": float(np.mean(epoch_times)) if epoch_times else 0.0,
         "compile_time_s": compile_time,
     }
-    return summary, preds
+    if n_seeds > 1:
+        summary["test_seeds"] = test_seeds
+        summary["test_stats"] = seedstats.summarize_runs(test_seeds)
+    return summary, {t: p[0] for t, p in preds.items()}

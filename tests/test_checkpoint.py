@@ -18,17 +18,17 @@ def _state(data_dir, **model):
 
 def test_round_trip_is_exact(tmp_path, tiny_data_dir):
     state = _state(tiny_data_dir)
-    state = state.replace(step=jnp.asarray(7, jnp.int32))
+    state = state.replace(step=jnp.asarray([7], jnp.int32))
     ckpts = checkpoint.RunCheckpoints(tmp_path / "run", keep=2)
     meta = {"epoch": 3, "history": [{"epoch": 1, "val/loss": 0.5}], "early_stopping": {"best": 0.5}}
-    ckpts.save(3, state, meta, is_best=True)
+    ckpts.save(3, state, meta, best=state)
     template = _state(tiny_data_dir)
     for which in ("latest", "best"):
         restored, restored_meta = ckpts.restore(template, which)
         assert restored_meta == meta
         same = jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), restored, state)
         assert all(jax.tree.leaves(same))
-        assert int(restored.step) == 7
+        assert int(restored.step[0]) == 7
     ckpts.close()
 
 
@@ -36,7 +36,7 @@ def test_keeps_latest_few(tmp_path, tiny_data_dir):
     state = _state(tiny_data_dir)
     ckpts = checkpoint.RunCheckpoints(tmp_path / "run", keep=2)
     for epoch in range(1, 5):
-        ckpts.save(epoch, state, {"epoch": epoch}, is_best=epoch == 2)
+        ckpts.save(epoch, state, {"epoch": epoch}, best=state if epoch == 2 else None)
     assert ckpts.latest.all_steps() == [3, 4] and ckpts.best.all_steps() == [2]
     ckpts.close()
 
@@ -45,7 +45,7 @@ def test_mismatch_and_damage_are_clear_errors(tmp_path, tiny_data_dir):
     ckpts = checkpoint.RunCheckpoints(tmp_path / "run")
     with pytest.raises(checkpoint.CheckpointError, match="no latest checkpoint"):
         ckpts.restore(_state(tiny_data_dir), "latest")
-    ckpts.save(1, _state(tiny_data_dir), {"epoch": 1}, is_best=False)
+    ckpts.save(1, _state(tiny_data_dir), {"epoch": 1})
     with pytest.raises(checkpoint.CheckpointError, match="cannot restore"):
         ckpts.restore(_state(tiny_data_dir, features=[4, 8, 16]), "latest")
     shutil.rmtree(tmp_path / "run" / "ckpt" / "latest" / "1" / "state")

@@ -16,6 +16,11 @@ def tiny_exp(tiny_data_dir):
     return trainer.build_experiment(config.resolve(tiny_config(tiny_data_dir, optimizer={"lr": 1e-2})))
 
 
+def _one(exp):
+    """The first seed's state and key, without the seed axis, for the unbatched train step."""
+    return jax.tree.map(lambda a: a[0], exp.init_state()), exp.dropout_rng()[0]
+
+
 def _batch(exp, n=50):
     split = exp.splits["train"]
     return {"image": jnp.asarray(split.images[:n]), **{t: jnp.asarray(y[:n]) for t, y in split.labels.items()}}
@@ -23,7 +28,7 @@ def _batch(exp, n=50):
 
 def test_a_few_steps_lower_the_loss(tiny_exp):
     step = jax.jit(steps.make_train_step(tiny_exp.model, tiny_exp.tx, tiny_exp.loss_weights))
-    state, batch, rng = tiny_exp.init_state(), _batch(tiny_exp), tiny_exp.dropout_rng()
+    (state, rng), batch = _one(tiny_exp), _batch(tiny_exp)
     first = None
     for _ in range(30):
         state, metrics = step(state, batch, rng)
@@ -37,7 +42,7 @@ def test_step_is_pure_and_loss_is_weighted(tiny_data_dir):
     cfg = config.resolve(tiny_config(tiny_data_dir, loss_weights={"digit": 2.0, "parity": 0.0, "threshold": 0.5}))
     exp = trainer.build_experiment(cfg)
     step = jax.jit(steps.make_train_step(exp.model, exp.tx, exp.loss_weights))
-    state, batch, rng = exp.init_state(), _batch(exp), exp.dropout_rng()
+    (state, rng), batch = _one(exp), _batch(exp)
     s1, m1 = step(state, batch, rng)
     s2, m2 = step(state, batch, rng)
     chex_equal = jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), s1.params, s2.params)
@@ -50,7 +55,7 @@ def test_dropout_key_changes_every_step(tiny_data_dir):
     cfg = config.resolve(tiny_config(tiny_data_dir, model={"dropout": 0.5}, optimizer={"lr": 1e-12}))
     exp = trainer.build_experiment(cfg)
     step = jax.jit(steps.make_train_step(exp.model, exp.tx, exp.loss_weights))
-    state, batch, rng = exp.init_state(), _batch(exp), exp.dropout_rng()
+    (state, rng), batch = _one(exp), _batch(exp)
     state, m1 = step(state, batch, rng)
     _, m2 = step(state, batch, rng)  # Same batch and (practically) same params: only the mask differs.
     assert float(m1["loss"]) != float(m2["loss"])
@@ -119,7 +124,8 @@ def test_microbatching_gives_the_same_step(tiny_data_dir):
         cfg = config.resolve(tiny_config(tiny_data_dir, train={"microbatch": microbatch}))
         exp = trainer.build_experiment(cfg)
         step = jax.jit(steps.make_train_step(exp.model, exp.tx, exp.loss_weights, microbatch))
-        results.append(step(exp.init_state(), _batch(exp), exp.dropout_rng()))
+        state, rng = _one(exp)
+        results.append(step(state, _batch(exp), rng))
     (s0, m0), (s1, m1) = results
     for a, b in zip(jax.tree.leaves(s0.params), jax.tree.leaves(s1.params)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -148,11 +154,11 @@ def test_one_step_per_call_equals_a_scanned_chunk(tiny_data_dir):
         exp = trainer.build_experiment(cfg)
         train_fn, _ = trainer.make_epoch_fns(exp)
         state, data = exp.init_state(), trainer.device_split(exp.splits["train"])
-        sums = {"loss": jnp.zeros(()), **{f"{t}/{m}": jnp.zeros(()) for t in exp.loss_weights
-                                         for m in ("loss", "accuracy")}}
-        idx = trainer.epoch_permutation(0, 1, len(exp.splits["train"]))[:250].reshape(5, 50)
+        sums = {"loss": jnp.zeros((1,)), **{f"{t}/{m}": jnp.zeros((1,)) for t in exp.loss_weights
+                                           for m in ("loss", "accuracy")}}
+        idx = trainer.epoch_permutation(0, 1, len(exp.splits["train"]))[:250].reshape(1, 5, 50)
         for start in range(0, 5, k):
-            state, sums = train_fn(state, sums, data, idx[start:start + k], exp.dropout_rng())
+            state, sums = train_fn(state, sums, data, idx[:, start:start + k], exp.dropout_rng())
         finals.append((state, sums))
     for a, b in zip(jax.tree.leaves(finals[0]), jax.tree.leaves(finals[1])):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
