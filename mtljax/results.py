@@ -40,7 +40,9 @@ def _task_cells(summary: dict, reference: dict) -> tuple[str, str]:
         extras = [f"ref {reference[task]:.2f}"] if task in reference else []
         single = summary.get("single_task", {}).get(task, {}).get(f"{task}/accuracy")
         extras += [f"single-task {100 * single:.2f}"] if single is not None else []
-        accuracy.append(f"{task} {100 * value:.2f}" + (f" ({'; '.join(extras)})" if extras else ""))
+        stats = summary.get("test_stats", {}).get(key)
+        spread = f" ± {100 * stats['std']:.2f} ({len(summary['seeds'])} seeds)" if stats else ""
+        accuracy.append(f"{task} {100 * value:.2f}{spread}" + (f" ({'; '.join(extras)})" if extras else ""))
         pr.append(f"{task} {100 * summary['test'][f'{task}/precision']:.2f}/{100 * summary['test'][f'{task}/recall']:.2f}")
     return "<br>".join(accuracy), "<br>".join(pr)
 
