@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from mtljax import checkpoint, data, metrics, models, ops, optim, schedules, seedstats, steps, tasks
+from mtljax import checkpoint, data, metrics, models, ops, optim, parallel, schedules, seedstats, steps, tasks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,13 +290,19 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
     write_history(run_dir / "metrics.jsonl", history)
 
     train_fn, eval_jit = make_epoch_fns(exp)
+    mesh = parallel.data_mesh()  # None on one device; else batches are split over all of them.
+    if mesh is not None and train_cfg["batch_size"] % mesh.size:
+        raise ValueError(f"train.batch_size {train_cfg['batch_size']} is not a multiple of the {mesh.size} devices")
     train_data, val_data = device_split(exp.splits["train"]), device_split(exp.splits["val"])
     rng, batch_size, n_seeds = exp.dropout_rng(), train_cfg["batch_size"], len(exp.seeds)
     sums = {key: jnp.zeros((n_seeds,)) for key in ["loss", *[f"{t}/{m}" for t in exp.loss_weights
                                                            for m in ("loss", "accuracy")]]}
+    state, best_state, sums, train_data, val_data, rng = parallel.replicate(
+        (state, best_state, sums, train_data, val_data, rng), mesh)
     chunks = epoch_chunks(exp.steps_per_epoch, resolve_steps_per_call(cfg))
     t_compile = time.perf_counter()
-    compiled = {n: train_fn.lower(state, sums, train_data, jnp.zeros((n_seeds, n, batch_size), jnp.int32), rng).compile()
+    compiled = {n: train_fn.lower(state, sums, train_data,
+                                  parallel.shard_batch(np.zeros((n_seeds, n, batch_size), np.int32), mesh), rng).compile()
                 for n in sorted({n for _, n in chunks})}
     val_labels = {t: val_data[t] for t in exp.loss_weights}
     eval_val = eval_jit.lower(state.params, state.batch_stats, val_data["image"], val_labels).compile()
@@ -313,7 +319,7 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
         with tqdm(total=exp.steps_per_epoch, desc=f"epoch {epoch}", leave=False, mininterval=1.0) as bar:
             for k, (start, n) in enumerate(chunks):
                 idx = np.stack([p[start * batch_size:(start + n) * batch_size].reshape(n, batch_size) for p in perms])
-                state, sums = compiled[n](state, sums, train_data, idx, rng)
+                state, sums = compiled[n](state, sums, train_data, parallel.shard_batch(idx, mesh), rng)
                 bar.update(n)
                 if k % 10 == 9:  # Syncs with the device, so only now and then.
                     bar.set_postfix(loss=f"{float(sums['loss'].mean()) / (start + n):.4f}")
