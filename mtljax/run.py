@@ -30,9 +30,10 @@ def write_outputs(run_dir: Path, exp: trainer.Experiment, summary: dict, preds: 
     for t in names:
         plots.plot_confusion(summary["confusion"][t], tasks.TASKS[t].class_names,
                              f"{t} (test)", run_dir / f"confusion_{t}.png")
-    test = exp.splits["test"]
-    plots.plot_samples(test.images, test.labels, preds, {t: tasks.TASKS[t].class_names for t in names},
-                       run_dir / "samples.png")
+    test, count = exp.splits["test"], 24
+    plots.plot_samples(np.asarray(test.images[:count]), {t: np.asarray(y[:count]) for t, y in test.labels.items()},
+                       {t: p[:count] for t, p in preds.items()}, {t: tasks.TASKS[t].class_names for t in names},
+                       run_dir / "samples.png", count=count)
 
 
 def resume_dir(cfg: Mapping[str, Any], args: argparse.Namespace) -> tuple[Mapping[str, Any], Path]:

@@ -80,7 +80,9 @@ def graft_params(state: steps.TrainState, init: Mapping[str, Any]) -> steps.Trai
 
 def build_experiment(cfg: Mapping[str, Any]) -> Experiment:
     """Loads the data and builds model and optimizer for a validated config."""
-    splits = data.build_splits(cfg)
+    # On device once (as uint8): the host copies are dropped here (jnp.asarray copies on CPU).
+    splits = {name: data.Split(jnp.asarray(split.images), {t: jnp.asarray(y) for t, y in split.labels.items()})
+              for name, split in data.build_splits(cfg).items()}
     train_cfg = cfg["train"]
     steps_per_epoch = len(splits["train"]) // train_cfg["batch_size"]
     if steps_per_epoch == 0:
