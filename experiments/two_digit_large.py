@@ -1,0 +1,9 @@
+"""experiments/two_digit.py with 200,000 training pairs instead of 40,000 (the same 4,000 test
+pairs): with 40k pairs the CNN fits its training set (100 % train, 98.4 % validation accuracy).
+
+    python -m mtljax.run experiments/two_digit_large.py
+"""
+
+from experiments.two_digit import CONFIG as BASE, REFERENCE  # noqa: F401
+
+CONFIG = {**BASE, "data": {**BASE["data"], "train_pairs": 200000}}
