@@ -7,6 +7,9 @@ Trunk with ResNet-style skips: per block conv -> two convs added back to the fir
 (blocks of 32 and 64 channels), then Dense 128 with dropout 0.3.
 
     python -m mtljax.run experiments/colored.py
+
+Measured here (2-core CPU): digit 98.80, color 100.00 % test accuracy, 12.7 min (run
+20261121-220207).
 """
 
 CONFIG = {

@@ -1,6 +1,8 @@
 """The Flax MLP the NumPy/PyTorch project tuned (part 2): 784 -> 128 LeakyReLU -> 10, SGD.
 
     python -m mtljax.run experiments/mlp.py
+
+Measured here (2-core CPU): digit 97.53 % test accuracy, 0.1 min (run 20261121-221940).
 """
 
 REFERENCE = {"digit": 97.70}  # The NumPy/PyTorch project, test accuracy %.

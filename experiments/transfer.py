@@ -7,6 +7,10 @@ head. Stage 3 (`transfer_parity_finetune`) starts from the same checkpoint but t
 That project reached 98.85 % parity with the frozen trunk. One command runs all three:
 
     python -m mtljax.run experiments/transfer.py
+
+Measured here (2-core CPU): transfer_digit: digit 99.33 % test accuracy, 1.0 min (run
+20261121-221753); transfer_parity: parity 99.39 % test accuracy, 0.3 min (run 20261121-221853);
+transfer_parity_finetune: parity 99.48 % test accuracy, 0.5 min (run 20261121-221909).
 """
 
 from experiments.threshold import CONFIG as BASE

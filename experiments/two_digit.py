@@ -7,6 +7,8 @@ bottom. That project reached 98.08 % / 97.58 %.
 
     python -m mtljax.run experiments/two_digit.py
     python -m mtljax.run experiments/two_digit_mlp.py   # its MLP, 1176 -> 64 -> 64
+
+Measured here (2-core CPU): top 98.42, bottom 98.35 % test accuracy, 1.4 min (run 20261121-221449).
 """
 
 REFERENCE = {"top": 98.08, "bottom": 97.58}  # The NumPy/PyTorch project, test accuracy %.

@@ -14,6 +14,9 @@ up to 10 degrees and scaled by up to 10 %, freshly every step, on device.
 
     python -m mtljax.run experiments/vgg_parity.py
     python -m mtljax.run experiments/vgg_parity_noaug.py   # the same without augmentation
+
+Measured here (2-core CPU): digit 99.50, parity 99.74 % test accuracy, 9.6 min (run
+20261121-213938).
 """
 
 REFERENCE = {"digit": 96.20, "parity": 97.17}  # The Keras VGG project, test accuracy %.
