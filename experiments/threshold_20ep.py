@@ -5,4 +5,6 @@
 
 from experiments.threshold import CONFIG as BASE, REFERENCE  # noqa: F401
 
-CONFIG = {**BASE, "train": {**BASE["train"], "epochs": 20}}
+# The last epoch's parameters: restoring the best validation loss picks an epoch within the first 10,
+# which are the same as threshold.py's, and gives its numbers exactly.
+CONFIG = {**BASE, "train": {**BASE["train"], "epochs": 20, "restore_best": False}}
