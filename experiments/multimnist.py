@@ -17,8 +17,8 @@ REFERENCE = {"left": 97.23, "right": 95.90}  # Sener & Koltun 2018, single-task 
 CONFIG = {
     "tasks": ["left", "right"],
     "data": {"dataset": "multimnist"},
-    "model": {"name": "cnn3", "features": [32, 64, 64], "dense": 128, "dropout": 0.3},
+    "model": {"name": "cnn3", "features": [32, 64, 64], "dense": 128},
     "optimizer": {"name": "adam", "lr": 1e-3},
-    "schedule": {"name": "step", "step_epochs": 10, "gamma": 0.1},
-    "train": {"epochs": 16, "batch_size": 64},
+    "schedule": {"name": "step", "step_epochs": 8, "gamma": 0.1},
+    "train": {"epochs": 12, "batch_size": 64},
 }
