@@ -9,7 +9,7 @@ Published (Sener & Koltun, Table 2): single task 97.23 / 95.90; MGDA-UB 97.26 / 
 
     python -m mtljax.run experiments/multimnist.py
 
-Measured here (2-core CPU): left 97.47, right 96.31 % test accuracy, 1.3 min (run 20261121-221632).
+Measured here (2-core CPU): left 97.47, right 96.31 % test accuracy, 2.3 min (run 20261121-224142).
 """
 
 REFERENCE = {"left": 97.23, "right": 95.90}  # Sener & Koltun 2018, single-task baselines, %.

@@ -2,6 +2,8 @@
 pairs): with 40k pairs the CNN fits its training set (100 % train, 98.4 % validation accuracy).
 
     python -m mtljax.run experiments/two_digit_large.py
+
+Measured here (2-core CPU): top 98.38, bottom 98.70 % test accuracy, 6.0 min (run 20261121-223322).
 """
 
 from experiments.two_digit import CONFIG as BASE, REFERENCE  # noqa: F401
