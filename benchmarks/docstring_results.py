@@ -20,9 +20,12 @@ def measured_line(root: Path, names: list[str]) -> str | None:
         if not runs:
             return None
         summary = json.loads(runs[-1].read_text())
-        accs = ", ".join(f"{k.split('/')[0]} {100 * v:.2f}" for k, v in summary["test"].items() if k.endswith("/accuracy"))
+        stats = summary.get("test_stats", {})
+        accs = ", ".join(f"{k.split('/')[0]} {100 * v:.2f}" + (f" ± {100 * stats[k]['std']:.2f}" if k in stats else "")
+                         for k, v in summary["test"].items() if k.endswith("/accuracy"))
+        seeds = f" (mean ± std of {len(summary['seeds'])} seeds)" if stats else ""
         prefix = f"{name}: " if len(names) > 1 else ""
-        parts.append(f"{prefix}{accs} % test accuracy, {summary['wall_time_s'] / 60:.1f} min "
+        parts.append(f"{prefix}{accs} % test accuracy{seeds}, {summary['wall_time_s'] / 60:.1f} min "
                      f"(run {runs[-1].parent.name})")
     return "Measured here (2-core CPU): " + "; ".join(parts) + "."
 
