@@ -78,7 +78,7 @@ def mtljax_step_rate(model_cfg: dict, task_names: list[str], batch: int, microba
     state = jax.vmap(lambda key: steps.create_state(model, exp.tx, exp.plateau, key, (28, 28, 1)))(
         jax.random.split(jax.random.key(0), 1))  # One seed: the trainer's functions take a leading seed axis.
     train_fn, _ = trainer.make_epoch_fns(exp)
-    sums = {"loss": jnp.zeros((1,)), **{f"{t}/{m}": jnp.zeros((1,)) for t in task_names for m in ("loss", "accuracy")}}
+    sums = trainer.zero_sums(task_names, 1)
     k = trainer.resolve_steps_per_call(cfg)  # Steps per jitted call, as the trainer runs them.
     perm = rng.permutation(n).astype(np.int32)
     calls = [perm[(c * k * batch) % (n - k * batch):][: k * batch].reshape(1, k, batch) for c in range(64)]

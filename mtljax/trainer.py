@@ -184,6 +184,12 @@ def make_epoch_fns(exp: Experiment):
             jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None, None))))
 
 
+def zero_sums(task_names, n_seeds: int) -> dict[str, jax.Array]:
+    """Zeroed per-seed accumulators of the train step's metrics (`loss`, `<task>/loss|accuracy`)."""
+    keys = ["loss", *[f"{t}/{m}" for t in task_names for m in ("loss", "accuracy")]]
+    return {key: jnp.zeros((n_seeds,)) for key in keys}
+
+
 def epoch_chunks(steps_per_epoch: int, chunk: int) -> list[tuple[int, int]]:
     """(first step, number of steps) of each train call in an epoch: full chunks, then the rest."""
     return [(start, min(chunk, steps_per_epoch - start)) for start in range(0, steps_per_epoch, chunk)]
@@ -297,8 +303,7 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
         raise ValueError(f"train.batch_size {train_cfg['batch_size']} is not a multiple of the {mesh.size} devices")
     train_data, val_data = device_split(exp.splits["train"]), device_split(exp.splits["val"])
     rng, batch_size, n_seeds = exp.dropout_rng(), train_cfg["batch_size"], len(exp.seeds)
-    sums = {key: jnp.zeros((n_seeds,)) for key in ["loss", *[f"{t}/{m}" for t in exp.loss_weights
-                                                           for m in ("loss", "accuracy")]]}
+    sums = zero_sums(exp.loss_weights, n_seeds)
     state, best_state, sums, train_data, val_data, rng = parallel.replicate(
         (state, best_state, sums, train_data, val_data, rng), mesh)
     chunks = epoch_chunks(exp.steps_per_epoch, resolve_steps_per_call(cfg))

@@ -27,8 +27,7 @@ def test_experiment_file_trains_a_few_steps(path, tiny_data_dir):
         exp = trainer.build_experiment(cfg)
         train_fn, _ = trainer.make_epoch_fns(exp)
         state, data = exp.init_state(), trainer.device_split(exp.splits["train"])
-        sums = {"loss": jnp.zeros((1,)), **{f"{t}/{m}": jnp.zeros((1,)) for t in exp.loss_weights
-                                           for m in ("loss", "accuracy")}}
+        sums = trainer.zero_sums(exp.loss_weights, 1)
         idx = np.arange(100, dtype=np.int32).reshape(1, 2, 50)
         state, sums = train_fn(state, sums, data, idx, exp.dropout_rng())
         assert int(state.step[0]) == 2 and np.isfinite(float(sums["loss"][0]))

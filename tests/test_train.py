@@ -154,8 +154,7 @@ def test_one_step_per_call_equals_a_scanned_chunk(tiny_data_dir):
         exp = trainer.build_experiment(cfg)
         train_fn, _ = trainer.make_epoch_fns(exp)
         state, data = exp.init_state(), trainer.device_split(exp.splits["train"])
-        sums = {"loss": jnp.zeros((1,)), **{f"{t}/{m}": jnp.zeros((1,)) for t in exp.loss_weights
-                                           for m in ("loss", "accuracy")}}
+        sums = trainer.zero_sums(exp.loss_weights, 1)
         idx = trainer.epoch_permutation(0, 1, len(exp.splits["train"]))[:250].reshape(1, 5, 50)
         for start in range(0, 5, k):
             state, sums = train_fn(state, sums, data, idx[:, start:start + k], exp.dropout_rng())
