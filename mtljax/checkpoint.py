@@ -38,36 +38,32 @@ class RunCheckpoints:
         self.latest.wait_until_finished()
         self.best.wait_until_finished()
 
-    def restore(self, template: Any, which: str = "latest") -> tuple[Any, dict]:
-        """Restores the newest checkpoint of `which` ("latest" or "best") into `template`'s shapes.
+    def _restore_newest(self, which: str, args: Any) -> Any:
+        """Restores the newest checkpoint of `which` ("latest" or "best") with Orbax `args`.
 
         Raises:
-          CheckpointError: there is none, or it does not match `template`.
+          CheckpointError: there is none, or Orbax cannot restore it (truncated, mismatched).
         """
         manager = self.latest if which == "latest" else self.best
         epoch = manager.latest_step()
         if epoch is None:
             raise CheckpointError(f"no {which} checkpoint in {manager.directory}")
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
-        args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
         try:
-            restored = manager.restore(epoch, args=args)
+            return manager.restore(epoch, args=args)
         except Exception as exc:  # Orbax raises many types for truncated or mismatched files.
             raise CheckpointError(f"cannot restore {manager.directory / str(epoch)}: "
                                   f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
+
+    def restore(self, template: Any, which: str = "latest") -> tuple[Any, dict]:
+        """The newest `which` checkpoint's state (in `template`'s shapes) and meta dict."""
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+        restored = self._restore_newest(which, ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
+                                                                  meta=ocp.args.JsonRestore()))
         return restored["state"], restored["meta"]
 
     def load_params(self, which: str = "best") -> dict:
         """The params pytree of the newest `which` checkpoint, as saved (no template needed)."""
-        manager = self.latest if which == "latest" else self.best
-        epoch = manager.latest_step()
-        if epoch is None:
-            raise CheckpointError(f"no {which} checkpoint in {manager.directory}")
-        try:
-            restored = manager.restore(epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-        except Exception as exc:
-            raise CheckpointError(f"cannot restore {manager.directory / str(epoch)}: "
-                                  f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
+        restored = self._restore_newest(which, ocp.args.Composite(state=ocp.args.StandardRestore()))
         return restored["state"]["params"]
 
     def close(self) -> None:
