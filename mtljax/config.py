@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from mtljax import augment, data, models, schedules, tasks
+from mtljax import augment, data, models, schedules, sweeps, tasks
 
 DEFAULTS: dict[str, Any] = {
     "name": "",  # Defaults to the experiment file's stem.
@@ -24,7 +24,10 @@ DEFAULTS: dict[str, Any] = {
     "seeds": 1,  # Replicas trained as one vmapped program, with seeds seed, seed+1, ...
     "tasks": ["digit"],
     "loss_weights": {},  # task -> weight; tasks not named get 1.0.
-    "single_task": False,  # Also train one model per task (same backbone, one head) and compare.
+    "single_task": False,
+    # Dotted key -> list of values, trained as one vmapped program of values x seeds replicas
+    # (mtljax/sweeps.py lists the sweepable keys); several keys make a grid.
+    "sweep": {},  # Also train one model per task (same backbone, one head) and compare.
     "init": {
         "run": None,  # A run directory (or "stage:<name>", an earlier stage) to take parameters from.
         "params": ["backbone"],  # Top-level parameter subtrees taken from its best checkpoint.
@@ -93,6 +96,9 @@ NON_NEGATIVE = {"optimizer.weight_decay", "train.early_stopping_patience",
 UNIT_INTERVAL = {"model.dropout", "model.head_dropout", "schedule.factor"}
 
 
+FREE_FORM = {"loss_weights", "sweep"}  # Dicts whose keys are checked in _check_cross, not against DEFAULTS.
+
+
 class ConfigError(ValueError):
     """A config is invalid; the message is one line naming the key and the expectation."""
 
@@ -151,10 +157,10 @@ def _merge(defaults: Mapping[str, Any], overrides: Mapping[str, Any], prefix: st
             known = ", ".join(sorted(defaults))
             raise ConfigError(f"{path}: unknown key; known keys here: {known}")
         default = defaults[key]
-        if isinstance(default, dict) and path != "loss_weights":
+        if isinstance(default, dict) and path not in FREE_FORM:
             merged[key] = _merge(default, value, f"{path}.")
         else:
-            if path != "loss_weights":
+            if path not in FREE_FORM:
                 _check_value(path, value, default)
             merged[key] = copy.deepcopy(value)
     return merged
@@ -179,6 +185,7 @@ def _check_cross(cfg: dict) -> None:
             raise ConfigError(f"loss_weights.{task}: no such task configured (tasks: {', '.join(cfg['tasks'])})")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
             raise ConfigError(f"loss_weights.{task}: expected a number >= 0, got {weight!r}")
+    _check_sweep(cfg)
     train = cfg["train"]
     known = {"backbone"} | {f"head_{t}" for t in cfg["tasks"]}
     for key, names in (("train.freeze", train["freeze"]), ("init.params", cfg["init"]["params"])):
@@ -200,6 +207,29 @@ def _check_cross(cfg: dict) -> None:
         raise ConfigError(f"train.monitor: unknown metric {monitor!r}; e.g. val/loss or val/{cfg['tasks'][0]}/accuracy")
     if cfg["name"] and not cfg["name"].replace("_", "").replace("-", "").isalnum():
         raise ConfigError(f"name: expected letters, digits, '-' or '_', got {cfg['name']!r}")
+
+
+def _check_sweep(cfg: dict) -> None:
+    sweep = cfg["sweep"]
+    if not isinstance(sweep, Mapping):
+        raise ConfigError(f"sweep: expected a dict key -> list of values, got {sweep!r}")
+    for key, values in sweep.items():
+        if not sweeps.is_sweepable(key, cfg["tasks"]):
+            raise ConfigError(f"sweep.{key}: cannot be swept in one vmapped program (it is not a traced value, or "
+                              f"names no configured task); sweepable: {', '.join(sweeps.SWEEPABLE)}; "
+                              f"run one job per value with --set instead")
+        if not isinstance(values, (list, tuple)) or not values:
+            raise ConfigError(f"sweep.{key}: expected a non-empty list of numbers, got {values!r}")
+        section, name = key.split(".", 1)
+        for value in values:
+            if section == "loss_weights":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    raise ConfigError(f"sweep.{key}: expected numbers >= 0, got {value!r}")
+            else:
+                try:
+                    _check_value(key, value, DEFAULTS[section][name])
+                except ConfigError as exc:
+                    raise ConfigError(f"sweep.{exc}") from None
 
 
 def freeze(value: Any) -> Any:
@@ -244,6 +274,8 @@ def apply_overrides(cfg: Mapping[str, Any], items: list[str]) -> dict:
     out = copy.deepcopy(thaw(cfg))
     for item in items:
         path, value = parse_override(item)
+        if path[0] in FREE_FORM and len(path) > 2:  # Their keys may hold dots: sweep.loss_weights.parity.
+            path = [path[0], ".".join(path[1:])]
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})

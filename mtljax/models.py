@@ -84,7 +84,7 @@ class CNN3(nn.Module):
                 x = ops.max_pool_2x2(x)
         x = flatten_or_gap(x, self.pool)
         x = nn.relu(nn.Dense(self.dense)(x))
-        return nn.Dropout(self.dropout, deterministic=not train)(x)
+        return ops.Dropout(self.dropout)(x, deterministic=not train)
 
 
 @register_backbone("vgg")
@@ -114,7 +114,7 @@ class VGG(nn.Module):
                 x = nn.BatchNorm(use_running_average=not train, momentum=0.99)(x)
             x = ops.max_pool_2x2(x)
         x = flatten_or_gap(x, self.pool)
-        return nn.Dropout(self.dropout, deterministic=not train)(x)
+        return ops.Dropout(self.dropout)(x, deterministic=not train)
 
 
 @register_backbone("skipcnn")
@@ -150,7 +150,7 @@ class SkipCNN(nn.Module):
             x = ops.max_pool_2x2(x)
         x = flatten_or_gap(x, self.pool)
         x = nn.relu(nn.Dense(self.dense)(x))
-        return nn.Dropout(self.dropout, deterministic=not train)(x)
+        return ops.Dropout(self.dropout)(x, deterministic=not train)
 
 
 @register_backbone("mlp")
@@ -172,7 +172,7 @@ class MLP(nn.Module):
         x = x.reshape(x.shape[0], -1)
         act = nn.leaky_relu if self.activation == "leaky_relu" else nn.relu
         for width in self.features:
-            x = nn.Dropout(self.dropout, deterministic=not train)(act(nn.Dense(width)(x)))
+            x = ops.Dropout(self.dropout)(act(nn.Dense(width)(x)), deterministic=not train)
         return x
 
 
@@ -213,7 +213,7 @@ class Head(nn.Module):
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
         if self.hidden:
             x = nn.relu(nn.Dense(self.hidden)(x))
-            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+            x = ops.Dropout(self.dropout)(x, deterministic=not train)
         return nn.Dense(self.outputs)(x)
 
 

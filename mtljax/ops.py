@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -123,3 +125,22 @@ class Conv(nn.Module):
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros_init(), (self.features,))
         return y
+
+
+class Dropout(nn.Module):
+    """`nn.Dropout` (same key, same mask) whose rate may also be a traced value, so a sweep can
+    vmap over it (mtljax/sweeps.py); flax's own tests `rate == 0` in Python, which a tracer refuses.
+
+    Attributes:
+      rate: probability of zeroing an element; a float or a traced scalar.
+    """
+
+    rate: Any
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, deterministic: bool) -> jnp.ndarray:
+        if deterministic or (isinstance(self.rate, (int, float)) and self.rate == 0):
+            return x
+        keep = 1.0 - self.rate
+        mask = jax.random.bernoulli(self.make_rng("dropout"), p=keep, shape=x.shape)
+        return jax.lax.select(mask, x / keep, jnp.zeros_like(x))

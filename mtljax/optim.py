@@ -41,7 +41,15 @@ def build_optimizer(opt: Mapping[str, Any], schedule: optax.Schedule) -> optax.G
         base = optax.sgd(schedule, momentum=opt["momentum"] or None, nesterov=opt["nesterov"])
     else:
         base = optax.adam(schedule)
-    return optax.chain(optax.add_decayed_weights(wd, mask), base) if wd > 0 else base
+    # A traced weight decay (a sweep) always needs the transform: the structure must not depend on it.
+    no_decay = isinstance(wd, (int, float)) and wd == 0
+    return base if no_decay else optax.chain(optax.add_decayed_weights(wd, mask), base)
+
+
+def scale_lr(tx: optax.GradientTransformation, factor: Any) -> optax.GradientTransformation:
+    """`tx` with every update multiplied by `factor` (a float or a traced value): mathematically the
+    learning rate times `factor` for adam, adamw and sgd, whose chains end by scaling with it."""
+    return optax.chain(tx, optax.scale(factor))
 
 
 def freeze(tx: optax.GradientTransformation, frozen: Sequence[str]) -> optax.GradientTransformation:

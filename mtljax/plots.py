@@ -85,3 +85,31 @@ def plot_samples(images: np.ndarray, labels: Mapping[str, np.ndarray], preds: Ma
     fig.suptitle("test samples: task: predicted (true); wrong in red", fontsize=9)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_pareto(summary: Mapping, tasks_xy: Sequence[str], path: Path) -> None:
+    """Test accuracy of task x against task y for every point of a sweep (mean ± std over its
+    seeds as error bars), each labelled with its values; the Pareto front is joined by a line."""
+    from mtljax import sweeps  # Here, not at the top: plots stays free of training imports.
+
+    x_task, y_task = tasks_xy
+    rows = summary["sweep"]["rows"]
+    stat = lambda row, t, k: 100 * row["test_stats"][f"{t}/accuracy"][k]
+    xs, ys = [stat(r, x_task, "mean") for r in rows], [stat(r, y_task, "mean") for r in rows]
+    front = sweeps.pareto_front(xs, ys)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.errorbar(xs, ys, xerr=[stat(r, x_task, "std") for r in rows], yerr=[stat(r, y_task, "std") for r in rows],
+                fmt="o", capsize=3, label="sweep points")
+    on_front = sorted((x, y) for x, y, f in zip(xs, ys, front) if f)
+    ax.plot(*zip(*on_front), "-", color="C3", label="Pareto front")
+    for x, y, row in zip(xs, ys, rows):
+        ax.annotate(", ".join(f"{k.split('.')[-1]}={v:g}" for k, v in row["values"].items()), (x, y),
+                    textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel(f"{x_task} test accuracy %")
+    ax.set_ylabel(f"{y_task} test accuracy %")
+    ax.set_title(f"{summary['name']}: sweep of {', '.join(summary['sweep']['keys'])}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,4 +1,6 @@
-"""`python -m mtljax.run EXPERIMENT.py [--set key=value ...] [--resume]`: train, evaluate, report.
+"""`python -m mtljax.run EXPERIMENT.py [--set key=value ...] [--seeds N] [--sweep key=v1,v2 ...] [--resume]`.
+
+Trains, evaluates and reports an experiment.
 
 Kept short on purpose: everything it calls is importable and tested on its own. An experiment file
 defines `CONFIG`, or `STAGES` (run in order; a stage can start from an earlier one's checkpoint).
@@ -7,6 +9,7 @@ defines `CONFIG`, or `STAGES` (run in order; a stage can start from an earlier o
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -14,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from mtljax import checkpoint, config, mnist, plots, rundir, tasks, trainer
+from mtljax import checkpoint, config, mnist, plots, rundir, sweeps, tasks, trainer
 
 
 class UsageError(Exception):
@@ -34,6 +37,9 @@ def write_outputs(run_dir: Path, exp: trainer.Experiment, summary: dict, preds: 
     plots.plot_samples(np.asarray(test.images[:count]), {t: np.asarray(y[:count]) for t, y in test.labels.items()},
                        {t: p[:count] for t, p in preds.items()}, {t: tasks.TASKS[t].class_names for t in names},
                        run_dir / "samples.png", count=count)
+    if any(k.startswith("loss_weights.") for k in summary.get("sweep", {}).get("keys", [])):
+        for pair in itertools.combinations(names, 2):  # The trade-off between each two tasks.
+            plots.plot_pareto(summary, pair, run_dir / f"pareto_{pair[0]}_{pair[1]}.png")
 
 
 def resume_dir(cfg: Mapping[str, Any], args: argparse.Namespace) -> tuple[Mapping[str, Any], Path]:
@@ -60,7 +66,8 @@ def single_task_config(cfg: Mapping[str, Any], task: str) -> Mapping[str, Any]:
     """`cfg` for one task alone: same backbone and recipe, one head."""
     plain = config.thaw(cfg)
     plain.update(tasks=[task], single_task=False,
-                 loss_weights={t: w for t, w in plain["loss_weights"].items() if t == task})
+                 loss_weights={t: w for t, w in plain["loss_weights"].items() if t == task},
+                 sweep={k: v for k, v in plain["sweep"].items() if not k.startswith("loss_weights.")})
     plain["train"]["freeze"] = [n for n in plain["train"]["freeze"] if n in ("backbone", f"head_{task}")]
     plain["init"]["params"] = [n for n in plain["init"]["params"] if n in ("backbone", f"head_{task}")]
     if plain["train"]["monitor"] != "val/loss" and plain["train"]["monitor"].split("/")[1] != task:
@@ -106,6 +113,8 @@ def run_stage(cfg: Mapping[str, Any], args: argparse.Namespace, stage_dirs: dict
         spread = f" ± {100 * stats[f'{t}/accuracy']['std']:.2f}" if stats else ""
         parts.append(f"{t} {100 * summary['test'][f'{t}/accuracy']:.2f}{spread}%"
                      + (f" (single-task {100 * single:.2f}%)" if single is not None else ""))
+    if "sweep" in summary:
+        print(sweeps.markdown_table(summary))
     print(f"test: {' | '.join(parts)} | wall {summary['wall_time_s']:.0f}s -> {run_dir}")
     return 0
 
@@ -113,16 +122,25 @@ def run_stage(cfg: Mapping[str, Any], args: argparse.Namespace, stage_dirs: dict
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mtljax.run", description=__doc__.splitlines()[0])
     parser.add_argument("experiment", help="experiment file, e.g. experiments/threshold.py")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="dotted overrides, e.g. optimizer.lr=3e-4 train.epochs=2")
     parser.add_argument("--resume", action="store_true", help="continue the latest run from its last checkpoint")
     parser.add_argument("--run-dir", help="with --resume: the run directory to continue")
     parser.add_argument("--root", default="checkpoints", help="where run directories go")
     parser.add_argument("--seeds", type=int, help="train this many seeds as one vmapped program (config `seeds`)")
+    parser.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
+                        help="vmap over these values (times the seeds) in one program, e.g. "
+                             "loss_weights.parity=0.25,0.5,1,2,4; repeat for a grid (mtljax/sweeps.py)")
     args = parser.parse_args(argv)
     if args.seeds is not None:
         args.set = [*args.set, f"seeds={args.seeds}"]
     try:
+        for item in args.sweep:
+            try:
+                key, values = sweeps.parse_sweep(item)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            args.set = [*args.set, f"sweep.{key}={values!r}"]
         stages = config.load_stages(args.experiment, args.set)  # Every stage is validated first.
         if args.resume and len(stages) > 1:
             raise UsageError("--resume: not for multi-stage experiments; resume a stage with its own "

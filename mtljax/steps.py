@@ -26,6 +26,7 @@ class TrainState:
       batch_stats: BatchNorm running statistics ({} when the model has none).
       opt_state: the optax state.
       plateau: state of the reduce-on-plateau controller; its `scale` multiplies the updates.
+      hyper: this replica's swept values, `{dotted key: scalar}` ({} outside sweeps; sweeps.py).
     """
 
     step: jnp.ndarray
@@ -33,6 +34,7 @@ class TrainState:
     batch_stats: Any
     opt_state: Any
     plateau: Any
+    hyper: Any = flax.struct.field(default_factory=dict)
 
 
 def to_float(images: jnp.ndarray) -> jnp.ndarray:
@@ -63,7 +65,8 @@ def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
 
 
 def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mapping[str, float],
-                    microbatch: int = 0, augment: Mapping[str, float] | None = None) -> Callable:
+                    microbatch: int = 0, augment: Mapping[str, float] | None = None,
+                    configure: Callable | None = None) -> Callable:
     """Returns the pure `train_step(state, batch, rng) -> (state, metrics)`.
 
     Args:
@@ -76,28 +79,35 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mappi
         Models with BatchNorm must not use it (their statistics would be per micro-batch).
       augment: the config's `augment` section; when active, each image is warped by its own random
         affine map (mtljax/augment.py) under the key `fold_in(step key, AUGMENT_KEY)`.
+      configure: for sweeps, `hyper -> (model, tx)` builds both from the replica's traced values
+        `state.hyper` inside the trace; swept `loss_weights.<task>` and `augment.<key>` are read
+        from `state.hyper` directly. None: `model` and `tx` as given.
 
     The dropout key is `fold_in(rng, state.step)` (then folded with the micro-batch index): a fresh
     key every step, from one base key. Metrics are batch means: `loss`, `<task>/loss`,
     `<task>/accuracy`.
     """
 
-    def chunk_loss(params, batch_stats, batch, rng):
+    def chunk_loss(params, batch_stats, batch, rng, model, weights):
         variables = {"params": params, "batch_stats": batch_stats}
         logits, updated = model.apply(variables, to_float(batch["image"]), train=True,
                                       rngs={"dropout": rng}, mutable=["batch_stats"])
         sums = {t: cross_entropy(logits[t], batch[t]).sum() for t in loss_weights}
         correct = {t: jnp.sum(jnp.argmax(logits[t], -1) == batch[t]) for t in loss_weights}
-        total = sum(w * sums[t] for t, w in loss_weights.items())
+        total = sum(w * sums[t] for t, w in weights.items())
         return total, (sums, correct, updated.get("batch_stats", {}))
 
     grad_fn = jax.value_and_grad(chunk_loss, has_aux=True)
 
     def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], rng: jax.Array):
         step_rng = jax.random.fold_in(rng, state.step)
-        if augment is not None and augmentation.is_active(augment):
+        hyper = state.hyper
+        model_, tx_ = configure(hyper) if configure is not None else (model, tx)
+        weights = {t: hyper.get(f"loss_weights.{t}", w) for t, w in loss_weights.items()}
+        aug = {k: hyper.get(f"augment.{k}", v) for k, v in (augment or {}).items()}
+        if aug and (augmentation.is_active(augment) or any(f"augment.{k}" in hyper for k in aug)):
             images = augmentation.random_affine(to_float(batch["image"]), jax.random.fold_in(step_rng, AUGMENT_KEY),
-                                                augment["shift"], augment["rotate"], augment["scale"])
+                                                aug["shift"], aug["rotate"], aug["scale"])
             batch = {**batch, "image": images}
         size = batch["image"].shape[0]
         chunk = microbatch if 0 < microbatch < size else size
@@ -106,7 +116,7 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mappi
         n_chunks = size // chunk
         if n_chunks == 1:
             (total, (sums, correct, batch_stats)), grads = grad_fn(state.params, state.batch_stats, batch,
-                                                                   step_rng)
+                                                                   step_rng, model_, weights)
             totals = (total, sums, correct, grads)
         else:
             # A scan runs the chunks one after another, so each chunk's activations stay in cache
@@ -117,7 +127,7 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mappi
             def accumulate(acc, xs):
                 part, k = xs
                 (total, (sums, correct, _)), grads = grad_fn(state.params, state.batch_stats, part,
-                                                             jax.random.fold_in(step_rng, k))
+                                                             jax.random.fold_in(step_rng, k), model_, weights)
                 return jax.tree.map(jnp.add, acc, (total, sums, correct, grads)), None
 
             zero = lambda tree: jax.tree.map(lambda a: jnp.zeros(a.shape, jnp.float32), tree)
@@ -125,7 +135,7 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mappi
                     {t: jnp.zeros(()) for t in loss_weights}, zero(state.params))
             totals, _ = jax.lax.scan(accumulate, init, (chunks, jnp.arange(n_chunks)))
         total, sums, correct, grads = jax.tree.map(lambda v: v / size, totals)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        updates, opt_state = tx_.update(grads, state.opt_state, state.params)
         updates = jax.tree.map(lambda u: u * state.plateau.scale, updates)
         params = optax.apply_updates(state.params, updates)
         metrics = {"loss": total}

@@ -8,6 +8,7 @@ the batch's indices, and gathers and converts its batch on device.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -19,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from mtljax import checkpoint, data, metrics, models, ops, optim, parallel, schedules, seedstats, steps, tasks
+from mtljax import (checkpoint, data, metrics, models, ops, optim, parallel, schedules, seedstats, steps, sweeps,
+                    tasks)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,16 +37,25 @@ class Experiment:
     steps_per_epoch: int
     loss_weights: dict[str, float]
 
+    configure: Callable | None = None  # hyper -> (model, tx), for sweeps (see `configure`).
+
+    @property
+    def points(self) -> list[dict[str, float]]:
+        """The sweep's points (sweeps.grid); [{}] without a sweep."""
+        return sweeps.grid(self.cfg["sweep"])
+
     @property
     def seeds(self) -> list[int]:
-        """The seed of each replica: `seed`, `seed + 1`, ... (`seeds` of them)."""
-        return [self.cfg["seed"] + k for k in range(self.cfg["seeds"])]
+        """The seed of each replica: `seed`, `seed + 1`, ... (`seeds` of them), for every point."""
+        return [self.cfg["seed"] + k for _ in self.points for k in range(self.cfg["seeds"])]
 
     def init_state(self) -> steps.TrainState:
-        """The initial TrainState of every seed, stacked on a leading seed axis."""
+        """The initial TrainState of every replica, stacked on a leading replica axis."""
         keys = jnp.stack([jax.random.fold_in(jax.random.key(seed), 0) for seed in self.seeds])
         image_shape = self.splits["train"].images.shape[1:]
         state = jax.vmap(lambda key: steps.create_state(self.model, self.tx, self.plateau, key, image_shape))(keys)
+        hyper = {key: jnp.asarray(v) for key, v in sweeps.replica_values(self.points, self.cfg["seeds"]).items()}
+        state = state.replace(hyper=hyper)
         return graft_params(state, self.cfg["init"]) if self.cfg["init"]["run"] else state
 
     def dropout_rng(self) -> jax.Array:
@@ -90,17 +101,37 @@ def build_experiment(cfg: Mapping[str, Any]) -> Experiment:
                          f"{len(splits['train'])} training examples")
     lr = cfg["optimizer"]["lr"]
     schedule = schedules.lr_schedule(lr, cfg["schedule"], steps_per_epoch, train_cfg["epochs"])
-    heads = {t: tasks.TASKS[t].num_classes for t in cfg["tasks"]}
+    swept = cfg["sweep"] and any(not k.startswith(("loss_weights.", "augment.")) for k in cfg["sweep"])
+    # The first point's values build the initial state: parameter and optimizer-state structures
+    # do not depend on the swept values.
+    model, tx = configure(cfg, schedule, sweeps.grid(cfg["sweep"])[0])
     return Experiment(
         cfg=cfg,
         splits=splits,
-        model=models.build_model(cfg["model"], heads),
-        tx=optim.freeze(optim.build_optimizer(cfg["optimizer"], schedule), cfg["train"]["freeze"]),
+        model=model,
+        tx=tx,
         plateau=schedules.plateau_controller(lr, cfg["schedule"]),
         schedule=schedule,
         steps_per_epoch=steps_per_epoch,
         loss_weights={t: float(cfg["loss_weights"].get(t, 1.0)) for t in cfg["tasks"]},
+        configure=functools.partial(configure, cfg, schedule) if swept else None,
     )
+
+
+def configure(cfg: Mapping[str, Any], schedule: Callable, values: Mapping[str, Any]) -> tuple[Any, Any]:
+    """The model and optax chain of `cfg` with the swept `values` ({dotted key: float or tracer})
+    put in: dropout rates into the model, weight decay into the optimizer, and a learning rate as
+    the factor lr / lr₀ on the updates (optim.scale_lr). Loss weights and augmentation are read by
+    the train step itself."""
+    model_cfg = {**cfg["model"], **{k[6:]: v for k, v in values.items() if k.startswith("model.")}}
+    opt_cfg = dict(cfg["optimizer"])
+    if "optimizer.weight_decay" in values:  # As an array, so the decay stays in the chain even at 0.
+        opt_cfg["weight_decay"] = jnp.asarray(values["optimizer.weight_decay"], jnp.float32)
+    heads = {t: tasks.TASKS[t].num_classes for t in cfg["tasks"]}
+    tx = optim.build_optimizer(opt_cfg, schedule)
+    if "optimizer.lr" in values:
+        tx = optim.scale_lr(tx, values["optimizer.lr"] / cfg["optimizer"]["lr"])
+    return models.build_model(model_cfg, heads), optim.freeze(tx, cfg["train"]["freeze"])
 
 
 def resolve_microbatch(cfg: Mapping[str, Any]) -> int:
@@ -151,7 +182,7 @@ def make_epoch_fns(exp: Experiment):
     a Python loop of single steps (benchmarks/). State and sums are donated.
     """
     train_step = steps.make_train_step(exp.model, exp.tx, exp.loss_weights, resolve_microbatch(exp.cfg),
-                                       exp.cfg["augment"])
+                                       exp.cfg["augment"], exp.configure)
     eval_step = steps.make_eval_step(exp.model)
 
     def train(state, sums, dataset, idx, rng):
@@ -209,7 +240,9 @@ def evaluate_split(evaluate: Callable, state: steps.TrainState, dataset: Mapping
             conf[t] = metrics.confusion_matrix(truth[t], preds[t][k], tasks.TASKS[t].num_classes)
             results[f"{t}/loss"] = float(np.sum(out[t][0][k], dtype=np.float64)) / n
             results.update({f"{t}/{m}": v for m, v in metrics.classification_metrics(conf[t]).items()})
-        results["loss"] = sum(w * results[f"{t}/loss"] for t, w in exp.loss_weights.items())
+        weights = {t: float(state.hyper[f"loss_weights.{t}"][k]) if f"loss_weights.{t}" in state.hyper else w
+                   for t, w in exp.loss_weights.items()}  # A loss-weight sweep: this replica's own.
+        results["loss"] = sum(w * results[f"{t}/loss"] for t, w in weights.items())
         per_seed.append(results)
         confusions.append(conf)
     return per_seed, confusions, preds
@@ -321,7 +354,10 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
             break
         t_epoch = time.perf_counter()
         perms = [epoch_permutation(seed, epoch, len(exp.splits["train"])) for seed in exp.seeds]
-        lrs = [float(exp.schedule(state.step[k])) * float(state.plateau.scale[k]) for k in range(n_seeds)]
+        lr_factor = np.asarray(state.hyper["optimizer.lr"]) / cfg["optimizer"]["lr"] if "optimizer.lr" in state.hyper \
+            else np.ones(n_seeds)
+        lrs = [float(exp.schedule(state.step[k])) * float(state.plateau.scale[k]) * float(lr_factor[k])
+               for k in range(n_seeds)]
         sums = jax.tree.map(jnp.zeros_like, sums)
         with tqdm(total=exp.steps_per_epoch, desc=f"epoch {epoch}", leave=False, mininterval=1.0) as bar:
             for k, (start, n) in enumerate(chunks):
@@ -369,4 +405,7 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
     if n_seeds > 1:
         summary["test_seeds"] = test_seeds
         summary["test_stats"] = seedstats.summarize_runs(test_seeds)
+    if cfg["sweep"]:  # One row per point; "test" above is then the mean over all replicas.
+        summary["sweep"] = {"keys": list(cfg["sweep"]), "seeds_per_point": cfg["seeds"],
+                            "rows": sweeps.point_rows(exp.points, test_seeds, cfg["seeds"])}
     return summary, {t: p[0] for t, p in preds.items()}
