@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from mtljax import checkpoint, config, mnist, plots, rundir, sweeps, tasks, trainer
+from mtljax import checkpoint, config, mnist, parallel, plots, rundir, sweeps, tasks, trainer
 
 
 class UsageError(Exception):
@@ -55,10 +55,13 @@ def resume_dir(cfg: Mapping[str, Any], args: argparse.Namespace) -> tuple[Mappin
 
 
 def train_run(exp: trainer.Experiment, run_dir: Path, resume: bool) -> dict:
-    """Trains into `run_dir` (config, metrics, checkpoints, summary, figures); returns the summary."""
-    rundir.write_json(run_dir / rundir.CONFIG_FILE, config.thaw(exp.cfg))
+    """Trains into `run_dir` (config, metrics, checkpoints, summary, figures); returns the summary.
+    On many processes all train, and process 0 alone writes the files other than checkpoints."""
+    if parallel.is_primary():
+        rundir.write_json(run_dir / rundir.CONFIG_FILE, config.thaw(exp.cfg))
     summary, preds = trainer.train_and_evaluate(exp, run_dir, resume=resume)
-    write_outputs(run_dir, exp, summary, preds)
+    if parallel.is_primary():
+        write_outputs(run_dir, exp, summary, preds)
     return summary
 
 
@@ -86,7 +89,9 @@ def run_stage(cfg: Mapping[str, Any], args: argparse.Namespace, stage_dirs: dict
     except (config.ConfigError, mnist.DataError, UsageError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    run_dir = run_dir or rundir.new_run_dir(Path(args.root), cfg["name"])
+    if run_dir is None:  # Process 0 creates it; the others take its name.
+        created = str(rundir.new_run_dir(Path(args.root), cfg["name"])) if parallel.is_primary() else ""
+        run_dir = Path(parallel.broadcast_text(created))
     print(f"run directory: {run_dir}")
     try:
         summary = train_run(exp, run_dir, args.resume)
@@ -98,7 +103,8 @@ def run_stage(cfg: Mapping[str, Any], args: argparse.Namespace, stage_dirs: dict
                 sub_dir.mkdir(parents=True, exist_ok=True)
                 sub = train_run(trainer.build_experiment(single_task_config(cfg, t)), sub_dir, resume=False)
                 summary["single_task"][t] = {k: v for k, v in sub["test"].items() if k.startswith(f"{t}/")}
-            rundir.write_json(run_dir / rundir.SUMMARY_FILE, summary)
+            if parallel.is_primary():
+                rundir.write_json(run_dir / rundir.SUMMARY_FILE, summary)
     except checkpoint.CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -132,6 +138,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="vmap over these values (times the seeds) in one program, e.g. "
                              "loss_weights.parity=0.25,0.5,1,2,4; repeat for a grid (mtljax/sweeps.py)")
     args = parser.parse_args(argv)
+    try:
+        parallel.initialize_from_env()  # Before anything touches a device.
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.seeds is not None:
         args.set = [*args.set, f"seeds={args.seeds}"]
     try:

@@ -230,8 +230,9 @@ def evaluate_split(evaluate: Callable, state: steps.TrainState, dataset: Mapping
                    ) -> tuple[list[dict[str, float]], list[dict[str, np.ndarray]], dict[str, np.ndarray]]:
     """Per seed: metrics (`task/metric` and `loss`) and confusion matrices; and predictions (S×N)."""
     labels = {t: dataset[t] for t in exp.loss_weights}
-    out = jax.device_get(evaluate(state.params, state.batch_stats, dataset["image"], labels))
-    n, truth = len(dataset["image"]), {t: np.asarray(dataset[t]) for t in exp.loss_weights}
+    out = parallel.host_value(evaluate(state.params, state.batch_stats, dataset["image"], labels))
+    hyper = parallel.host_value(state.hyper)
+    n, truth = len(dataset["image"]), {t: parallel.host_value(dataset[t]) for t in exp.loss_weights}
     preds = {t: out[t][1] for t in exp.loss_weights}
     per_seed, confusions = [], []
     for k in range(len(out[next(iter(out))][0])):
@@ -240,7 +241,7 @@ def evaluate_split(evaluate: Callable, state: steps.TrainState, dataset: Mapping
             conf[t] = metrics.confusion_matrix(truth[t], preds[t][k], tasks.TASKS[t].num_classes)
             results[f"{t}/loss"] = float(np.sum(out[t][0][k], dtype=np.float64)) / n
             results.update({f"{t}/{m}": v for m, v in metrics.classification_metrics(conf[t]).items()})
-        weights = {t: float(state.hyper[f"loss_weights.{t}"][k]) if f"loss_weights.{t}" in state.hyper else w
+        weights = {t: float(hyper[f"loss_weights.{t}"][k]) if f"loss_weights.{t}" in hyper else w
                    for t, w in exp.loss_weights.items()}  # A loss-weight sweep: this replica's own.
         results["loss"] = sum(w * results[f"{t}/loss"] for t, w in weights.items())
         per_seed.append(results)
@@ -254,9 +255,10 @@ def seed_mean(per_seed: list[Mapping[str, float]]) -> dict[str, float]:
             for key in per_seed[0]}
 
 
+@jax.jit
 def select_seeds(mask: np.ndarray, new: Any, old: Any) -> Any:
-    """Per seed (leading axis), `new` where `mask` else `old`."""
-    mask = jnp.asarray(mask)
+    """Per seed (leading axis), `new` where `mask` else `old` (jitted: on many processes a host
+    mask cannot meet global arrays outside a jit)."""
     return jax.tree.map(lambda a, b: jnp.where(mask.reshape(-1, *[1] * (a.ndim - 1)), a, b), new, old)
 
 
@@ -294,7 +296,9 @@ def _log_line(record: Mapping[str, Any], task_names) -> str:
 
 
 def write_history(path: Path, history: list[dict]) -> None:
-    """Rewrites metrics.jsonl from the history (atomically), one line per epoch."""
+    """Rewrites metrics.jsonl from the history (atomically), one line per epoch (process 0 only)."""
+    if not parallel.is_primary():
+        return
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
     tmp.replace(path)
@@ -354,22 +358,23 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
             break
         t_epoch = time.perf_counter()
         perms = [epoch_permutation(seed, epoch, len(exp.splits["train"])) for seed in exp.seeds]
-        lr_factor = np.asarray(state.hyper["optimizer.lr"]) / cfg["optimizer"]["lr"] if "optimizer.lr" in state.hyper \
+        lr_factor = parallel.host_value(state.hyper["optimizer.lr"]) / cfg["optimizer"]["lr"] if "optimizer.lr" in state.hyper \
             else np.ones(n_seeds)
-        lrs = [float(exp.schedule(state.step[k])) * float(state.plateau.scale[k]) * float(lr_factor[k])
-               for k in range(n_seeds)]
+        step, scale = parallel.host_value((state.step, state.plateau.scale))
+        lrs = [float(exp.schedule(step[k])) * float(scale[k]) * float(lr_factor[k]) for k in range(n_seeds)]
         sums = jax.tree.map(jnp.zeros_like, sums)
-        with tqdm(total=exp.steps_per_epoch, desc=f"epoch {epoch}", leave=False, mininterval=1.0) as bar:
+        with tqdm(total=exp.steps_per_epoch, desc=f"epoch {epoch}", leave=False, mininterval=1.0,
+                  disable=not parallel.is_primary()) as bar:
             for k, (start, n) in enumerate(chunks):
                 idx = np.stack([p[start * batch_size:(start + n) * batch_size].reshape(n, batch_size) for p in perms])
                 state, sums = compiled[n](state, sums, train_data, parallel.shard_batch(idx, mesh), rng)
                 bar.update(n)
                 if k % 10 == 9:  # Syncs with the device, so only now and then.
-                    bar.set_postfix(loss=f"{float(sums['loss'].mean()) / (start + n):.4f}")
-        sums_host = jax.device_get(sums)
+                    bar.set_postfix(loss=f"{parallel.host_value(sums['loss']).mean() / (start + n):.4f}")
+        sums_host = parallel.host_value(sums)
         train_seeds = [{key: float(v[k]) / exp.steps_per_epoch for key, v in sums_host.items()} for k in range(n_seeds)]
         val_seeds, _, _ = evaluate_split(eval_val, state, val_data, exp)
-        state = state.replace(plateau=plateau_update(state.plateau, jnp.asarray([m["loss"] for m in val_seeds])))
+        state = state.replace(plateau=plateau_update(state.plateau, np.asarray([m["loss"] for m in val_seeds], np.float32)))
         per_seed = [{"lr": lr, **{f"train/{key}": v for key, v in tr.items()}, **{f"val/{key}": v for key, v in va.items()}}
                     for lr, tr, va in zip(lrs, train_seeds, val_seeds)]
         record = {"epoch": epoch, "epoch_time_s": time.perf_counter() - t_epoch, **seed_mean(per_seed)}
@@ -382,12 +387,14 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
                 "early_stopping": [stopper.state() for stopper in stoppers]}
         ckpts.save(epoch, state, meta, best_state if improved.any() else None)
         write_history(run_dir / "metrics.jsonl", history)
-        tqdm.write(_log_line(record, exp.loss_weights))
+        if parallel.is_primary():
+            tqdm.write(_log_line(record, exp.loss_weights))
 
     if train_cfg["restore_best"] and ckpts.best.latest_step() is not None:
         state, _ = ckpts.restore(state, "best")
     # The test split has its own shape, so `eval_jit` compiles once more here.
-    test_seeds, confusions, preds = evaluate_split(eval_jit, state, device_split(exp.splits["test"]), exp)
+    test_data = parallel.replicate(device_split(exp.splits["test"]), mesh)
+    test_seeds, confusions, preds = evaluate_split(eval_jit, state, test_data, exp)
     ckpts.close()
     epoch_times = [r["epoch_time_s"] for r in history]
     summary = {
