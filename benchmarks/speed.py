@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mtljax import config, models, results, schedules, steps, trainer
+from mtljax import config, models, parallel, results, schedules, steps, trainer
 
 # (name, model overrides, tasks): every backbone configuration the registry is used with.
 MODELS = [
@@ -59,8 +59,9 @@ def forward_flops(model, variables, shape) -> float:
 
 
 def mtljax_step_rate(model_cfg: dict, task_names: list[str], batch: int, microbatch: int = -1,
-                     steps_per_call: int = -1) -> tuple[float, float]:
-    """(images/s, compile seconds) of the trainer's jitted train call on random uint8 data."""
+                     steps_per_call: int = -1, seeds: int = 1) -> tuple[float, float]:
+    """(images/s, compile seconds) of the trainer's jitted train call on random uint8 data, for
+    `seeds` vmapped replicas (images of all of them counted) on every device (data parallel)."""
     cfg = config.resolve({"tasks": task_names, "model": model_cfg,
                           "train": {"batch_size": batch, "microbatch": microbatch, "steps_per_call": steps_per_call}})
     heads = {t: 10 if t == "digit" else 2 for t in task_names}
@@ -76,17 +77,20 @@ def mtljax_step_rate(model_cfg: dict, task_names: list[str], batch: int, microba
                "threshold": jnp.asarray(labels >= 5, jnp.int32)}
     dataset = {k: v for k, v in dataset.items() if k == "image" or k in task_names}
     state = jax.vmap(lambda key: steps.create_state(model, exp.tx, exp.plateau, key, (28, 28, 1)))(
-        jax.random.split(jax.random.key(0), 1))  # One seed: the trainer's functions take a leading seed axis.
+        jax.random.split(jax.random.key(0), seeds))  # The trainer's functions take a leading seed axis.
     train_fn, _ = trainer.make_epoch_fns(exp)
-    sums = trainer.zero_sums(task_names, 1)
+    sums = trainer.zero_sums(task_names, seeds)
     k = trainer.resolve_steps_per_call(cfg)  # Steps per jitted call, as the trainer runs them.
     perm = rng.permutation(n).astype(np.int32)
-    calls = [perm[(c * k * batch) % (n - k * batch):][: k * batch].reshape(1, k, batch) for c in range(64)]
+    mesh = parallel.data_mesh()
+    calls = [parallel.shard_batch(np.broadcast_to(perm[(c * k * batch) % (n - k * batch):][: k * batch].reshape(
+        1, k, batch), (seeds, k, batch)).copy(), mesh) for c in range(64)]
     t = time.perf_counter()
-    rng = jax.random.split(jax.random.key(1), 1)
+    rng = jax.random.split(jax.random.key(1), seeds)
+    state, sums, dataset, rng = parallel.replicate((state, sums, dataset, rng), mesh)
     train_fn = train_fn.lower(state, sums, dataset, calls[0], rng).compile()
     compile_s = time.perf_counter() - t
-    calls_per_window = max(2, 4096 // (k * batch))
+    calls_per_window = max(2, 4096 // (k * batch * seeds))
     best = 0.0
     for window in range(6):  # The first window warms up and is not counted.
         t = time.perf_counter()
@@ -94,7 +98,7 @@ def mtljax_step_rate(model_cfg: dict, task_names: list[str], batch: int, microba
             state, sums = train_fn(state, sums, dataset, calls[c % len(calls)], rng)
         jax.block_until_ready(sums)
         if window:
-            best = max(best, calls_per_window * k * batch / (time.perf_counter() - t))
+            best = max(best, calls_per_window * k * batch * seeds / (time.perf_counter() - t))
     return best, compile_s
 
 

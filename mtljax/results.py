@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from mtljax import rundir
+from mtljax import rundir, sweeps
 
 
 
@@ -78,7 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path("checkpoints"))
     parser.add_argument("--experiments", type=Path, default=Path("experiments"))
     parser.add_argument("--update", type=Path, help="README to rewrite between the results markers")
+    parser.add_argument("--sweep", type=Path, metavar="RUN_DIR",
+                        help="instead: the table of this sweep run (its rows, mean ± std), for the sweep markers")
     args = parser.parse_args(argv)
+    if args.sweep:
+        return _sweep_main(args.sweep, args.update)
     if not args.root.is_dir():
         print(f"error: no run directory root {args.root}", file=sys.stderr)
         return 2
@@ -87,6 +91,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.update:
         try:
             update_readme(args.update, table)
+        except (OSError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    return 0
+
+
+def _sweep_main(run_dir: Path, readme: Path | None) -> int:
+    summary_path = run_dir / rundir.SUMMARY_FILE
+    summary = rundir.read_json(summary_path) if summary_path.is_file() else {}
+    if "sweep" not in summary:
+        print(f"error: {run_dir} has no finished sweep (no 'sweep' in {summary_path})", file=sys.stderr)
+        return 2
+    plots = sorted(p.name for p in run_dir.glob("pareto_*.png"))
+    table = (f"`{run_dir}`, sweep of {', '.join(summary['sweep']['keys'])}: test accuracy "
+             f"({summary['wall_time_s'] / 60:.1f} min for all of it)\n\n{sweeps.markdown_table(summary)}"
+             + (f" Pareto plot(s): {', '.join(plots)} in the run directory." if plots else ""))
+    print(table)
+    if readme:
+        try:
+            update_readme(readme, table, section="sweep")
         except (OSError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -107,3 +107,18 @@ def test_repeated_set_flags_all_apply(tmp_path, tiny_data_dir):
     saved = json.loads((run_dir / "config.json").read_text())
     assert (saved["train"]["epochs"], saved["optimizer"]["lr"], saved["data"]["val_size"]) == (2, 0.02, 50)
     assert summary["epochs_run"] == 2
+
+
+def test_results_sweep_table(tmp_path, tiny_data_dir, capsys):
+    from mtljax import results
+
+    cfg = tiny_config(tiny_data_dir, tasks=["digit", "parity"], train={"epochs": 1})
+    run_dir, _ = _run(tmp_path, "table", cfg, "--sweep", "loss_weights.parity=0.5,2")
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- sweep:start -->\nold\n<!-- sweep:end -->\nb\n")
+    capsys.readouterr()
+    assert results.main(["--sweep", str(run_dir), "--update", str(readme)]) == 0
+    text = readme.read_text()
+    assert "| loss_weights.parity | digit accuracy % | parity accuracy % |" in text and "| 0.5 |" in text
+    assert "pareto_digit_parity.png" in text and "old" not in text
+    assert results.main(["--sweep", str(tmp_path)]) == 2
