@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from mtljax import augment, data, models, schedules, sweeps, tasks
+from mtljax import augment, data, models, schedules, strategies, sweeps, tasks
 
 DEFAULTS: dict[str, Any] = {
     "name": "",  # Defaults to the experiment file's stem.
@@ -55,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "schedule": dict(schedules.SCHEDULE_DEFAULTS),
     "augment": dict(augment.AUGMENT_DEFAULTS),
+    "mtl": dict(strategies.MTL_DEFAULTS),  # The multi-task strategy and its options (strategies.py).
     "train": {
         "epochs": 10,
         "batch_size": 64,
@@ -85,14 +86,17 @@ CHOICES = {
     "optimizer.decay_on": ("conv", "kernels"),
     "schedule.name": lambda: tuple(schedules.SCHEDULES),
     "train.monitor_mode": ("min", "max"),
+    "mtl.strategy": lambda: tuple(strategies.STRATEGIES),
 }
 POSITIVE = {"seeds", "optimizer.lr", "train.epochs", "train.batch_size", "data.train_pairs", "data.val_pairs",
             "data.test_pairs", "data.val_size",
-            "data.limit", "train.keep_checkpoints", "schedule.step_epochs"}
+            "data.limit", "train.keep_checkpoints", "schedule.step_epochs", "mtl.dwa_temperature",
+            "mtl.diagnose_batch"}
 NON_NEGATIVE = {"optimizer.weight_decay", "train.early_stopping_patience",
                 "schedule.gamma", "schedule.min_lr", "seed",
                 "data.split_seed", "schedule.patience", "schedule.cooldown", "model.head_hidden",
-                "augment.shift", "augment.rotate", "augment.scale"}
+                "augment.shift", "augment.rotate", "augment.scale", "mtl.gradnorm_alpha", "mtl.gradnorm_lr",
+                "mtl.cagrad_c", "mtl.diagnose_every"}
 UNIT_INTERVAL = {"model.dropout", "model.head_dropout", "schedule.factor"}
 
 

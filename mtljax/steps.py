@@ -13,7 +13,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jax.flatten_util import ravel_pytree
+
 from mtljax import augment as augmentation
+from mtljax import strategies
 
 
 @flax.struct.dataclass
@@ -27,6 +30,7 @@ class TrainState:
       opt_state: the optax state.
       plateau: state of the reduce-on-plateau controller; its `scale` multiplies the updates.
       hyper: this replica's swept values, `{dotted key: scalar}` ({} outside sweeps; sweeps.py).
+      mtl: the MTL strategy's state (strategies.py; {} for stateless strategies).
     """
 
     step: jnp.ndarray
@@ -35,6 +39,7 @@ class TrainState:
     opt_state: Any
     plateau: Any
     hyper: Any = flax.struct.field(default_factory=dict)
+    mtl: Any = flax.struct.field(default_factory=dict)
 
 
 def to_float(images: jnp.ndarray) -> jnp.ndarray:
@@ -46,16 +51,22 @@ AUGMENT_KEY = 1_000_003  # fold_in tag of the augmentation key; micro-batch indi
 
 
 def create_state(model, tx: optax.GradientTransformation, plateau, rng: jax.Array,
-                 image_shape: tuple[int, ...]) -> TrainState:
-    """Initialises parameters with `rng` and the optimizer and plateau states."""
+                 image_shape: tuple[int, ...], strategy: str = "static") -> TrainState:
+    """Initialises parameters with `rng`, the MTL strategy's parameters (under `params["mtl"]`,
+    trained by the same optimizer) and state, and the optimizer and plateau states."""
     variables = model.init(rng, jnp.zeros((1, *image_shape), jnp.float32), train=False)
-    params = variables["params"]
+    params = dict(variables["params"])
+    n_tasks = len(model.heads)
+    extra = strategies.get(strategy).init_params(n_tasks)
+    if extra:
+        params["mtl"] = extra
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
         batch_stats=variables.get("batch_stats", {}),
         opt_state=tx.init(params),
         plateau=plateau.init(jnp.zeros(())),
+        mtl=strategies.get(strategy).init_state(n_tasks),
     )
 
 
@@ -66,7 +77,8 @@ def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
 
 def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mapping[str, float],
                     microbatch: int = 0, augment: Mapping[str, float] | None = None,
-                    configure: Callable | None = None) -> Callable:
+                    configure: Callable | None = None, mtl: Mapping[str, Any] | None = None,
+                    steps_per_epoch: int = 1) -> Callable:
     """Returns the pure `train_step(state, batch, rng) -> (state, metrics)`.
 
     Args:
@@ -82,42 +94,70 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mappi
       configure: for sweeps, `hyper -> (model, tx)` builds both from the replica's traced values
         `state.hyper` inside the trace; swept `loss_weights.<task>` and `augment.<key>` are read
         from `state.hyper` directly. None: `model` and `tx` as given.
+      mtl: the config's `mtl` section (strategies.py); None: static loss weights.
+      steps_per_epoch: for strategies that work in epochs (DWA).
+
+    A loss-weighting strategy's loss is differentiated once (per micro-batch, averaged: they are
+    affine in the losses). A gradient strategy needs each task's gradient: `jax.jacrev` of the
+    vector of task losses (one backward pass per task, vectorised), averaged over micro-batches;
+    the shared parameters' rows are aggregated into one direction, and each head keeps its own
+    task's gradient. The optax chain then takes that gradient as usual.
 
     The dropout key is `fold_in(rng, state.step)` (then folded with the micro-batch index): a fresh
-    key every step, from one base key. Metrics are batch means: `loss`, `<task>/loss`,
-    `<task>/accuracy`.
+    key every step, from one base key. Metrics are batch means: `loss` (Σ_t w_t L_t with the
+    configured weights), `<task>/loss`, `<task>/accuracy`.
     """
+    mtl = mtl or {**strategies.MTL_DEFAULTS}
+    strategy = strategies.get(mtl["strategy"])
+    names = list(loss_weights)
 
-    def chunk_loss(params, batch_stats, batch, rng, model, weights):
-        variables = {"params": params, "batch_stats": batch_stats}
+    def task_losses(params, batch_stats, batch, rng, model):
+        """Per-task mean losses (T), and (correct counts, updated batch stats)."""
+        variables = {"params": model_params(params), "batch_stats": batch_stats}
         logits, updated = model.apply(variables, to_float(batch["image"]), train=True,
                                       rngs={"dropout": rng}, mutable=["batch_stats"])
-        sums = {t: cross_entropy(logits[t], batch[t]).sum() for t in loss_weights}
-        correct = {t: jnp.sum(jnp.argmax(logits[t], -1) == batch[t]) for t in loss_weights}
-        total = sum(w * sums[t] for t, w in weights.items())
-        return total, (sums, correct, updated.get("batch_stats", {}))
+        losses = jnp.stack([cross_entropy(logits[t], batch[t]).mean() for t in names])
+        correct = jnp.stack([jnp.sum(jnp.argmax(logits[t], -1) == batch[t]) for t in names])
+        return losses, (correct, updated.get("batch_stats", {}))
 
-    grad_fn = jax.value_and_grad(chunk_loss, has_aux=True)
+    def chunk_fn(params, batch_stats, batch, rng, model, ctx, mtl_state):
+        """(losses, correct, batch stats, gradient-like): the gradient of the strategy's loss, or
+        the per-task gradients (a T-stacked pytree) for a gradient strategy."""
+        if strategy.kind == "gradient":
+            jac, (losses, (correct, stats)) = jax.jacrev(
+                lambda p: (lambda out: (out[0], out))(task_losses(p, batch_stats, batch, rng, model)),
+                has_aux=True)(params)
+            return losses, correct, stats, jac
+
+        def total(p):
+            losses, aux = task_losses(p, batch_stats, batch, rng, model)
+            return strategy.loss(losses, p.get("mtl", {}), mtl_state, ctx)[0], (losses, aux)
+
+        grads, (losses, (correct, stats)) = jax.grad(total, has_aux=True)(params)
+        return losses, correct, stats, grads
 
     def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], rng: jax.Array):
         step_rng = jax.random.fold_in(rng, state.step)
         hyper = state.hyper
         model_, tx_ = configure(hyper) if configure is not None else (model, tx)
-        weights = {t: hyper.get(f"loss_weights.{t}", w) for t, w in loss_weights.items()}
+        weights = jnp.stack([jnp.asarray(hyper.get(f"loss_weights.{t}", w), jnp.float32)
+                             for t, w in loss_weights.items()])
         aug = {k: hyper.get(f"augment.{k}", v) for k, v in (augment or {}).items()}
         if aug and (augmentation.is_active(augment) or any(f"augment.{k}" in hyper for k in aug)):
             images = augmentation.random_affine(to_float(batch["image"]), jax.random.fold_in(step_rng, AUGMENT_KEY),
                                                 aug["shift"], aug["rotate"], aug["scale"])
             batch = {**batch, "image": images}
+        # The strategy's own randomness (RLW, PCGrad) is one key per step, shared by micro-batches.
+        ctx = strategies.context(jax.random.fold_in(step_rng, STRATEGY_KEY), state.step, steps_per_epoch,
+                                 weights, mtl)
         size = batch["image"].shape[0]
         chunk = microbatch if 0 < microbatch < size else size
         if size % chunk:
             raise ValueError(f"batch size {size} is not a multiple of the micro-batch {chunk}")
         n_chunks = size // chunk
         if n_chunks == 1:
-            (total, (sums, correct, batch_stats)), grads = grad_fn(state.params, state.batch_stats, batch,
-                                                                   step_rng, model_, weights)
-            totals = (total, sums, correct, grads)
+            losses, correct, batch_stats, grads = chunk_fn(state.params, state.batch_stats, batch, step_rng,
+                                                           model_, ctx, state.mtl)
         else:
             # A scan runs the chunks one after another, so each chunk's activations stay in cache
             # (unrolled, XLA interleaved the chunks and ran slower).
@@ -126,34 +166,62 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mappi
 
             def accumulate(acc, xs):
                 part, k = xs
-                (total, (sums, correct, _)), grads = grad_fn(state.params, state.batch_stats, part,
-                                                             jax.random.fold_in(step_rng, k), model_, weights)
-                return jax.tree.map(jnp.add, acc, (total, sums, correct, grads)), None
+                out = chunk_fn(state.params, state.batch_stats, part, jax.random.fold_in(step_rng, k), model_,
+                               ctx, state.mtl)
+                return jax.tree.map(jnp.add, acc, (out[0], out[1], out[3])), None
 
-            zero = lambda tree: jax.tree.map(lambda a: jnp.zeros(a.shape, jnp.float32), tree)
-            init = (jnp.zeros(()), {t: jnp.zeros(()) for t in loss_weights},
-                    {t: jnp.zeros(()) for t in loss_weights}, zero(state.params))
-            totals, _ = jax.lax.scan(accumulate, init, (chunks, jnp.arange(n_chunks)))
-        total, sums, correct, grads = jax.tree.map(lambda v: v / size, totals)
+            first = jax.eval_shape(lambda: chunk_fn(state.params, state.batch_stats,
+                                                    jax.tree.map(lambda a: a[0], chunks), step_rng, model_,
+                                                    ctx, state.mtl))
+            init = jax.tree.map(lambda a: jnp.zeros(a.shape, jnp.float32), (first[0], first[1], first[3]))
+            (losses, correct, grads), _ = jax.lax.scan(accumulate, init, (chunks, jnp.arange(n_chunks)))
+            losses, grads = losses / n_chunks, jax.tree.map(lambda g: g / n_chunks, grads)
+        mtl_state = state.mtl
+        if strategy.kind == "gradient":
+            grads, mtl_state = combine_task_grads(strategy, grads, losses, mtl_state, ctx)
+        else:
+            mtl_state = strategy.loss(losses, state.params.get("mtl", {}), mtl_state, ctx)[1]
         updates, opt_state = tx_.update(grads, state.opt_state, state.params)
         updates = jax.tree.map(lambda u: u * state.plateau.scale, updates)
         params = optax.apply_updates(state.params, updates)
-        metrics = {"loss": total}
-        for t in loss_weights:
-            metrics[f"{t}/loss"] = sums[t]
-            metrics[f"{t}/accuracy"] = correct[t]
+        metrics = {"loss": jnp.sum(weights * losses)}
+        for k, t in enumerate(names):
+            metrics[f"{t}/loss"] = losses[k]
+            metrics[f"{t}/accuracy"] = correct[k] / size
         new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                                  opt_state=opt_state)
+                                  opt_state=opt_state, mtl=mtl_state)
         return new_state, metrics
 
     return train_step
+
+
+STRATEGY_KEY = 1_000_033  # fold_in tag of the strategies' key.
+
+
+def model_params(params: Mapping[str, Any]) -> dict:
+    """The model's parameters: `params` without the strategy's own (`mtl`)."""
+    return {k: v for k, v in params.items() if k != "mtl"}
+
+
+def combine_task_grads(strategy, jac: Mapping[str, Any], losses: jnp.ndarray, mtl_state: Any, ctx: Mapping):
+    """One gradient from per-task gradients (`jac`, every leaf with a leading task axis): the shared
+    parameters (`backbone`) get the strategy's direction, every other subtree (the heads) the sum of
+    its tasks' gradients times the strategy's head weights (a head only has its own task's)."""
+    shared = jac["backbone"]
+    flat = jax.vmap(lambda tree: ravel_pytree(tree)[0])(shared)
+    direction, head_weights, mtl_state = strategy.aggregate(flat, losses, mtl_state, ctx)
+    unravel = ravel_pytree(jax.tree.map(lambda a: a[0], shared))[1]
+    grads = {name: jax.tree.map(lambda a: jnp.tensordot(head_weights, a, axes=1), sub)
+             for name, sub in jac.items() if name != "backbone"}
+    grads["backbone"] = unravel(direction)
+    return grads, mtl_state
 
 
 def make_eval_step(model) -> Callable:
     """Returns `eval_step(params, batch_stats, images) -> {task: logits}` (inference mode)."""
 
     def eval_step(params, batch_stats, images):
-        variables = {"params": params, "batch_stats": batch_stats}
+        variables = {"params": model_params(params), "batch_stats": batch_stats}
         return model.apply(variables, to_float(images), train=False)
 
     return eval_step

@@ -53,7 +53,9 @@ class Experiment:
         """The initial TrainState of every replica, stacked on a leading replica axis."""
         keys = jnp.stack([jax.random.fold_in(jax.random.key(seed), 0) for seed in self.seeds])
         image_shape = self.splits["train"].images.shape[1:]
-        state = jax.vmap(lambda key: steps.create_state(self.model, self.tx, self.plateau, key, image_shape))(keys)
+        strategy = self.cfg["mtl"]["strategy"]
+        state = jax.vmap(lambda key: steps.create_state(self.model, self.tx, self.plateau, key, image_shape,
+                                                        strategy))(keys)
         hyper = {key: jnp.asarray(v) for key, v in sweeps.replica_values(self.points, self.cfg["seeds"]).items()}
         state = state.replace(hyper=hyper)
         return graft_params(state, self.cfg["init"]) if self.cfg["init"]["run"] else state
@@ -182,7 +184,7 @@ def make_epoch_fns(exp: Experiment):
     a Python loop of single steps (benchmarks/). State and sums are donated.
     """
     train_step = steps.make_train_step(exp.model, exp.tx, exp.loss_weights, resolve_microbatch(exp.cfg),
-                                       exp.cfg["augment"], exp.configure)
+                                       exp.cfg["augment"], exp.configure, exp.cfg["mtl"], exp.steps_per_epoch)
     eval_step = steps.make_eval_step(exp.model)
 
     def train(state, sums, dataset, idx, rng):
