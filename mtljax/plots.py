@@ -113,3 +113,29 @@ def plot_pareto(summary: Mapping, tasks_xy: Sequence[str], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_conflict(history: Sequence[Mapping], path: Path) -> bool:
+    """Task-gradient conflict over training: the cosine similarity of each pair of tasks' gradients
+    (shared parameters) and each task's gradient norm over the mean (seed means). Returns whether
+    the history had any diagnostics to plot."""
+    rows = [r for r in history if any(k.startswith("conflict/") for k in r)]
+    if not rows:
+        return False
+    fig, (ax_cos, ax_norm) = plt.subplots(1, 2, figsize=(11, 4))
+    epochs = [r["epoch"] for r in rows]
+    for key in [k for k in rows[0] if k.startswith("conflict/cos/")]:
+        ax_cos.plot(epochs, [r[key] for r in rows], "-o", ms=3, label=key.split("/", 2)[2].replace("|", " vs "))
+    for key in [k for k in rows[0] if k.startswith("conflict/norm_ratio/")]:
+        ax_norm.plot(epochs, [r[key] for r in rows], "-o", ms=3, label=key.split("/", 2)[2])
+    ax_cos.axhline(0, color="k", lw=0.8)
+    ax_cos.set_title("cosine between task gradients (shared parameters)")
+    ax_norm.set_title("task gradient norm / mean norm")
+    for ax in (ax_cos, ax_norm):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True

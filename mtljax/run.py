@@ -37,6 +37,7 @@ def write_outputs(run_dir: Path, exp: trainer.Experiment, summary: dict, preds: 
     plots.plot_samples(np.asarray(test.images[:count]), {t: np.asarray(y[:count]) for t, y in test.labels.items()},
                        {t: p[:count] for t, p in preds.items()}, {t: tasks.TASKS[t].class_names for t in names},
                        run_dir / "samples.png", count=count)
+    plots.plot_conflict(history, run_dir / "conflict.png")
     if any(k.startswith("loss_weights.") for k in summary.get("sweep", {}).get("keys", [])):
         for pair in itertools.combinations(names, 2):  # The trade-off between each two tasks.
             plots.plot_pareto(summary, pair, run_dir / f"pareto_{pair[0]}_{pair[1]}.png")

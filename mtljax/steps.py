@@ -217,6 +217,23 @@ def combine_task_grads(strategy, jac: Mapping[str, Any], losses: jnp.ndarray, mt
     return grads, mtl_state
 
 
+def make_task_gradients(model, names) -> Callable:
+    """Returns `task_gradients(params, batch_stats, batch) -> G`, the T×P matrix of each task's
+    mean-loss gradient with respect to the shared (`backbone`) parameters, in inference mode (no
+    dropout, BatchNorm's running statistics): the input of the conflict diagnostics."""
+
+    def task_gradients(params, batch_stats, batch):
+        def losses(backbone):
+            variables = {"params": {**model_params(params), "backbone": backbone}, "batch_stats": batch_stats}
+            logits = model.apply(variables, to_float(batch["image"]), train=False)
+            return jnp.stack([cross_entropy(logits[t], batch[t]).mean() for t in names])
+
+        jac = jax.jacrev(losses)(params["backbone"])
+        return jax.vmap(lambda tree: ravel_pytree(tree)[0])(jac)
+
+    return task_gradients
+
+
 def make_eval_step(model) -> Callable:
     """Returns `eval_step(params, batch_stats, images) -> {task: logits}` (inference mode)."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import math
 import time
@@ -20,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from mtljax import (checkpoint, data, metrics, models, ops, optim, parallel, schedules, seedstats, steps, sweeps,
-                    tasks)
+from mtljax import (checkpoint, data, metrics, models, ops, optim, parallel, schedules, seedstats, steps,
+                    strategies, sweeps, tasks)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,6 +291,26 @@ class EarlyStopping:
         return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
 
 
+def make_diagnostics(exp: Experiment, train_data: Mapping[str, jax.Array]) -> Callable[[steps.TrainState], dict]:
+    """`diagnose(state) -> {key: value}`: task-gradient conflict on the first `mtl.diagnose_batch`
+    training images (the same ones every time), per seed: `conflict/cos/<a>|<b>` for each pair of
+    tasks and `conflict/norm_ratio/<t>` (‖g_t‖ over the mean norm), as lists over seeds."""
+    names = list(exp.loss_weights)
+    n = min(exp.cfg["mtl"]["diagnose_batch"], len(exp.splits["train"]))
+    batch = {key: value[:n] for key, value in train_data.items()}
+    grads_fn = steps.make_task_gradients(exp.model, names)
+    fn = jax.jit(jax.vmap(lambda p, s, b: strategies.conflict_stats(grads_fn(p, s, b)), in_axes=(0, 0, None)))
+
+    def diagnose(state):
+        stats = parallel.host_value(fn(state.params, state.batch_stats, batch))
+        out = {f"conflict/norm_ratio/{t}": stats["norm_ratio"][:, i].tolist() for i, t in enumerate(names)}
+        for i, j in itertools.combinations(range(len(names)), 2):
+            out[f"conflict/cos/{names[i]}|{names[j]}"] = stats["cos"][:, i, j].tolist()
+        return out
+
+    return diagnose
+
+
 def _log_line(record: Mapping[str, Any], task_names) -> str:
     parts = [f"epoch {record['epoch']:3d}", f"loss {record['train/loss']:.4f}/{record['val/loss']:.4f}"]
     parts += [f"{t} {100 * record[f'val/{t}/accuracy']:.2f}%" for t in task_names]
@@ -353,6 +374,8 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
     val_labels = {t: val_data[t] for t in exp.loss_weights}
     eval_val = eval_jit.lower(state.params, state.batch_stats, val_data["image"], val_labels).compile()
     plateau_update = jax.jit(jax.vmap(lambda st, v: exp.plateau.update(jnp.zeros(()), st, value=v)[1]))
+    every = cfg["mtl"]["diagnose_every"]
+    diagnose = make_diagnostics(exp, train_data) if every and len(exp.loss_weights) > 1 else None
     compile_time = time.perf_counter() - t_compile
 
     for epoch in range(len(history) + 1, train_cfg["epochs"] + 1):
@@ -379,6 +402,10 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
         state = state.replace(plateau=plateau_update(state.plateau, np.asarray([m["loss"] for m in val_seeds], np.float32)))
         per_seed = [{"lr": lr, **{f"train/{key}": v for key, v in tr.items()}, **{f"val/{key}": v for key, v in va.items()}}
                     for lr, tr, va in zip(lrs, train_seeds, val_seeds)]
+        if diagnose is not None and epoch % every == 0:
+            for key, values in diagnose(state).items():
+                for m, v in zip(per_seed, values):
+                    m[key] = v
         record = {"epoch": epoch, "epoch_time_s": time.perf_counter() - t_epoch, **seed_mean(per_seed)}
         if n_seeds > 1:
             record["seeds"] = {key: [m[key] for m in per_seed] for key in per_seed[0]}

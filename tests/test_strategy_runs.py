@@ -1,0 +1,100 @@
+"""Every MTL strategy runs from its config key, with 2 seeds, on 1 device and on 8 fake CPU devices
+(data parallel), with the same loss curves; conflict diagnostics land in the log and a plot."""
+
+from __future__ import annotations
+
+import json
+import os
+import pprint
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mtljax import config, run, strategies
+from conftest import tiny_config
+
+NAMES = sorted(strategies.STRATEGIES)
+
+
+def _cfg(data_dir, name):
+    return tiny_config(data_dir, name=f"s_{name}", tasks=["digit", "parity"], mtl={"strategy": name},
+                       train={"epochs": 1, "batch_size": 40})
+
+
+def _history(root, name):
+    run_dir = next((root / f"s_{name}").iterdir())
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()], run_dir
+
+
+def test_every_strategy_on_one_and_eight_devices(tmp_path, tiny_data_dir):
+    paths = {}
+    for name in NAMES:
+        paths[name] = tmp_path / f"s_{name}.py"
+        paths[name].write_text("CONFIG = " + pprint.pformat(_cfg(tiny_data_dir, name)) + "\n")
+    for name in NAMES:
+        assert run.main([str(paths[name]), "--root", str(tmp_path / "one"), "--seeds", "2"]) == 0
+    code = ("import sys, jax; from mtljax import run; assert len(jax.devices()) == 8\n"
+            "for path in sys.argv[2:]:\n"
+            "    assert run.main([path, '--root', sys.argv[1], '--seeds', '2']) == 0, path\n")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "eight"), *map(str, paths.values())],
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    losses = {}
+    for name in NAMES:
+        (one,), _ = _history(tmp_path / "one", name)
+        (eight,), _ = _history(tmp_path / "eight", name)
+        for key in ("train/loss", "val/loss", "val/digit/loss"):
+            np.testing.assert_allclose(eight["seeds"][key], one["seeds"][key], rtol=2e-3, err_msg=f"{name} {key}")
+        assert len(set(one["seeds"]["val/loss"])) == 2  # The seeds differ.
+        losses[name] = one["val/loss"]
+    # The strategies really act differently, except where their definitions coincide: static at
+    # weights 1 and DWA in its first two epochs are `equal`; with two tasks UPGrad's projection onto
+    # the dual cone is PCGrad's projection (Quinton & Rey 2024 note this).
+    same = {"static": "equal", "dwa": "equal", "upgrad": "pcgrad"}
+    for name, twin in same.items():
+        assert losses[name] == pytest.approx(losses[twin], rel=1e-6), name
+    assert len({round(v, 7) for k, v in losses.items() if k not in same}) == len(NAMES) - len(same)
+
+
+def test_uncertainty_parameters_are_trained(tmp_path, tiny_data_dir):
+    from mtljax import checkpoint
+
+    path = tmp_path / "uw.py"
+    path.write_text("CONFIG = " + pprint.pformat(_cfg(tiny_data_dir, "uw")) + "\n")
+    assert run.main([str(path), "--root", str(tmp_path)]) == 0
+    _, run_dir = _history(tmp_path, "uw")
+    ckpt = checkpoint.RunCheckpoints(run_dir)
+    params = ckpt.load_params("latest")
+    ckpt.close()
+    log_var = np.asarray(params["mtl"]["log_var"])
+    assert log_var.shape == (1, 2) and np.all(log_var != 0)
+
+
+def test_conflict_diagnostics(tmp_path, tiny_data_dir):
+    cfg = tiny_config(tiny_data_dir, tasks=["digit", "parity", "threshold"], mtl={"diagnose_every": 1},
+                      train={"epochs": 2})
+    path = tmp_path / "diag.py"
+    path.write_text("CONFIG = " + pprint.pformat(cfg) + "\n")
+    assert run.main([str(path), "--root", str(tmp_path), "--seeds", "2"]) == 0
+    run_dir = next((tmp_path / "tiny").iterdir())
+    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    for record in history:
+        cos = record["conflict/cos/digit|parity"]
+        assert -1 <= cos <= 1 and len(record["seeds"]["conflict/cos/digit|parity"]) == 2
+        ratios = [record[f"conflict/norm_ratio/{t}"] for t in ("digit", "parity", "threshold")]
+        assert sum(ratios) == pytest.approx(3.0, rel=1e-4)
+    assert (run_dir / "conflict.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("strategy", "pcgard", "mtl.strategy: unknown value 'pcgard'"),
+    ("cagrad_c", -1, "mtl.cagrad_c: must be >= 0"),
+    ("dwa_temperature", 0, "mtl.dwa_temperature: must be > 0"),
+    ("diagnose_every", -2, "mtl.diagnose_every: must be >= 0"),
+])
+def test_bad_mtl_options(tiny_data_dir, key, value, message):
+    with pytest.raises(config.ConfigError, match=message):
+        config.resolve(tiny_config(tiny_data_dir, mtl={key: value}))
