@@ -69,16 +69,18 @@ def _subsets(t: int) -> np.ndarray:
 def min_norm_weights_exact(m: jnp.ndarray) -> jnp.ndarray:
     """argmin_{w∈Δ} wᵀMw exactly, for small T: on every support S the equality-constrained problem
     is the linear system [M_SS 1; 1ᵀ 0][w; μ] = [0; 1]; of the solutions with w ≥ 0 (points of the
-    simplex, among them the optimum) the one of least value is returned."""
+    simplex, among them the optimum) the one of least value is returned. A ridge of 1e-5 of the
+    mean diagonal makes the solution unique: among tied optima (identical gradients) it picks the
+    most even weights, so no task's head is dropped by a tie."""
     t = m.shape[0]
-    ridge = 1e-7 * (jnp.trace(m) / t + EPS) * jnp.eye(t, dtype=m.dtype)
+    ridge = 1e-5 * (jnp.trace(m) / t + EPS) * jnp.eye(t, dtype=m.dtype)
 
     def candidate(support):
         inside = support[:, None] * support[None, :]
         a = jnp.block([[inside * (m + ridge) + jnp.diag(1 - support), support[:, None]],
                        [support[None, :], jnp.zeros((1, 1), m.dtype)]])
         w = jnp.linalg.solve(a, jnp.concatenate([jnp.zeros(t, m.dtype), jnp.ones(1, m.dtype)]))[:t] * support
-        return w, jnp.where(jnp.all(w >= -1e-6), w @ m @ w, jnp.inf)
+        return w, jnp.where(jnp.all(w >= -1e-6), w @ (m + ridge) @ w, jnp.inf)
 
     supports = jnp.asarray(_subsets(t)[1:], m.dtype)  # Non-empty supports.
     ws, values = jax.vmap(candidate)(supports)

@@ -197,7 +197,9 @@ class MultiTaskModel(nn.Module):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> dict[str, jnp.ndarray]:
-        features = self.backbone(x, train=train)
+        # A zero perturbation when a "perturbations" collection is passed: its gradient is the
+        # gradient of the shared representation (MGDA-UB); otherwise a no-op.
+        features = self.perturb("features", self.backbone(x, train=train))
         return {task: Head(n, self.head_hidden, self.head_dropout, name=f"head_{task}")(features, train)
                 for task, n in self.heads.items()}
 

@@ -16,7 +16,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from mtljax import augment as augmentation
-from mtljax import strategies
+from mtljax import aggregators, strategies
 
 
 @flax.struct.dataclass
@@ -120,6 +120,22 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mappi
         correct = jnp.stack([jnp.sum(jnp.argmax(logits[t], -1) == batch[t]) for t in names])
         return losses, (correct, updated.get("batch_stats", {}))
 
+    def representation_gram(params, batch_stats, batch, rng, model):
+        """G_z·G_zᵀ (T×T) of the per-task gradients of the shared representation (heads only)."""
+        variables = {"params": model_params(params), "batch_stats": batch_stats}
+        images = to_float(batch["image"])
+        apply = lambda v: model.apply(v, images, train=True, rngs={"dropout": rng}, mutable=["batch_stats"])
+        zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(
+            lambda: model.apply(variables, images, train=True, rngs={"dropout": rng},
+                                mutable=["batch_stats", "perturbations"])[1]["perturbations"]))
+
+        def losses_of(perturbations):
+            logits, _ = apply({**variables, "perturbations": perturbations})
+            return jnp.stack([cross_entropy(logits[t], batch[t]).mean() for t in names])
+
+        z = jax.vmap(lambda tree: ravel_pytree(tree)[0])(jax.jacrev(losses_of)(zeros))
+        return aggregators.gram(z)
+
     def chunk_fn(params, batch_stats, batch, rng, model, ctx, mtl_state):
         """(losses, correct, batch stats, gradient-like): the gradient of the strategy's loss, or
         the per-task gradients (a T-stacked pytree) for a gradient strategy."""
@@ -155,6 +171,15 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mappi
         if size % chunk:
             raise ValueError(f"batch size {size} is not a multiple of the micro-batch {chunk}")
         n_chunks = size // chunk
+        if strategy.kind == "representation":
+            # The full batch's Gram matrix is the sum of its micro-batches' (their z are disjoint);
+            # each chunk's key is the one the gradient pass below uses, so dropout masks agree.
+            chunks = jax.tree.map(lambda a: a.reshape(n_chunks, chunk, *a.shape[1:]), batch)
+            keys = jnp.stack([step_rng] if n_chunks == 1 else
+                             [jax.random.fold_in(step_rng, k) for k in range(n_chunks)])
+            grams = jax.lax.map(lambda xs: representation_gram(state.params, state.batch_stats, xs[0], xs[1],
+                                                               model_), (chunks, keys))
+            ctx = {**ctx, "weights": jax.lax.stop_gradient(strategy.representation_weights(grams.sum(0)))}
         if n_chunks == 1:
             losses, correct, batch_stats, grads = chunk_fn(state.params, state.batch_stats, batch, step_rng,
                                                            model_, ctx, state.mtl)

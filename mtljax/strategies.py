@@ -5,6 +5,9 @@ Two kinds, both composed with the optax chain (they produce the gradient it rece
 - loss weighting: `loss(losses, mtl_params, state, ctx) -> (scalar, state)` maps the per-task mean
   losses (a T vector) to the loss that is differentiated once. `mtl_params` are the strategy's
   own learnable parameters (uncertainty weighting's log-variances), trained by the same optimizer.
+- representation weighting (MGDA-UB): `representation_weights(M) -> w` from the Gram matrix of
+  the per-task gradients of the shared representation (cheap: only the heads are differentiated);
+  the loss Σ_t w_t L_t is then differentiated once, as for loss weighting.
 - gradient aggregation: `aggregate(G, losses, state, ctx) -> (d, head_weights, state)` maps the
   per-task gradients of the shared parameters (G, T×P) to one direction d; each task's head gets
   its own task's gradient times `head_weights[t]` (1 for the aggregators).
@@ -45,6 +48,7 @@ class Strategy:
     init_params: Callable[[int], Any] = lambda t: {}
     loss: Callable | None = None
     aggregate: Callable | None = None
+    representation_weights: Callable | None = None  # kind "representation": Gram matrix -> weights.
 
 
 def _weighted(losses, weights):
@@ -131,6 +135,13 @@ def _aggregator(fn: Callable) -> Callable:
     return lambda g, losses, state, ctx: (fn(g), _ones(g), state)
 
 
+def _mgda_ub_weights(m):
+    """MGDA-UB (Sener & Koltun 2018, Eq. 6 and Alg. 2): the min-norm weights of the gradients with
+    respect to the shared representation z (an upper bound of the parameter-level problem), times
+    T so that agreeing tasks keep unit weights; the exact small QP of `aggregators`."""
+    return m.shape[0] * aggregators.min_norm_weights_exact(m)
+
+
 STRATEGIES: dict[str, Strategy] = {
     "equal": Strategy("loss", loss=_equal),
     "static": Strategy("loss", loss=_static),
@@ -141,6 +152,7 @@ STRATEGIES: dict[str, Strategy] = {
     "pcgrad": Strategy("gradient", aggregate=lambda g, losses, state, ctx: (
         aggregators.pcgrad(g, ctx["rng"]), _ones(g), state)),
     "mgda": Strategy("gradient", aggregate=_aggregator(aggregators.mgda)),
+    "mgda_ub": Strategy("representation", loss=_static, representation_weights=_mgda_ub_weights),
     "cagrad": Strategy("gradient", aggregate=lambda g, losses, state, ctx: (
         aggregators.cagrad(g, ctx["mtl"]["cagrad_c"]), _ones(g), state)),
     "imtl_g": Strategy("gradient", aggregate=_aggregator(aggregators.imtl_g)),

@@ -255,3 +255,14 @@ def test_conflict_stats():
     stats = strategies.conflict_stats(jnp.asarray([[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0]]))
     np.testing.assert_allclose(stats["cos"], [[1, -1, 0], [-1, 1, 0], [0, 0, 1]], atol=1e-6)
     np.testing.assert_allclose(stats["norm_ratio"], np.array([1, 1, 2]) / (4 / 3), rtol=1e-6)
+
+
+def test_mgda_ub_weights_from_the_representation_gram():
+    """MGDA-UB solves the same min-norm problem on the representation's Gram matrix (times T)."""
+    z = np.random.default_rng(2).normal(size=(3, 40)).astype(np.float32)
+    m = jnp.asarray(z @ z.T)
+    w = np.asarray(strategies.STRATEGIES["mgda_ub"].representation_weights(m))
+    np.testing.assert_allclose(w, 3 * np.asarray(aggregators.min_norm_weights_exact(m)), rtol=1e-6)
+    assert w.sum() == pytest.approx(3.0, rel=1e-5) and np.all(w >= 0)
+    same = jnp.ones((2, 2))  # Identical representation gradients: equal weights, i.e. plain summation.
+    np.testing.assert_allclose(strategies.STRATEGIES["mgda_ub"].representation_weights(same), [1.0, 1.0], rtol=1e-5)
