@@ -59,16 +59,16 @@ def forward_flops(model, variables, shape) -> float:
 
 
 def mtljax_step_rate(model_cfg: dict, task_names: list[str], batch: int, microbatch: int = -1,
-                     steps_per_call: int = -1, seeds: int = 1) -> tuple[float, float]:
+                     steps_per_call: int = -1, seeds: int = 1, mtl: dict | None = None) -> tuple[float, float]:
     """(images/s, compile seconds) of the trainer's jitted train call on random uint8 data, for
     `seeds` vmapped replicas (images of all of them counted) on every device (data parallel)."""
-    cfg = config.resolve({"tasks": task_names, "model": model_cfg,
+    cfg = config.resolve({"tasks": task_names, "model": model_cfg, "mtl": mtl or {},
                           "train": {"batch_size": batch, "microbatch": microbatch, "steps_per_call": steps_per_call}})
     heads = {t: 10 if t == "digit" else 2 for t in task_names}
     model = models.build_model(cfg["model"], heads)
     exp = trainer.Experiment(cfg=cfg, splits={}, model=model, tx=optax.adam(1e-3),
                              plateau=schedules.plateau_controller(1e-3, cfg["schedule"]), schedule=None,
-                             steps_per_epoch=0, loss_weights={t: 1.0 for t in task_names})
+                             steps_per_epoch=100, loss_weights={t: 1.0 for t in task_names})
     rng = np.random.default_rng(0)
     n = 8192
     labels = rng.integers(0, 10, n)
@@ -76,7 +76,8 @@ def mtljax_step_rate(model_cfg: dict, task_names: list[str], batch: int, microba
                "digit": jnp.asarray(labels, jnp.int32), "parity": jnp.asarray(labels % 2, jnp.int32),
                "threshold": jnp.asarray(labels >= 5, jnp.int32)}
     dataset = {k: v for k, v in dataset.items() if k == "image" or k in task_names}
-    state = jax.vmap(lambda key: steps.create_state(model, exp.tx, exp.plateau, key, (28, 28, 1)))(
+    state = jax.vmap(lambda key: steps.create_state(model, exp.tx, exp.plateau, key, (28, 28, 1),
+                                                    cfg["mtl"]["strategy"]))(
         jax.random.split(jax.random.key(0), seeds))  # The trainer's functions take a leading seed axis.
     train_fn, _ = trainer.make_epoch_fns(exp)
     sums = trainer.zero_sums(task_names, seeds)

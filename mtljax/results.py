@@ -1,4 +1,4 @@
-"""`python -m mtljax.results [--root checkpoints] [--update README.md]`: the results table.
+"""`python -m mtljax.results [--root checkpoints] [--update README.md [--section NAME]]`: results tables.
 
 One row per experiment: its newest finished run's test accuracy per task, beside the numbers its
 source project reported (the `REFERENCE` dict of the experiment file), and the run's timing. With
@@ -52,7 +52,8 @@ def results_table(root: Path, experiments: Path) -> str:
     rows = ["| experiment | run | epochs | test accuracy % (reference) | macro precision/recall % | wall time | s/epoch |",
             "|---|---|---|---|---|---|---|"]
     for exp_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        finished = sorted(exp_dir.glob(f"*/{rundir.SUMMARY_FILE}"))
+        # Sweeps are tables of their own (--sweep): their summary mixes many configurations.
+        finished = [p for p in sorted(exp_dir.glob(f"*/{rundir.SUMMARY_FILE}")) if "sweep" not in rundir.read_json(p)]
         if not finished:
             continue
         summary = rundir.read_json(finished[-1])
@@ -78,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path("checkpoints"))
     parser.add_argument("--experiments", type=Path, default=Path("experiments"))
     parser.add_argument("--update", type=Path, help="README to rewrite between the results markers")
+    parser.add_argument("--section", default="results", help="name of the README markers to rewrite")
     parser.add_argument("--sweep", type=Path, metavar="RUN_DIR",
                         help="instead: the table of this sweep run (its rows, mean ± std), for the sweep markers")
     args = parser.parse_args(argv)
@@ -90,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table)
     if args.update:
         try:
-            update_readme(args.update, table)
+            update_readme(args.update, table, section=args.section)
         except (OSError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

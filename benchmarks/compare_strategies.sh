@@ -1,0 +1,15 @@
+#!/bin/bash
+# Every MTL strategy on MultiMNIST (experiments/multimnist.py's recipe, seed 0), one after another,
+# into checkpoints/strategies/, then the README's strategies table:
+#   bash benchmarks/compare_strategies.sh [strategy ...]   # default: all of them
+set -euo pipefail
+cd "$(dirname "$0")/.."
+names=("$@")
+if [ ${#names[@]} -eq 0 ]; then
+    names=($(python -c "from mtljax import strategies; print(' '.join(strategies.STRATEGIES))"))
+fi
+for s in "${names[@]}"; do
+    python -m mtljax.run experiments/multimnist.py --root checkpoints/strategies \
+        --set "mtl.strategy=\"$s\"" "name=\"multimnist_$s\"" "mtl.diagnose_every=3"
+done
+python -m mtljax.results --root checkpoints/strategies --update README.md --section strategies
