@@ -1,9 +1,12 @@
 """Orbax checkpoints of a run: the latest few epochs, and the best epoch by the monitored metric.
 
-Each checkpoint holds the TrainState (a pytree) and a JSON `meta` dict: the epoch, the metrics
-history and the early-stopping state, everything the trainer needs to resume exactly where it was.
-Orbax writes into a temporary directory and renames it when complete, so a checkpoint that was
-being written when a run died is never listed, and never loaded.
+A `latest/` checkpoint (numbered by train step) holds `{"train": TrainState, "best": the best
+TrainState so far}` and a JSON `meta` dict: the epoch, the metrics history, the early-stopping
+state and, for a run stopped mid-epoch, its position; everything the trainer needs to resume
+exactly where it was, in one atomic write. `best/` (numbered by epoch) holds the best TrainState
+alone, for evaluation and transfer. Orbax writes into a temporary directory and renames it when
+complete, so a checkpoint that was being written when a run died is never listed, and never loaded
+(tests/test_robustness.py checks both).
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, truncated or does not fit the model."""
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, read-only directory, ...)."""
+
+
 class RunCheckpoints:
     """The `latest/` and `best/` checkpoint managers of one run directory."""
 
@@ -29,14 +36,33 @@ class RunCheckpoints:
         self.latest = ocp.CheckpointManager(root / "latest", options=options(keep))
         self.best = ocp.CheckpointManager(root / "best", options=options(1))
 
-    def save(self, epoch: int, state: Any, meta: dict, best: Any = None) -> None:
-        """Saves `state` and `meta` as epoch `epoch`; and `best` (a state) as the best, if given."""
-        self.latest.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
-        if best is not None:
-            self.best.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(best),
-                                                          meta=ocp.args.JsonSave(meta)))
-        self.latest.wait_until_finished()
-        self.best.wait_until_finished()
+    def save(self, step: int, tree: Any, meta: dict) -> None:
+        """Saves `tree` and `meta` as latest checkpoint `step`.
+
+        Raises:
+          CheckpointWriteError: the write failed; the earlier checkpoints are untouched.
+        """
+        self._write(self.latest, step, tree, meta)
+
+    def save_best(self, epoch: int, state: Any, meta: dict) -> None:
+        """Saves `state` as the best checkpoint, epoch `epoch` (replacing a newer one left by a
+        run that died before its latest checkpoint recorded it)."""
+        for newer in [s for s in self.best.all_steps() if s >= epoch]:
+            self.best.delete(newer)
+        self._write(self.best, epoch, state, meta)
+
+    @staticmethod
+    def _write(manager: ocp.CheckpointManager, step: int, tree: Any, meta: dict) -> None:
+        try:
+            if step in manager.all_steps():  # A stop after an epoch's last call saved this step already.
+                manager.delete(step)
+            manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)))
+            manager.wait_until_finished()
+        except Exception as exc:  # Orbax may wrap the OSErrors of its writer threads in its own types.
+            if not _caused_by_os_error(exc):
+                raise
+            raise CheckpointWriteError(f"cannot write checkpoint {manager.directory / str(step)}: "
+                                       f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}") from exc
 
     def _restore_newest(self, which: str, args: Any) -> Any:
         """Restores the newest checkpoint of `which` ("latest" or "best") with Orbax `args`.
@@ -64,8 +90,19 @@ class RunCheckpoints:
     def load_params(self, which: str = "best") -> dict:
         """The params pytree of the newest `which` checkpoint, as saved (no template needed)."""
         restored = self._restore_newest(which, ocp.args.Composite(state=ocp.args.StandardRestore()))
-        return restored["state"]["params"]
+        tree = restored["state"]
+        return (tree["train"] if which == "latest" else tree)["params"]
 
     def close(self) -> None:
         self.latest.close()
         self.best.close()
+
+
+def _caused_by_os_error(exc: BaseException | None) -> bool:
+    """Whether `exc` or an exception in its cause/context chain is an OSError."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, OSError):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False

@@ -71,6 +71,9 @@ DEFAULTS: dict[str, Any] = {
         "restore_best": True,  # Test metrics from the best epoch's parameters.
         "keep_checkpoints": 3,
         "freeze": [],  # Top-level parameter subtrees ("backbone", "head_<task>") kept fixed.
+        # A NaN/Inf loss or gradient: "stop" the run naming step, epoch and task (the last good
+        # checkpoint stays), or "skip" such steps (the state is left as it was) and count them.
+        "nonfinite": "stop",
     },
 }
 NULLABLE = {"data.dir": str, "data.limit": int, "init.run": str}  # key -> type when not None.
@@ -87,6 +90,7 @@ CHOICES = {
     "schedule.name": lambda: tuple(schedules.SCHEDULES),
     "train.monitor_mode": ("min", "max"),
     "mtl.strategy": lambda: tuple(strategies.STRATEGIES),
+    "train.nonfinite": ("stop", "skip"),
 }
 POSITIVE = {"seeds", "optimizer.lr", "train.epochs", "train.batch_size", "data.train_pairs", "data.val_pairs",
             "data.test_pairs", "data.val_size",

@@ -22,7 +22,11 @@ def evaluate_run(run_dir: Path, which: str = "best") -> list[dict[str, float]]:
     exp = trainer.build_experiment(cfg)
     ckpts = checkpoint.RunCheckpoints(run_dir, keep=cfg["train"]["keep_checkpoints"])
     try:
-        state, _ = ckpts.restore(exp.init_state(), which)
+        template = exp.init_state()
+        if which == "latest":  # The latest checkpoint holds the training state and the best one.
+            state = ckpts.restore({"train": template, "best": template}, which)[0]["train"]
+        else:
+            state, _ = ckpts.restore(template, which)
     finally:
         ckpts.close()
     _, eval_fn = trainer.make_epoch_fns(exp)

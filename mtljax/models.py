@@ -197,9 +197,11 @@ class MultiTaskModel(nn.Module):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> dict[str, jnp.ndarray]:
-        # A zero perturbation when a "perturbations" collection is passed: its gradient is the
-        # gradient of the shared representation (MGDA-UB); otherwise a no-op.
-        features = self.perturb("features", self.backbone(x, train=train))
+        features = self.backbone(x, train=train)
+        if not self.is_initializing():  # Keeps `perturbations` out of init's variables.
+            # A zero perturbation when a "perturbations" collection is passed: its gradient is the
+            # gradient of the shared representation (MGDA-UB); otherwise a no-op.
+            features = self.perturb("features", features)
         return {task: Head(n, self.head_hidden, self.head_dropout, name=f"head_{task}")(features, train)
                 for task, n in self.heads.items()}
 

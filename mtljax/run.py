@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from mtljax import checkpoint, config, mnist, parallel, plots, rundir, sweeps, tasks, trainer
+from mtljax import checkpoint, config, guard, mnist, parallel, plots, rundir, sweeps, tasks, trainer
 
 
 class UsageError(Exception):
@@ -109,10 +109,21 @@ def run_stage(cfg: Mapping[str, Any], args: argparse.Namespace, stage_dirs: dict
     except checkpoint.CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except guard.StopRequested as exc:
+        print(f"\n{exc}; continue with: python -m mtljax.run {args.experiment} --resume --run-dir {run_dir}",
+              file=sys.stderr)
+        return 128 + exc.signum
+    except KeyboardInterrupt:  # Outside the training loop (compiling, evaluating, plotting).
         print(f"\ninterrupted; continue with: python -m mtljax.run {args.experiment} --resume "
               f"--run-dir {run_dir}", file=sys.stderr)
         return 130
+    except guard.NonFiniteError as exc:
+        print(f"error: {exc}; run directory {run_dir}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # Disk full, read-only directory: the checkpoints written so far stay.
+        print(f"error: cannot write the run's files: {exc}; the last complete checkpoint in {run_dir} is "
+              f"intact: free space or fix permissions, then --resume --run-dir {run_dir}", file=sys.stderr)
+        return 1
     stage_dirs[cfg["name"]] = run_dir
     parts, stats = [], summary.get("test_stats", {})
     for t in exp.loss_weights:

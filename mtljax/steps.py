@@ -211,18 +211,29 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mappi
         updates, opt_state = tx_.update(grads, state.opt_state, state.params)
         updates = jax.tree.map(lambda u: u * state.plateau.scale, updates)
         params = optax.apply_updates(state.params, updates)
-        metrics = {"loss": jnp.sum(weights * losses)}
+        # A non-finite loss or gradient leaves the state as it was (the step is skipped) and is
+        # reported in the `nan/...` metrics; the trainer stops or carries on (train.nonfinite).
+        loss_ok = jnp.isfinite(losses)
+        grads_ok = jnp.isfinite(optax.global_norm(grads))
+        ok = jnp.all(loss_ok) & grads_ok
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+        metrics = {"loss": jnp.where(ok, jnp.sum(weights * losses), 0.0)}
         for k, t in enumerate(names):
-            metrics[f"{t}/loss"] = losses[k]
-            metrics[f"{t}/accuracy"] = correct[k] / size
-        new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                                  opt_state=opt_state, mtl=mtl_state)
+            metrics[f"{t}/loss"] = jnp.where(ok, losses[k], 0.0)
+            metrics[f"{t}/accuracy"] = jnp.where(ok, correct[k] / size, 0.0)
+            metrics[f"nan/{t}"] = (~loss_ok[k]).astype(jnp.float32)
+        metrics.update({"nan/steps": (~ok).astype(jnp.float32), "nan/grads": (~grads_ok).astype(jnp.float32),
+                        "nan/first": jnp.where(ok, NO_STEP, state.step.astype(jnp.float32))})
+        new_state = state.replace(step=state.step + 1, params=keep(params, state.params),
+                                  batch_stats=keep(batch_stats, state.batch_stats),
+                                  opt_state=keep(opt_state, state.opt_state), mtl=keep(mtl_state, state.mtl))
         return new_state, metrics
 
     return train_step
 
 
 STRATEGY_KEY = 1_000_033  # fold_in tag of the strategies' key.
+NO_STEP = float(2**24)  # "nan/first" of a finite step: above any step number (exact in float32).
 
 
 def model_params(params: Mapping[str, Any]) -> dict:

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
-import json
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -21,8 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from mtljax import (checkpoint, data, metrics, models, ops, optim, parallel, schedules, seedstats, steps,
-                    strategies, sweeps, tasks)
+from mtljax import (checkpoint, data, guard, metrics, models, ops, optim, parallel, schedules, seedstats, steps,
+                    sweeps, tasks)
+from mtljax.monitor import EarlyStopping, log_line, make_diagnostics, seed_mean, select_seeds, write_history  # noqa: F401
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,7 +191,7 @@ def make_epoch_fns(exp: Experiment):
             state, sums = carry
             batch = jax.tree.map(lambda a: a[batch_idx], dataset)
             state, step_metrics = train_step(state, batch, rng)
-            return (state, jax.tree.map(jnp.add, sums, step_metrics)), None
+            return (state, accumulate(sums, step_metrics)), None
 
         if idx.shape[0] == 1:  # No loop at all: XLA's own conv runs ~30x slower inside one on CPU.
             return one_step((state, sums), idx[0])[0]
@@ -219,9 +217,27 @@ def make_epoch_fns(exp: Experiment):
 
 
 def zero_sums(task_names, n_seeds: int) -> dict[str, jax.Array]:
-    """Zeroed per-seed accumulators of the train step's metrics (`loss`, `<task>/loss|accuracy`)."""
-    keys = ["loss", *[f"{t}/{m}" for t in task_names for m in ("loss", "accuracy")]]
-    return {key: jnp.zeros((n_seeds,)) for key in keys}
+    """Zeroed per-seed accumulators of the train step's metrics: `loss`, `<task>/loss|accuracy`,
+    and the non-finite counts `nan/steps`, `nan/grads`, `nan/<task>` and first step `nan/first`."""
+    keys = ["loss", *[f"{t}/{m}" for t in task_names for m in ("loss", "accuracy")],
+            "nan/steps", "nan/grads", *[f"nan/{t}" for t in task_names]]
+    sums = {key: jnp.zeros((n_seeds,)) for key in keys}
+    sums["nan/first"] = jnp.full((n_seeds,), steps.NO_STEP)
+    return sums
+
+
+def accumulate(sums: Mapping[str, jax.Array], metrics: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    """Adds a step's metrics into the sums (`nan/first` keeps the minimum: the first bad step)."""
+    return {k: jnp.minimum(v, metrics[k]) if k == "nan/first" else v + metrics[k] for k, v in sums.items()}
+
+
+def epoch_lrs(exp: Experiment, state: steps.TrainState) -> list[float]:
+    """Each replica's learning rate at the start of an epoch (schedule × plateau × sweep factor)."""
+    n = len(exp.seeds)
+    base = exp.cfg["optimizer"]["lr"]
+    factor = parallel.host_value(state.hyper["optimizer.lr"]) / base if "optimizer.lr" in state.hyper else np.ones(n)
+    step, scale = parallel.host_value((state.step, state.plateau.scale))
+    return [float(exp.schedule(step[k])) * float(scale[k]) * float(factor[k]) for k in range(n)]
 
 
 def epoch_chunks(steps_per_epoch: int, chunk: int) -> list[tuple[int, int]]:
@@ -252,81 +268,6 @@ def evaluate_split(evaluate: Callable, state: steps.TrainState, dataset: Mapping
     return per_seed, confusions, preds
 
 
-def seed_mean(per_seed: list[Mapping[str, float]]) -> dict[str, float]:
-    """The mean over seeds of every metric (for one seed: its own values, exactly)."""
-    return {key: float(np.mean([m[key] for m in per_seed])) if len(per_seed) > 1 else per_seed[0][key]
-            for key in per_seed[0]}
-
-
-@jax.jit
-def select_seeds(mask: np.ndarray, new: Any, old: Any) -> Any:
-    """Per seed (leading axis), `new` where `mask` else `old` (jitted: on many processes a host
-    mask cannot meet global arrays outside a jit)."""
-    return jax.tree.map(lambda a, b: jnp.where(mask.reshape(-1, *[1] * (a.ndim - 1)), a, b), new, old)
-
-
-class EarlyStopping:
-    """Tracks the monitored metric: best value, best epoch and epochs without improvement."""
-
-    def __init__(self, mode: str, patience: int, best: float | None = None, best_epoch: int = 0,
-                 bad_epochs: int = 0):
-        self.mode, self.patience = mode, patience
-        self.best = best if best is not None else (math.inf if mode == "min" else -math.inf)
-        self.best_epoch, self.bad_epochs = best_epoch, bad_epochs
-
-    def update(self, value: float, epoch: int) -> bool:
-        """Records `value` for `epoch`; returns True when it is the best so far."""
-        improved = value < self.best if self.mode == "min" else value > self.best
-        if improved:
-            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
-        else:
-            self.bad_epochs += 1
-        return improved
-
-    @property
-    def should_stop(self) -> bool:
-        return self.patience > 0 and self.bad_epochs >= self.patience
-
-    def state(self) -> dict:
-        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
-
-
-def make_diagnostics(exp: Experiment, train_data: Mapping[str, jax.Array]) -> Callable[[steps.TrainState], dict]:
-    """`diagnose(state) -> {key: value}`: task-gradient conflict on the first `mtl.diagnose_batch`
-    training images (the same ones every time), per seed: `conflict/cos/<a>|<b>` for each pair of
-    tasks and `conflict/norm_ratio/<t>` (‖g_t‖ over the mean norm), as lists over seeds."""
-    names = list(exp.loss_weights)
-    n = min(exp.cfg["mtl"]["diagnose_batch"], len(exp.splits["train"]))
-    batch = {key: value[:n] for key, value in train_data.items()}
-    grads_fn = steps.make_task_gradients(exp.model, names)
-    fn = jax.jit(jax.vmap(lambda p, s, b: strategies.conflict_stats(grads_fn(p, s, b)), in_axes=(0, 0, None)))
-
-    def diagnose(state):
-        stats = parallel.host_value(fn(state.params, state.batch_stats, batch))
-        out = {f"conflict/norm_ratio/{t}": stats["norm_ratio"][:, i].tolist() for i, t in enumerate(names)}
-        for i, j in itertools.combinations(range(len(names)), 2):
-            out[f"conflict/cos/{names[i]}|{names[j]}"] = stats["cos"][:, i, j].tolist()
-        return out
-
-    return diagnose
-
-
-def _log_line(record: Mapping[str, Any], task_names) -> str:
-    parts = [f"epoch {record['epoch']:3d}", f"loss {record['train/loss']:.4f}/{record['val/loss']:.4f}"]
-    parts += [f"{t} {100 * record[f'val/{t}/accuracy']:.2f}%" for t in task_names]
-    parts += [f"lr {record['lr']:.2e}", f"{record['epoch_time_s']:.1f}s"]
-    return " | ".join(parts)
-
-
-def write_history(path: Path, history: list[dict]) -> None:
-    """Rewrites metrics.jsonl from the history (atomically), one line per epoch (process 0 only)."""
-    if not parallel.is_primary():
-        return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
-    tmp.replace(path)
-
-
 def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
                        ) -> tuple[dict, dict[str, np.ndarray]]:
     """Trains `exp`, checkpointing every epoch into `run_dir`.
@@ -334,27 +275,36 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
     Returns:
       The run summary (JSON-ready) and the test predictions per task (of the first seed).
 
-    All `seeds` replicas train as one vmapped program; each has its own initialisation, dropout
-    keys, data order, plateau and early-stopping state, and its own best epoch (the best state is
-    selected per seed on device). Metrics logged are seed means, with per-seed values under "seeds".
+    Raises:
+      guard.StopRequested: SIGINT/SIGTERM; the current jitted call finished and was checkpointed.
+      guard.NonFiniteError: a NaN/Inf step with train.nonfinite "stop"; this epoch is not saved.
+      checkpoint.CheckpointWriteError, OSError: a checkpoint or log could not be written.
 
-    With `resume`, continues from the latest checkpoint in `run_dir`: state, epoch, history and
-    early-stopping state are restored, and the data order of each epoch is a function of the seed
-    and epoch only, so the remaining epochs replay as they would have.
+    All replicas (seeds, sweep points) train as one vmapped program; each has its own
+    initialisation, dropout keys, data order, plateau and early-stopping state, and its own best
+    epoch (the best state is selected per seed on device). Metrics logged are seed means, with
+    per-seed values under "seeds".
+
+    With `resume`, continues from the latest checkpoint in `run_dir`: state, best state, epoch,
+    position inside a stopped epoch (with its partial sums), history and early-stopping state are
+    restored, and the data order of each epoch is a function of the seed and epoch only, so the
+    run continues bit for bit as it would have.
     """
     cfg, train_cfg = exp.cfg, exp.cfg["train"]
     t_start = time.perf_counter()
     ckpts = checkpoint.RunCheckpoints(run_dir, keep=train_cfg["keep_checkpoints"])
-    state, history = exp.init_state(), []
+    state, history, position, best_saved, skipped = exp.init_state(), [], None, 0, 0
     new_stopper = lambda **kw: EarlyStopping(train_cfg["monitor_mode"], train_cfg["early_stopping_patience"], **kw)
     stoppers = [new_stopper() for _ in exp.seeds]
+    best_state = jax.tree.map(jnp.copy, state)  # Its own buffers: `state`'s are donated to every call.
     if resume:
-        state, meta = ckpts.restore(state, "latest")
-        history = meta["history"]
+        tree, meta = ckpts.restore({"train": state, "best": best_state}, "latest")
+        state, best_state = tree["train"], tree["best"]
+        history, position, best_saved = meta["history"], meta["position"], meta["best_saved"]
         stoppers = [new_stopper(**kw) for kw in meta["early_stopping"]]
-    has_best = resume and ckpts.best.latest_step() is not None
-    # Its own buffers: `state`'s are donated to every train call.
-    best_state = ckpts.restore(state, "best")[0] if has_best else jax.tree.map(jnp.copy, state)
+        skipped = meta["nonfinite_steps"]
+        if best_saved and ckpts.best.latest_step() != best_saved:  # Died between the two writes.
+            ckpts.save_best(best_saved, best_state, meta)
     write_history(run_dir / "metrics.jsonl", history)
 
     train_fn, eval_jit = make_epoch_fns(exp)
@@ -378,49 +328,77 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
     diagnose = make_diagnostics(exp, train_data) if every and len(exp.loss_weights) > 1 else None
     compile_time = time.perf_counter() - t_compile
 
-    for epoch in range(len(history) + 1, train_cfg["epochs"] + 1):
-        if all(stopper.should_stop for stopper in stoppers):
-            break
-        t_epoch = time.perf_counter()
-        perms = [epoch_permutation(seed, epoch, len(exp.splits["train"])) for seed in exp.seeds]
-        lr_factor = parallel.host_value(state.hyper["optimizer.lr"]) / cfg["optimizer"]["lr"] if "optimizer.lr" in state.hyper \
-            else np.ones(n_seeds)
-        step, scale = parallel.host_value((state.step, state.plateau.scale))
-        lrs = [float(exp.schedule(step[k])) * float(scale[k]) * float(lr_factor[k]) for k in range(n_seeds)]
-        sums = jax.tree.map(jnp.zeros_like, sums)
-        with tqdm(total=exp.steps_per_epoch, desc=f"epoch {epoch}", leave=False, mininterval=1.0,
-                  disable=not parallel.is_primary()) as bar:
-            for k, (start, n) in enumerate(chunks):
-                idx = np.stack([p[start * batch_size:(start + n) * batch_size].reshape(n, batch_size) for p in perms])
-                state, sums = compiled[n](state, sums, train_data, parallel.shard_batch(idx, mesh), rng)
-                bar.update(n)
-                if k % 10 == 9:  # Syncs with the device, so only now and then.
-                    bar.set_postfix(loss=f"{parallel.host_value(sums['loss']).mean() / (start + n):.4f}")
-        sums_host = parallel.host_value(sums)
-        train_seeds = [{key: float(v[k]) / exp.steps_per_epoch for key, v in sums_host.items()} for k in range(n_seeds)]
-        val_seeds, _, _ = evaluate_split(eval_val, state, val_data, exp)
-        state = state.replace(plateau=plateau_update(state.plateau, np.asarray([m["loss"] for m in val_seeds], np.float32)))
-        per_seed = [{"lr": lr, **{f"train/{key}": v for key, v in tr.items()}, **{f"val/{key}": v for key, v in va.items()}}
-                    for lr, tr, va in zip(lrs, train_seeds, val_seeds)]
-        if diagnose is not None and epoch % every == 0:
-            for key, values in diagnose(state).items():
-                for m, v in zip(per_seed, values):
-                    m[key] = v
-        record = {"epoch": epoch, "epoch_time_s": time.perf_counter() - t_epoch, **seed_mean(per_seed)}
-        if n_seeds > 1:
-            record["seeds"] = {key: [m[key] for m in per_seed] for key in per_seed[0]}
-        history.append(record)
-        improved = np.array([stopper.update(m[train_cfg["monitor"]], epoch) for stopper, m in zip(stoppers, per_seed)])
-        best_state = select_seeds(improved, state, best_state)
-        meta = {"epoch": epoch, "name": cfg["name"], "history": history,
-                "early_stopping": [stopper.state() for stopper in stoppers]}
-        ckpts.save(epoch, state, meta, best_state if improved.any() else None)
-        write_history(run_dir / "metrics.jsonl", history)
-        if parallel.is_primary():
-            tqdm.write(_log_line(record, exp.loss_weights))
+    def meta_now(epoch_done: int, at: dict | None) -> dict:
+        return {"epoch": epoch_done, "name": cfg["name"], "history": history, "position": at,
+                "early_stopping": [stopper.state() for stopper in stoppers], "best_saved": best_saved,
+                "nonfinite_steps": skipped}
 
-    if train_cfg["restore_best"] and ckpts.best.latest_step() is not None:
-        state, _ = ckpts.restore(state, "best")
+    def global_step() -> int:
+        return int(parallel.host_value(state.step)[0])
+
+    first_epoch = position["epoch"] if position else len(history) + 1
+    with guard.stop_signals() as received:
+        for epoch in range(first_epoch, train_cfg["epochs"] + 1):
+            if all(stopper.should_stop for stopper in stoppers):
+                break
+            t_epoch = time.perf_counter()
+            perms = [epoch_permutation(seed, epoch, len(exp.splits["train"])) for seed in exp.seeds]
+            if position:  # Resuming inside this epoch: its learning rates and partial sums.
+                start, lrs = position["chunk"], position["lrs"]
+                sums = parallel.replicate({k: np.asarray(v, np.float32) for k, v in position["sums"].items()}, mesh)
+                position = None
+            else:
+                start, lrs, sums = 0, epoch_lrs(exp, state), jax.tree.map(jnp.zeros_like, sums)
+                sums = {**sums, "nan/first": jnp.full_like(sums["nan/first"], steps.NO_STEP)}
+            with tqdm(total=exp.steps_per_epoch, initial=sum(n for _, n in chunks[:start]), desc=f"epoch {epoch}",
+                      leave=False, mininterval=1.0, disable=not parallel.is_primary()) as bar:
+                for k in range(start, len(chunks)):
+                    first, n = chunks[k]
+                    idx = np.stack([p[first * batch_size:(first + n) * batch_size].reshape(n, batch_size) for p in perms])
+                    state, sums = compiled[n](state, sums, train_data, parallel.shard_batch(idx, mesh), rng)
+                    bar.update(n)
+                    if k % 10 == 9:  # Syncs with the device, so only now and then.
+                        sums_host = parallel.host_value(sums)
+                        guard.check_finite(sums_host, exp.loss_weights, epoch, train_cfg["nonfinite"])
+                        bar.set_postfix(loss=f"{sums_host['loss'].mean() / (first + n):.4f}")
+                    if received:
+                        sums_host = parallel.host_value(sums)
+                        guard.check_finite(sums_host, exp.loss_weights, epoch, train_cfg["nonfinite"])
+                        at = {"epoch": epoch, "chunk": k + 1, "lrs": lrs,
+                              "sums": {key: v.tolist() for key, v in sums_host.items()}}
+                        ckpts.save(global_step(), {"train": state, "best": best_state}, meta_now(epoch - 1, at))
+                        raise guard.StopRequested(received[0], epoch, global_step())
+            sums_host = parallel.host_value(sums)
+            skipped += guard.check_finite(sums_host, exp.loss_weights, epoch, train_cfg["nonfinite"])
+            counted = np.maximum(exp.steps_per_epoch - sums_host["nan/steps"], 1)  # Skipped steps add zeros.
+            train_seeds = [{key: float(v[k]) / float(counted[k]) for key, v in sums_host.items() if not key.startswith("nan/")}
+                           | {"nonfinite_steps": float(sums_host["nan/steps"][k])} for k in range(n_seeds)]
+            val_seeds, _, _ = evaluate_split(eval_val, state, val_data, exp)
+            state = state.replace(plateau=plateau_update(state.plateau, np.asarray([m["loss"] for m in val_seeds],
+                                                                                   np.float32)))
+            per_seed = [{"lr": lr, **{f"train/{key}": v for key, v in tr.items()},
+                         **{f"val/{key}": v for key, v in va.items()}} for lr, tr, va in zip(lrs, train_seeds, val_seeds)]
+            if diagnose is not None and epoch % every == 0:
+                for key, values in diagnose(state).items():
+                    for m, v in zip(per_seed, values):
+                        m[key] = v
+            record = {"epoch": epoch, "epoch_time_s": time.perf_counter() - t_epoch, **seed_mean(per_seed)}
+            if n_seeds > 1:
+                record["seeds"] = {key: [m[key] for m in per_seed] for key in per_seed[0]}
+            history.append(record)
+            improved = np.array([stopper.update(m[train_cfg["monitor"]], epoch) for stopper, m in zip(stoppers, per_seed)])
+            if improved.any():
+                best_state, best_saved = select_seeds(improved, state, best_state), epoch
+            # Latest first: it holds the best state too, so a death between the writes loses nothing.
+            ckpts.save(global_step(), {"train": state, "best": best_state}, meta_now(epoch, None))
+            if improved.any():
+                ckpts.save_best(epoch, best_state, meta_now(epoch, None))
+            write_history(run_dir / "metrics.jsonl", history)
+            if parallel.is_primary():
+                tqdm.write(log_line(record, exp.loss_weights))
+
+    if train_cfg["restore_best"] and best_saved:
+        state = best_state
     # The test split has its own shape, so `eval_jit` compiles once more here.
     test_data = parallel.replicate(device_split(exp.splits["test"]), mesh)
     test_seeds, confusions, preds = evaluate_split(eval_jit, state, test_data, exp)
@@ -437,6 +415,7 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
         "wall_time_s": time.perf_counter() - t_start,
         "mean_epoch_time_s": float(np.mean(epoch_times)) if epoch_times else 0.0,
         "compile_time_s": compile_time,
+        "nonfinite_steps_skipped": skipped,
     }
     if n_seeds > 1:
         summary["test_seeds"] = test_seeds

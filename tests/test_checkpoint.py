@@ -21,7 +21,8 @@ def test_round_trip_is_exact(tmp_path, tiny_data_dir):
     state = state.replace(step=jnp.asarray([7], jnp.int32))
     ckpts = checkpoint.RunCheckpoints(tmp_path / "run", keep=2)
     meta = {"epoch": 3, "history": [{"epoch": 1, "val/loss": 0.5}], "early_stopping": {"best": 0.5}}
-    ckpts.save(3, state, meta, best=state)
+    ckpts.save(3, state, meta)
+    ckpts.save_best(3, state, meta)
     template = _state(tiny_data_dir)
     for which in ("latest", "best"):
         restored, restored_meta = ckpts.restore(template, which)
@@ -36,8 +37,12 @@ def test_keeps_latest_few(tmp_path, tiny_data_dir):
     state = _state(tiny_data_dir)
     ckpts = checkpoint.RunCheckpoints(tmp_path / "run", keep=2)
     for epoch in range(1, 5):
-        ckpts.save(epoch, state, {"epoch": epoch}, best=state if epoch == 2 else None)
+        ckpts.save(epoch, state, {"epoch": epoch})
+        if epoch == 2:
+            ckpts.save_best(epoch, state, {"epoch": epoch})
     assert ckpts.latest.all_steps() == [3, 4] and ckpts.best.all_steps() == [2]
+    ckpts.save(4, state, {"epoch": 4, "again": True})  # The same step again replaces it.
+    assert ckpts.latest.all_steps() == [3, 4] and ckpts.restore(state, "latest")[1]["again"]
     ckpts.close()
 
 

@@ -43,7 +43,8 @@ def _params(run_dir, which):
     manager = ocp.CheckpointManager(Path(run_dir).absolute() / "ckpt" / which)
     state = manager.restore(manager.latest_step(), args=ocp.args.Composite(state=ocp.args.StandardRestore()))
     manager.close()
-    return state["state"]["params"]
+    tree = state["state"]
+    return (tree["train"] if which == "latest" else tree)["params"]  # Latest: {"train": ..., "best": ...}.
 
 
 def test_transfer_freezes_the_trunk_bit_for_bit(tmp_path, tiny_data_dir):

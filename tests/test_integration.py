@@ -43,7 +43,7 @@ def test_run_writes_everything_and_evaluate_reproduces(tmp_path, tiny_data_dir, 
         assert key.removeprefix("test/") in summary["test"]
     assert {"wall_time_s", "mean_epoch_time_s", "compile_time_s"} <= set(summary)
     assert sum(map(sum, summary["confusion"]["digit"])) == 200
-    assert (run_dir / "ckpt" / "best").is_dir() and (run_dir / "ckpt" / "latest" / "2").is_dir()
+    assert (run_dir / "ckpt" / "best").is_dir() and (run_dir / "ckpt" / "latest" / "20").is_dir()  # Train steps.
     capsys.readouterr()
     assert evaluate.main([str(run_dir)]) == 0
     assert "equal to" in capsys.readouterr().out

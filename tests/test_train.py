@@ -35,7 +35,10 @@ def test_a_few_steps_lower_the_loss(tiny_exp):
         first = first if first is not None else float(metrics["loss"])
     assert int(state.step) == 30
     assert float(metrics["loss"]) < 0.5 * first
-    assert set(metrics) == {"loss"} | {f"{t}/{m}" for t in tiny_exp.loss_weights for m in ("loss", "accuracy")}
+    names = list(tiny_exp.loss_weights)
+    assert set(metrics) == ({"loss", "nan/steps", "nan/grads", "nan/first"} | {f"nan/{t}" for t in names}
+                            | {f"{t}/{m}" for t in names for m in ("loss", "accuracy")})
+    assert float(metrics["nan/steps"]) == 0 and float(metrics["nan/first"]) == steps.NO_STEP
 
 
 def test_step_is_pure_and_loss_is_weighted(tiny_data_dir):

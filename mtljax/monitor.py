@@ -1,0 +1,91 @@
+"""What the training loop watches and records: seed means, per-seed best states, early stopping,
+task-gradient conflict diagnostics, the epoch log line and metrics.jsonl."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mtljax import parallel, steps, strategies
+
+
+def seed_mean(per_seed: list[Mapping[str, float]]) -> dict[str, float]:
+    """The mean over seeds of every metric (for one seed: its own values, exactly)."""
+    return {key: float(np.mean([m[key] for m in per_seed])) if len(per_seed) > 1 else per_seed[0][key]
+            for key in per_seed[0]}
+
+
+@jax.jit
+def select_seeds(mask: np.ndarray, new: Any, old: Any) -> Any:
+    """Per seed (leading axis), `new` where `mask` else `old` (jitted: on many processes a host
+    mask cannot meet global arrays outside a jit)."""
+    return jax.tree.map(lambda a, b: jnp.where(mask.reshape(-1, *[1] * (a.ndim - 1)), a, b), new, old)
+
+
+class EarlyStopping:
+    """Tracks the monitored metric: best value, best epoch and epochs without improvement."""
+
+    def __init__(self, mode: str, patience: int, best: float | None = None, best_epoch: int = 0,
+                 bad_epochs: int = 0):
+        self.mode, self.patience = mode, patience
+        self.best = best if best is not None else (math.inf if mode == "min" else -math.inf)
+        self.best_epoch, self.bad_epochs = best_epoch, bad_epochs
+
+    def update(self, value: float, epoch: int) -> bool:
+        """Records `value` for `epoch`; returns True when it is the best so far."""
+        improved = value < self.best if self.mode == "min" else value > self.best
+        if improved:
+            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
+        else:
+            self.bad_epochs += 1
+        return improved
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience > 0 and self.bad_epochs >= self.patience
+
+    def state(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+
+
+def make_diagnostics(exp: Any, train_data: Mapping[str, jax.Array]) -> Callable[[steps.TrainState], dict]:
+    """`diagnose(state) -> {key: value}`: task-gradient conflict on the first `mtl.diagnose_batch`
+    training images (the same ones every time), per seed: `conflict/cos/<a>|<b>` for each pair of
+    tasks and `conflict/norm_ratio/<t>` (‖g_t‖ over the mean norm), as lists over seeds."""
+    names = list(exp.loss_weights)
+    n = min(exp.cfg["mtl"]["diagnose_batch"], len(exp.splits["train"]))
+    batch = {key: value[:n] for key, value in train_data.items()}
+    grads_fn = steps.make_task_gradients(exp.model, names)
+    fn = jax.jit(jax.vmap(lambda p, s, b: strategies.conflict_stats(grads_fn(p, s, b)), in_axes=(0, 0, None)))
+
+    def diagnose(state):
+        stats = parallel.host_value(fn(state.params, state.batch_stats, batch))
+        out = {f"conflict/norm_ratio/{t}": stats["norm_ratio"][:, i].tolist() for i, t in enumerate(names)}
+        for i, j in itertools.combinations(range(len(names)), 2):
+            out[f"conflict/cos/{names[i]}|{names[j]}"] = stats["cos"][:, i, j].tolist()
+        return out
+
+    return diagnose
+
+
+def log_line(record: Mapping[str, Any], task_names) -> str:
+    parts = [f"epoch {record['epoch']:3d}", f"loss {record['train/loss']:.4f}/{record['val/loss']:.4f}"]
+    parts += [f"{t} {100 * record[f'val/{t}/accuracy']:.2f}%" for t in task_names]
+    parts += [f"lr {record['lr']:.2e}", f"{record['epoch_time_s']:.1f}s"]
+    return " | ".join(parts)
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    """Rewrites metrics.jsonl from the history (atomically), one line per epoch (process 0 only)."""
+    if not parallel.is_primary():
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
+    tmp.replace(path)
