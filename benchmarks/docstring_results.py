@@ -16,7 +16,8 @@ from pathlib import Path
 def measured_line(root: Path, names: list[str]) -> str | None:
     parts = []
     for name in names:
-        runs = sorted((root / name).glob("*/summary.json"))
+        runs = [p for p in sorted((root / name).glob("*/summary.json"))
+                if "sweep" not in json.loads(p.read_text())]  # A sweep's summary mixes configurations.
         if not runs:
             return None
         summary = json.loads(runs[-1].read_text())

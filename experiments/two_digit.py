@@ -3,12 +3,14 @@
 The top digit fills rows 0-27, the bottom one rows 14-41, the 14 overlapping rows combined by
 pixelwise max; pairs drawn at random (seeded) from the matching split: 40,000 training and 4,000
 test pairs as in that project (data.train_pairs / val_pairs / test_pairs for more). Tasks: top,
-bottom. That project reached 98.08 % / 97.58 %.
+bottom. That project reached 98.08 % / 97.58 %. CNN with BatchNorm and dropout 0.3, on-device
+augmentation of the whole image (shifts <= 2 px, rotations <= 8 degrees), 20 epochs, step decay at 14
+(without them, 10 epochs: 98.42 / 98.35 %).
 
     python -m mtljax.run experiments/two_digit.py
     python -m mtljax.run experiments/two_digit_mlp.py   # its MLP, 1176 -> 64 -> 64
 
-Measured here (2-core CPU): top 98.42, bottom 98.35 % test accuracy, 1.4 min (run 20261121-221449).
+Measured here (2-core CPU): top 98.62, bottom 98.83 % test accuracy, 5.0 min (run 20261121-233002).
 """
 
 REFERENCE = {"top": 98.08, "bottom": 97.58}  # The NumPy/PyTorch project, test accuracy %.
@@ -16,8 +18,9 @@ REFERENCE = {"top": 98.08, "bottom": 97.58}  # The NumPy/PyTorch project, test a
 CONFIG = {
     "tasks": ["top", "bottom"],
     "data": {"dataset": "two_digit", "train_pairs": 40000, "val_pairs": 4000, "test_pairs": 4000},
-    "model": {"name": "cnn3", "features": [32, 64, 64], "dense": 128},
+    "model": {"name": "cnn3", "features": [32, 64, 64], "dense": 128, "batchnorm": True, "dropout": 0.3},
     "optimizer": {"name": "adam", "lr": 1e-3},
-    "schedule": {"name": "step", "step_epochs": 6, "gamma": 0.1},
-    "train": {"epochs": 10, "batch_size": 64},
+    "schedule": {"name": "step", "step_epochs": 14, "gamma": 0.1},
+    "augment": {"shift": 2.0, "rotate": 8.0},
+    "train": {"epochs": 20, "batch_size": 64},
 }
