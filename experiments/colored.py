@@ -7,7 +7,7 @@ Trunk with ResNet-style skips: per block conv -> two convs added back to the fir
 (blocks of 32 and 64 channels, BatchNorm after each conv), then Dense 128 with dropout 0.3; on-device
 augmentation (shifts <= 2 px, rotations <= 8 degrees), 12 epochs, step decay at 8. (The first
 recipe, without BatchNorm and augmentation, 8 epochs: digit 98.80 %.) The run below shared the CPU
-with other jobs, so its wall time is inflated (about 13 min alone).
+with other jobs, so its wall time is inflated.
 
     python -m mtljax.run experiments/colored.py
 
