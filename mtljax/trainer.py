@@ -297,7 +297,9 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
     new_stopper = lambda **kw: EarlyStopping(train_cfg["monitor_mode"], train_cfg["early_stopping_patience"], **kw)
     stoppers = [new_stopper() for _ in exp.seeds]
     best_state = jax.tree.map(jnp.copy, state)  # Its own buffers: `state`'s are donated to every call.
-    if resume:
+    if resume and ckpts.latest.latest_step() is None:  # Died before its first checkpoint.
+        print(f"resume: no checkpoint in {run_dir} yet; starting it from the beginning")
+    elif resume:
         tree, meta = ckpts.restore({"train": state, "best": best_state}, "latest")
         state, best_state = tree["train"], tree["best"]
         history, position, best_saved = meta["history"], meta["position"], meta["best_saved"]
