@@ -120,6 +120,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--window", type=float, default=12.0, help="kill within this many seconds of a start")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mtljax-kill-resume"))
+    parser.add_argument("--update", type=Path, help="write the result line into this README (kill markers)")
     args = parser.parse_args()
     import shutil
 
@@ -130,8 +131,14 @@ def main() -> None:
     t = time.perf_counter()
     run_dir, landed = killed_run(path, args.workdir / "killed", args.kills, random.Random(args.seed), args.window)
     problems = same_run(reference, run_dir)
-    print(f"{landed} of {args.kills} SIGKILLs landed before the run finished; resumed each time "
-          f"({time.perf_counter() - t:.0f} s): {'bit-identical to the uninterrupted run' if not problems else problems}")
+    line = (f"{landed} of {args.kills} SIGKILLs landed before the run finished; resumed after each "
+            f"({time.perf_counter() - t:.0f} s in all): "
+            f"{'bit-identical to the uninterrupted run' if not problems else '; '.join(problems)}.")
+    print(line)
+    if args.update:
+        from mtljax import results
+
+        results.update_readme(args.update, f"`python benchmarks/kill_resume.py --kills {args.kills}`: {line}", "kill")
     sys.exit(1 if problems else 0)
 
 
