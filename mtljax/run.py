@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from mtljax import checkpoint, config, guard, mnist, parallel, plots, rundir, sweeps, tasks, trainer
+from mtljax import checkpoint, config, guard, mnist, parallel, plots, rundir, sweeps, tasks, tblog, trainer
 
 
 class UsageError(Exception):
@@ -38,6 +38,7 @@ def write_outputs(run_dir: Path, exp: trainer.Experiment, summary: dict, preds: 
                        {t: p[:count] for t, p in preds.items()}, {t: tasks.TASKS[t].class_names for t in names},
                        run_dir / "samples.png", count=count)
     plots.plot_conflict(history, run_dir / "conflict.png")
+    tblog.write_events(run_dir, history, sorted(run_dir.glob("*.png")))
     if any(k.startswith("loss_weights.") for k in summary.get("sweep", {}).get("keys", [])):
         for pair in itertools.combinations(names, 2):  # The trade-off between each two tasks.
             plots.plot_pareto(summary, pair, run_dir / f"pareto_{pair[0]}_{pair[1]}.png")

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mtljax import (checkpoint, data, guard, metrics, models, ops, optim, parallel, schedules, seedstats, steps,
-                    sweeps, tasks)
+                    sweeps, tasks, tblog)
 from mtljax.monitor import EarlyStopping, log_line, make_diagnostics, seed_mean, select_seeds, write_history  # noqa: F401
 
 
@@ -397,6 +397,7 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
                 ckpts.save_best(epoch, best_state, meta_now(epoch, None))
             write_history(run_dir / "metrics.jsonl", history)
             if parallel.is_primary():
+                tblog.write_events(run_dir, history)
                 tqdm.write(log_line(record, exp.loss_weights))
 
     if train_cfg["restore_best"] and best_saved:

@@ -1,0 +1,49 @@
+"""TensorBoard event files of a run (through tensorboardX), beside metrics.jsonl.
+
+`tensorboard --logdir checkpoints/` then shows every run: scalars `<split>/<task>/<metric>`,
+`<split>/loss` and `lr` per epoch, and the run's figures as images once it has finished.
+
+The events are regenerated from the whole history each epoch into `<run>/tensorboard/` (a new file
+replaces the old one), so a killed and resumed run never shows an epoch twice or misses one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+TB_DIR = "tensorboard"
+
+
+def _scalars(record: Mapping) -> dict[str, float]:
+    """The numbers of one metrics.jsonl record worth a curve (seed means; not per-seed lists)."""
+    skip = {"epoch", "seeds"}
+    return {k: float(v) for k, v in record.items() if k not in skip and isinstance(v, (int, float))}
+
+
+def write_events(run_dir: Path, history: Sequence[Mapping], figures: Sequence[Path] = ()) -> Path:
+    """Writes the TensorBoard events of `history` (and the PNG `figures`) to `run_dir/tensorboard`,
+    replacing earlier ones; returns that directory."""
+    from PIL import Image
+    from tensorboardX import SummaryWriter
+
+    out = Path(run_dir) / TB_DIR
+    with tempfile.TemporaryDirectory(dir=run_dir) as tmp:
+        writer = SummaryWriter(logdir=tmp, flush_secs=3600)
+        for record in history:
+            for tag, value in _scalars(record).items():
+                writer.add_scalar(tag, value, global_step=record["epoch"])
+        step = history[-1]["epoch"] if history else 0
+        for path in figures:
+            image = np.asarray(Image.open(path).convert("RGB"))
+            writer.add_image(Path(path).stem, image, global_step=step, dataformats="HWC")
+        writer.close()
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.move(tmp, out)
+        Path(tmp).mkdir()  # TemporaryDirectory removes it on exit.
+    return out
