@@ -93,6 +93,12 @@ class RunCheckpoints:
         tree = restored["state"]
         return (tree["train"] if which == "latest" else tree)["params"]
 
+    def load_variables(self, which: str = "best") -> dict:
+        """`{"params", "batch_stats"}` of the newest `which` checkpoint, as saved (leading seed axis)."""
+        restored = self._restore_newest(which, ocp.args.Composite(state=ocp.args.StandardRestore()))
+        tree = restored["state"]["train"] if which == "latest" else restored["state"]
+        return {"params": tree["params"], "batch_stats": tree.get("batch_stats", {})}
+
     def close(self) -> None:
         self.latest.close()
         self.best.close()
