@@ -2,7 +2,9 @@
 
 One row per experiment: its newest finished run's test accuracy per task, beside the numbers its
 source project reported (the `REFERENCE` dict of the experiment file), and the run's timing. With
-`--update`, the table replaces the text between the README's results markers.
+`--update`, the table replaces the text between the README's results markers, and the other tables
+made from run directories are regenerated too: the strategy comparison (`<root>/strategies/`) and
+the newest sweep (`--sweep RUN_DIR` picks another).
 """
 
 from __future__ import annotations
@@ -93,6 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.update:
         try:
             update_readme(args.update, table, section=args.section)
+            if args.section == "results":  # The other run-directory tables, with the same command.
+                if (args.root / "strategies").is_dir():
+                    update_readme(args.update, results_table(args.root / "strategies", args.experiments), "strategies")
+                sweeps_done = sorted((p.parent for p in args.root.glob(f"*/*/{rundir.SUMMARY_FILE}")
+                                      if "sweep" in rundir.read_json(p)), key=lambda d: d.name)
+                if sweeps_done:
+                    return _sweep_main(sweeps_done[-1], args.update)
         except (OSError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
