@@ -3,7 +3,8 @@ task with one head (single_task), to see whether learning the three tasks togeth
 
     python -m mtljax.run experiments/threshold_single.py
 
-Measured here (2-core CPU): see the README's results table (multi-task and single-task columns).
+Measured here (2-core CPU): digit 99.28, parity 99.66, threshold 99.49 % test accuracy, 2.3 min (run
+20261122-003236).
 """
 
 from experiments.threshold import CONFIG as BASE, REFERENCE  # noqa: F401
