@@ -89,9 +89,7 @@ class RunCheckpoints:
 
     def load_params(self, which: str = "best") -> dict:
         """The params pytree of the newest `which` checkpoint, as saved (no template needed)."""
-        restored = self._restore_newest(which, ocp.args.Composite(state=ocp.args.StandardRestore()))
-        tree = restored["state"]
-        return (tree["train"] if which == "latest" else tree)["params"]
+        return self.load_variables(which)["params"]
 
     def load_variables(self, which: str = "best") -> dict:
         """`{"params", "batch_stats"}` of the newest `which` checkpoint, as saved (leading seed axis)."""

@@ -12,7 +12,6 @@ import flax
 import jax
 import jax.numpy as jnp
 import optax
-
 from jax.flatten_util import ravel_pytree
 
 from mtljax import augment as augmentation

@@ -10,7 +10,6 @@ replaces the old one), so a killed and resumed run never shows an epoch twice or
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -32,18 +31,17 @@ def write_events(run_dir: Path, history: Sequence[Mapping], figures: Sequence[Pa
     from tensorboardX import SummaryWriter
 
     out = Path(run_dir) / TB_DIR
-    with tempfile.TemporaryDirectory(dir=run_dir) as tmp:
-        writer = SummaryWriter(logdir=tmp, flush_secs=3600)
-        for record in history:
-            for tag, value in _scalars(record).items():
-                writer.add_scalar(tag, value, global_step=record["epoch"])
-        step = history[-1]["epoch"] if history else 0
-        for path in figures:
-            image = np.asarray(Image.open(path).convert("RGB"))
-            writer.add_image(Path(path).stem, image, global_step=step, dataformats="HWC")
-        writer.close()
-        if out.exists():
-            shutil.rmtree(out)
-        shutil.move(tmp, out)
-        Path(tmp).mkdir()  # TemporaryDirectory removes it on exit.
+    tmp = Path(run_dir) / f".{TB_DIR}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)  # Left by a run killed while writing.
+    writer = SummaryWriter(logdir=str(tmp), flush_secs=3600)
+    for record in history:
+        for tag, value in _scalars(record).items():
+            writer.add_scalar(tag, value, global_step=record["epoch"])
+    step = history[-1]["epoch"] if history else 0
+    for path in figures:
+        image = np.asarray(Image.open(path).convert("RGB"))
+        writer.add_image(Path(path).stem, image, global_step=step, dataformats="HWC")
+    writer.close()
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.replace(out)
     return out

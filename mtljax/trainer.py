@@ -220,10 +220,13 @@ def zero_sums(task_names, n_seeds: int) -> dict[str, jax.Array]:
     """Zeroed per-seed accumulators of the train step's metrics: `loss`, `<task>/loss|accuracy`,
     and the non-finite counts `nan/steps`, `nan/grads`, `nan/<task>` and first step `nan/first`."""
     keys = ["loss", *[f"{t}/{m}" for t in task_names for m in ("loss", "accuracy")],
-            "nan/steps", "nan/grads", *[f"nan/{t}" for t in task_names]]
-    sums = {key: jnp.zeros((n_seeds,)) for key in keys}
-    sums["nan/first"] = jnp.full((n_seeds,), steps.NO_STEP)
-    return sums
+            "nan/steps", "nan/grads", *[f"nan/{t}" for t in task_names], "nan/first"]
+    return reset_sums({key: jnp.zeros((n_seeds,)) for key in keys})
+
+
+def reset_sums(sums: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    """`sums` set back to their start (0; `nan/first` to NO_STEP), keeping their shapes and placement."""
+    return {k: jnp.full_like(v, steps.NO_STEP if k == "nan/first" else 0.0) for k, v in sums.items()}
 
 
 def accumulate(sums: Mapping[str, jax.Array], metrics: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
@@ -350,8 +353,7 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
                 sums = parallel.replicate({k: np.asarray(v, np.float32) for k, v in position["sums"].items()}, mesh)
                 position = None
             else:
-                start, lrs, sums = 0, epoch_lrs(exp, state), jax.tree.map(jnp.zeros_like, sums)
-                sums = {**sums, "nan/first": jnp.full_like(sums["nan/first"], steps.NO_STEP)}
+                start, lrs, sums = 0, epoch_lrs(exp, state), reset_sums(sums)
             with tqdm(total=exp.steps_per_epoch, initial=sum(n for _, n in chunks[:start]), desc=f"epoch {epoch}",
                       leave=False, mininterval=1.0, disable=not parallel.is_primary()) as bar:
                 for k in range(start, len(chunks)):

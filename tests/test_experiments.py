@@ -10,10 +10,9 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
-from mtljax import config, run, trainer
+from mtljax import checkpoint, config, run, trainer
 from conftest import tiny_config
 
 EXPERIMENTS = sorted(p for p in Path("experiments").glob("*.py") if p.stem != "__init__")
@@ -40,11 +39,11 @@ def _write(tmp_path, text):
 
 
 def _params(run_dir, which):
-    manager = ocp.CheckpointManager(Path(run_dir).absolute() / "ckpt" / which)
-    state = manager.restore(manager.latest_step(), args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-    manager.close()
-    tree = state["state"]
-    return (tree["train"] if which == "latest" else tree)["params"]  # Latest: {"train": ..., "best": ...}.
+    ckpts = checkpoint.RunCheckpoints(Path(run_dir))
+    try:
+        return ckpts.load_params(which)
+    finally:
+        ckpts.close()
 
 
 def test_transfer_freezes_the_trunk_bit_for_bit(tmp_path, tiny_data_dir):
