@@ -50,7 +50,8 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path):
 
 def test_sigterm_checkpoints_and_resumes_exactly(tmp_path):
     path = kill_resume.write_setup(tmp_path)
-    cfg_text = path.read_text().replace("'epochs': 3", "'epochs': 4")
+    # Long enough that the signal lands inside the training loop (after it, the default handler acts).
+    cfg_text = path.read_text().replace("'epochs': 3", "'epochs': 12")
     path.write_text(cfg_text)
     reference = kill_resume.run_to_end(path, tmp_path / "straight")
     root = tmp_path / "stopped"
