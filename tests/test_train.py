@@ -164,3 +164,40 @@ def test_one_step_per_call_equals_a_scanned_chunk(tiny_data_dir):
         finals.append((state, sums))
     for a, b in zip(jax.tree.leaves(finals[0]), jax.tree.leaves(finals[1])):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_one_replica_is_squeezed_not_vmapped(tiny_data_dir):
+    """over_replicas: a size-1 replica axis runs the unbatched function (faster on XLA:CPU), with
+    the same results as jax.vmap; more replicas run vmapped."""
+    seen = []
+
+    def fn(x, y):
+        seen.append(x.shape)
+        return {"sum": x + y, "prod": x * y}
+
+    x, y = jnp.arange(3.0)[None], jnp.float32(2.0)
+    out = trainer.over_replicas(fn, in_axes=(0, None))(x, y)
+    assert seen == [(3,)] and out["sum"].shape == (1, 3)
+    ref = jax.vmap(fn, in_axes=(0, None))(x, y)
+    for k in out:
+        np.testing.assert_array_equal(out[k], ref[k])
+    seen.clear()
+    assert trainer.over_replicas(fn, in_axes=(0, None))(jnp.ones((2, 3)), y)["prod"].shape == (2, 3)
+    assert seen == [(3,)]  # Traced once inside vmap, on the unbatched shape.
+
+
+
+def test_squeezed_train_call_matches_the_vmapped_one(tiny_data_dir, monkeypatch):
+    exp = trainer.build_experiment(config.resolve(tiny_config(tiny_data_dir)))
+    data = trainer.device_split(exp.splits["train"])
+    idx = trainer.epoch_permutation(0, 1, len(exp.splits["train"]))[:150].reshape(1, 3, 50)
+    results = []
+    for squeeze in (True, False):
+        if not squeeze:
+            monkeypatch.setattr(trainer, "over_replicas", lambda fn, in_axes: jax.vmap(fn, in_axes=in_axes))
+        train_fn, _ = trainer.make_epoch_fns(exp)
+        results.append(train_fn(exp.init_state(), trainer.zero_sums(exp.loss_weights, 1), data, idx,
+                                exp.dropout_rng()))
+    for a, b in zip(jax.tree.leaves(results[0]), jax.tree.leaves(results[1])):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
