@@ -81,3 +81,56 @@ def test_max_pool_gradient_with_ties_equals_select_and_scatter():
     ref = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
     dy = jnp.asarray(np.random.default_rng(5).normal(size=ref(x).shape), jnp.float32)
     np.testing.assert_array_equal(jax.vjp(ops.max_pool_2x2, x)[1](dy)[0], jax.vjp(ref, x)[1](dy)[0])
+
+
+FUSED_SHAPES = [(2, 28, 28, 1, 32), (2, 30, 30, 1, 32), (2, 28, 28, 3, 16), (2, 30, 30, 3, 32), (1, 7, 9, 4, 5)]
+
+
+def _conv_relu_pool_apart(x, kernel, bias):
+    return ops.max_pool_2x2(jax.nn.relu(ops.conv3x3_xla(x, kernel) + bias))
+
+
+@pytest.mark.parametrize("n,h,w,c,f", FUSED_SHAPES)
+def test_fused_conv_relu_pool_equals_the_three_ops(n, h, w, c, f):
+    """Every input shape the models feed it (28² VALID, 30² = 28² SAME-padded; 1 and 3 channels)."""
+    rng = np.random.default_rng(6)
+    x = jnp.asarray(rng.normal(size=(n, h, w, c)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(3, 3, c, f)), jnp.float32)
+    bias = jnp.asarray(rng.normal(size=(f,)), jnp.float32)
+    want, want_vjp = jax.vjp(_conv_relu_pool_apart, x, kernel, bias)
+    got, got_vjp = jax.vjp(ops.conv3x3_relu_pool, x, kernel, bias)
+    assert got.shape == want.shape == (n, (h - 2) // 2, (w - 2) // 2, f)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    dy = jnp.asarray(rng.normal(size=want.shape), jnp.float32)
+    for a, b in zip(got_vjp(dy), want_vjp(dy)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
+    jax.test_util.check_grads(ops.conv3x3_relu_pool, (x, kernel / np.sqrt(9 * c), bias), order=1, modes=["rev"],
+                              atol=5e-2, rtol=5e-2)
+
+
+def test_fused_conv_relu_pool_with_ties_and_dead_units():
+    """Integer inputs and kernels: equal maxima in a window and outputs exactly 0 after ReLU. The
+    gradient goes to the first maximum, none through a unit whose maximum is <= 0, as apart."""
+    rng = np.random.default_rng(7)
+    x = jnp.asarray(rng.integers(0, 2, (2, 12, 12, 1)), jnp.float32)
+    kernel = jnp.asarray(rng.integers(-1, 2, (3, 3, 1, 6)), jnp.float32)
+    bias = jnp.asarray([0.0, -1.0, 1.0, 0.0, -2.0, 0.5], jnp.float32)
+    want, want_vjp = jax.vjp(_conv_relu_pool_apart, x, kernel, bias)
+    got, got_vjp = jax.vjp(ops.conv3x3_relu_pool, x, kernel, bias)
+    np.testing.assert_array_equal(got, want)
+    dy = jnp.asarray(rng.normal(size=want.shape), jnp.float32)
+    for a, b in zip(jax.jit(got_vjp)(dy), want_vjp(dy)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("padding,channels", [("VALID", 1), ("SAME", 1), ("SAME", 3), ("VALID", 8)])
+def test_conv_module_relu_pool_path(padding, channels):
+    """Conv(relu_pool=True): fused for few channels, apart above FUSE_MAX_CHANNELS; same values
+    and the same parameters as conv → ReLU → pool with either implementation."""
+    x = jnp.asarray(np.random.default_rng(8).normal(size=(2, 28, 28, channels)), jnp.float32)
+    fused = ops.Conv(8, padding=padding, impl="matmul", relu_pool=True)
+    params = fused.init(jax.random.key(0), x)
+    plain = lambda v: ops.max_pool_2x2(nn.relu(ops.Conv(8, padding=padding, impl="xla").apply(v, x)))
+    np.testing.assert_allclose(fused.apply(params, x), plain(params), rtol=1e-5, atol=1e-5)
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, ops.Conv(8, padding=padding).init(
+        jax.random.key(0), x))
