@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import jax
 import numpy as np
 
 from mtljax import checkpoint, config, guard, mnist, parallel, plots, rundir, sweeps, tasks, tblog, trainer
@@ -138,6 +140,22 @@ def run_stage(cfg: Mapping[str, Any], args: argparse.Namespace, stage_dirs: dict
     return 0
 
 
+def enable_compile_cache(setting: str | None) -> Path | None:
+    """Turns on JAX's persistent compilation cache, so a rerun of an experiment (same code, same
+    shapes) loads its compiled steps instead of compiling them again (~4 s of a threshold.py run).
+
+    Args:
+      setting: a directory, or "off"; None: $MTLJAX_COMPILE_CACHE, else ~/.cache/mtljax/xla.
+    """
+    setting = setting or os.environ.get("MTLJAX_COMPILE_CACHE")
+    if setting == "off":
+        return None
+    path = Path(setting).expanduser() if setting else mnist.default_data_dir() / "xla"
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)  # Only what is worth a file.
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mtljax.run", description=__doc__.splitlines()[0])
     parser.add_argument("experiment", help="experiment file, e.g. experiments/threshold.py")
@@ -150,7 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
                         help="vmap over these values (times the seeds) in one program, e.g. "
                              "loss_weights.parity=0.25,0.5,1,2,4; repeat for a grid (mtljax/sweeps.py)")
+    parser.add_argument("--compile-cache", metavar="DIR",
+                        help="persistent XLA compilation cache: a directory, or 'off' (default: "
+                             "$MTLJAX_COMPILE_CACHE, else ~/.cache/mtljax/xla)")
     args = parser.parse_args(argv)
+    enable_compile_cache(args.compile_cache)
     try:
         parallel.initialize_from_env()  # Before anything touches a device.
     except ValueError as exc:

@@ -81,3 +81,24 @@ def test_real_data_short_run(tmp_path, real_mnist):
     assert summary["test"]["digit/accuracy"] > 0.6
     assert summary["test"]["parity/accuracy"] > 0.75 and summary["test"]["threshold/accuracy"] > 0.75
     assert sum(map(sum, summary["confusion"]["digit"])) == 3000
+
+
+def test_compile_cache_fills_and_a_cached_rerun_is_identical(tmp_path, tiny_data_dir):
+    """Two processes with one persistent compilation cache: the first writes it, the second loads
+    from it (fewer seconds compiling) and trains to the very same numbers."""
+    import os
+    import subprocess
+    import sys
+
+    cache, exp = tmp_path / "xla", _experiment(tmp_path, tiny_config(tiny_data_dir))
+    env = {**os.environ, "MTLJAX_COMPILE_CACHE": str(cache)}
+    summaries = []
+    for k in range(2):
+        root = tmp_path / f"runs{k}"
+        subprocess.run([sys.executable, "-m", "mtljax.run", exp, "--root", str(root)], env=env, check=True,
+                       capture_output=True)
+        if k == 0:
+            assert any(cache.iterdir())  # At least the train call (it takes over the 0.5 s threshold).
+        summaries.append(json.loads((_only_run(root) / "summary.json").read_text()))
+    assert summaries[0]["test"] == summaries[1]["test"]
+    assert _history(_only_run(tmp_path / "runs0"))[-1]["train/loss"] == _history(_only_run(tmp_path / "runs1"))[-1]["train/loss"]
