@@ -4,7 +4,7 @@ rotations <= 8 degrees, the whole canvas) and 20 epochs (step decay at 14).
     python -m mtljax.run experiments/multimnist_aug.py
 
 Run as `experiments/multimnist.py --set ...` with exactly these values (identical config), while other
-jobs shared the CPU. Measured here (2-core CPU): left 97.54, right 96.20 % test accuracy, 8.3 min (run 20261121-232141).
+jobs shared the CPU.
 
 Measured here (2-core CPU): left 97.54, right 96.20 % test accuracy, 8.3 min (run 20261121-232141).
 """
