@@ -123,14 +123,21 @@ def test_fused_conv_relu_pool_with_ties_and_dead_units():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("padding,channels", [("VALID", 1), ("SAME", 1), ("SAME", 3), ("VALID", 8)])
-def test_conv_module_relu_pool_path(padding, channels):
-    """Conv(relu_pool=True): fused for few channels, apart above FUSE_MAX_CHANNELS; same values
-    and the same parameters as conv → ReLU → pool with either implementation."""
-    x = jnp.asarray(np.random.default_rng(8).normal(size=(2, 28, 28, channels)), jnp.float32)
+@pytest.mark.parametrize("padding,channels,size", [("VALID", 1, 28), ("SAME", 1, 28), ("SAME", 3, 28),
+                                                   ("VALID", 8, 28), ("VALID", 32, 13), ("SAME", 16, 7)])
+def test_conv_module_relu_pool_path(padding, channels, size):
+    """Conv(relu_pool=True): fused for few channels, apart above FUSE_MAX_CHANNELS, the odd output
+    row/column the pool drops not computed; same values, gradients and parameters as conv → ReLU
+    → pool apart with XLA's convolution."""
+    x = jnp.asarray(np.random.default_rng(8).normal(size=(2, size, size, channels)), jnp.float32)
     fused = ops.Conv(8, padding=padding, impl="matmul", relu_pool=True)
     params = fused.init(jax.random.key(0), x)
-    plain = lambda v: ops.max_pool_2x2(nn.relu(ops.Conv(8, padding=padding, impl="xla").apply(v, x)))
-    np.testing.assert_allclose(fused.apply(params, x), plain(params), rtol=1e-5, atol=1e-5)
+    plain = lambda v, x: ops.max_pool_2x2(nn.relu(ops.Conv(8, padding=padding, impl="xla").apply(v, x)))
+    got, got_vjp = jax.vjp(fused.apply, params, x)
+    want, want_vjp = jax.vjp(plain, params, x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    dy = jnp.asarray(np.random.default_rng(9).normal(size=want.shape), jnp.float32)
+    for a, b in zip(jax.tree.leaves(got_vjp(dy)), jax.tree.leaves(want_vjp(dy))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
     assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, ops.Conv(8, padding=padding).init(
         jax.random.key(0), x))
