@@ -29,10 +29,18 @@ import optax
 
 from mtljax import config, models, parallel, results, schedules, steps, trainer
 
-# (name, model overrides, tasks): every backbone configuration the registry is used with.
+# (name, model overrides, tasks, image channels): every backbone of the registry, as the experiments use it.
 MODELS = [
-    ("threshold (cnn3, 3 heads)", {}, ["digit", "parity", "threshold"]),
-    ("marlon-sb CNN (1 head)", {"features": [32, 64], "pool_last": True, "dropout": 0.5}, ["digit"]),
+    ("threshold (cnn3, 3 heads)", {}, ["digit", "parity", "threshold"], 1),
+    ("marlon-sb CNN (cnn3, 1 head)", {"features": [32, 64], "pool_last": True, "dropout": 0.5}, ["digit"], 1),
+    ("vgg_parity (vgg, BN, 2 hidden heads)", {"name": "vgg", "features": [32, 64, 128], "batchnorm": True,
+                                              "dropout": 0.4, "head_hidden": 128, "head_dropout": 0.4},
+     ["digit", "parity"], 1),
+    ("colored (skipcnn, BN, 28×28×3)", {"name": "skipcnn", "features": [32, 64], "dense": 128, "dropout": 0.3,
+                                        "batchnorm": True}, ["digit", "color"], 3),
+    ("mlp (784-128)", {"name": "mlp", "features": [128], "activation": "leaky_relu"}, ["digit"], 1),
+    ("mlp_scratch (hand backprop)", {"name": "mlp_scratch", "features": [128], "activation": "leaky_relu"},
+     ["digit"], 1),
 ]
 BATCHES = (32, 128, 256)
 
@@ -59,10 +67,12 @@ def forward_flops(model, variables, shape) -> float:
 
 
 def mtljax_step_rate(model_cfg: dict, task_names: list[str], batch: int, microbatch: int = -1,
-                     steps_per_call: int = -1, seeds: int = 1, mtl: dict | None = None) -> tuple[float, float]:
+                     steps_per_call: int = -1, seeds: int = 1, mtl: dict | None = None,
+                     channels: int = 1) -> tuple[float, float]:
     """(images/s, compile seconds) of the trainer's jitted train call on random uint8 data, for
     `seeds` vmapped replicas (images of all of them counted) on every device (data parallel)."""
-    cfg = config.resolve({"tasks": task_names, "model": model_cfg, "mtl": mtl or {},
+    dataset_name = "colored" if "color" in task_names else "mnist"
+    cfg = config.resolve({"tasks": task_names, "model": model_cfg, "mtl": mtl or {}, "data": {"dataset": dataset_name},
                           "train": {"batch_size": batch, "microbatch": microbatch, "steps_per_call": steps_per_call}})
     heads = {t: 10 if t == "digit" else 2 for t in task_names}
     model = models.build_model(cfg["model"], heads)
@@ -72,11 +82,11 @@ def mtljax_step_rate(model_cfg: dict, task_names: list[str], batch: int, microba
     rng = np.random.default_rng(0)
     n = 8192
     labels = rng.integers(0, 10, n)
-    dataset = {"image": jnp.asarray(rng.integers(0, 256, (n, 28, 28, 1)), jnp.uint8),
+    dataset = {"image": jnp.asarray(rng.integers(0, 256, (n, 28, 28, channels)), jnp.uint8),
                "digit": jnp.asarray(labels, jnp.int32), "parity": jnp.asarray(labels % 2, jnp.int32),
-               "threshold": jnp.asarray(labels >= 5, jnp.int32)}
+               "threshold": jnp.asarray(labels >= 5, jnp.int32), "color": jnp.asarray(rng.integers(0, 2, n), jnp.int32)}
     dataset = {k: v for k, v in dataset.items() if k == "image" or k in task_names}
-    state = jax.vmap(lambda key: steps.create_state(model, exp.tx, exp.plateau, key, (28, 28, 1),
+    state = jax.vmap(lambda key: steps.create_state(model, exp.tx, exp.plateau, key, (28, 28, channels),
                                                     cfg["mtl"]["strategy"]))(
         jax.random.split(jax.random.key(0), seeds))  # The trainer's functions take a leading seed axis.
     train_fn, _ = trainer.make_epoch_fns(exp)
@@ -103,13 +113,13 @@ def mtljax_step_rate(model_cfg: dict, task_names: list[str], batch: int, microba
     return best, compile_s
 
 
-def torch_step_rate(model_cfg: dict, task_names: list[str], batch: int) -> float | None:
+def torch_step_rate(model_cfg: dict, task_names: list[str], batch: int, channels: int = 1) -> float | None:
     """images/s of the same network and step in PyTorch, or None without torch."""
     try:
         import torch_models
     except ImportError:
         return None
-    return torch_models.step_rate(model_cfg, task_names, batch)
+    return torch_models.step_rate(model_cfg, task_names, batch, channels)
 
 
 def threshold_epoch() -> dict:
@@ -128,7 +138,8 @@ def threshold_epoch() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="batch 128 only, no threshold.py epoch")
+    parser.add_argument("--models", help="only the models whose name contains this text")
     parser.add_argument("--update", type=Path, help="README to rewrite between its speed markers")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
@@ -139,16 +150,16 @@ def main() -> None:
              "| model | batch | mtljax img/s | GFLOP/s (% of peak) | XLA conv, 1 step/call img/s | PyTorch img/s | mtljax / PyTorch | compile s |",
              "|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines))
-    for name, overrides, task_names in MODELS:
+    for name, overrides, task_names, channels in [m for m in MODELS if args.models is None or args.models in m[0]]:
         model_cfg = {**config.DEFAULTS["model"], **overrides}
         model = models.build_model({**model_cfg, "conv_impl": "xla"}, {t: 10 if t == "digit" else 2 for t in task_names})
-        variables = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
-        flops = 3 * forward_flops(model, variables, (64, 28, 28, 1))
+        variables = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, channels)))
+        flops = 3 * forward_flops(model, variables, (64, 28, 28, channels))
         for batch in batches:
-            fast, compile_s = mtljax_step_rate(model_cfg, task_names, batch)
+            fast, compile_s = mtljax_step_rate(model_cfg, task_names, batch, channels=channels)
             # The naive path: XLA convs, one jitted step per call, no micro-batching.
-            plain, _ = mtljax_step_rate({**model_cfg, "conv_impl": "xla"}, task_names, batch, 0, 1)
-            torch_rate = torch_step_rate(model_cfg, task_names, batch)
+            plain, _ = mtljax_step_rate({**model_cfg, "conv_impl": "xla"}, task_names, batch, 0, 1, channels=channels)
+            torch_rate = torch_step_rate(model_cfg, task_names, batch, channels)
             gflops = fast * flops / 1e9
             ratio = f"{fast / torch_rate:.2f}x" if torch_rate else "n/a"
             torch_text = f"{torch_rate:.0f}" if torch_rate else "not installed"

@@ -1,4 +1,4 @@
-"""PyTorch twins of mtljax's CNN backbones, for the speed comparison in speed.py."""
+"""PyTorch twins of every mtljax backbone (cnn3, vgg, skipcnn, mlp; mlp_scratch is the mlp's math), for speed.py."""
 
 from __future__ import annotations
 
@@ -35,16 +35,97 @@ class TorchCNN(nn.Module):
         return {t: head(x) for t, head in self.heads.items()}
 
 
-def step_rate(model_cfg: dict, task_names: list[str], batch: int) -> float:
+class Heads(nn.Module):
+    """One head per task: Linear, or Linear(hidden) -> ReLU -> Dropout -> Linear (`head_hidden`)."""
+
+    def __init__(self, width, heads, hidden=0, dropout=0.0):
+        super().__init__()
+        make = lambda n: (nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n))
+                          if hidden else nn.Linear(width, n))
+        self.heads = nn.ModuleDict({t: make(n) for t, n in heads.items()})
+
+    def forward(self, x):
+        return {t: head(x) for t, head in self.heads.items()}
+
+
+class TorchVGG(nn.Module):
+    """The `vgg` backbone: per width Conv 3×3 SAME -> ReLU -> BatchNorm -> MaxPool 2; Flatten -> Dropout."""
+
+    def __init__(self, features, dropout, heads, head_hidden, head_dropout, channels=1):
+        super().__init__()
+        widths, blocks, size = [channels, *features], [], 28
+        for a, b in zip(widths, widths[1:]):
+            blocks += [nn.Conv2d(a, b, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(b, momentum=0.01), nn.MaxPool2d(2)]
+            size //= 2
+        self.trunk = nn.Sequential(*blocks, nn.Flatten(), nn.Dropout(dropout))
+        self.heads = Heads(features[-1] * size * size, heads, head_hidden, head_dropout)
+
+    def forward(self, x):
+        return self.heads(self.trunk(x))
+
+
+class TorchSkipCNN(nn.Module):
+    """The `skipcnn` backbone: per width x = ReLU(BN(conv x)); x = ReLU(x + BN(conv ReLU(BN(conv x))));
+    MaxPool 2; then Flatten -> Dense -> ReLU -> Dropout."""
+
+    def __init__(self, features, dense, dropout, heads, channels=3):
+        super().__init__()
+        conv = lambda a, b: nn.Sequential(nn.Conv2d(a, b, 3, padding=1, bias=False), nn.BatchNorm2d(b, momentum=0.1))
+        widths, size = [channels, *features], 28
+        self.blocks = nn.ModuleList()
+        for a, b in zip(widths, widths[1:]):
+            self.blocks.append(nn.ModuleList([conv(a, b), conv(b, b), conv(b, b)]))
+            size //= 2
+        self.dense = nn.Linear(features[-1] * size * size, dense)
+        self.dropout = nn.Dropout(dropout)
+        self.heads = Heads(dense, heads)
+
+    def forward(self, x):
+        for first, second, third in self.blocks:
+            x = F.relu(first(x))
+            x = F.max_pool2d(F.relu(x + third(F.relu(second(x)))), 2)
+        return self.heads(self.dropout(F.relu(self.dense(x.flatten(1)))))
+
+
+class TorchMLP(nn.Module):
+    """The `mlp` / `mlp_scratch` backbones: Flatten -> (Linear -> activation) per width."""
+
+    def __init__(self, features, activation, heads, channels=1):
+        super().__init__()
+        widths, layers = [28 * 28 * channels, *features], []
+        for a, b in zip(widths, widths[1:]):
+            layers += [nn.Linear(a, b), nn.LeakyReLU(0.01) if activation == "leaky_relu" else nn.ReLU()]
+        self.trunk = nn.Sequential(nn.Flatten(), *layers)
+        self.heads = Heads(widths[-1], heads)
+
+    def forward(self, x):
+        return self.heads(self.trunk(x))
+
+
+def build(model_cfg: dict, heads: dict[str, int], channels: int) -> nn.Module:
+    """The PyTorch twin of mtljax's model for `model_cfg` (a resolved `model` config section)."""
+    name = model_cfg["name"]
+    if name == "cnn3":
+        return TorchCNN(model_cfg["features"], model_cfg["dense"], model_cfg["dropout"], model_cfg["pool_last"], heads)
+    if name == "vgg":
+        return TorchVGG(model_cfg["features"], model_cfg["dropout"], heads, model_cfg["head_hidden"],
+                        model_cfg["head_dropout"], channels)
+    if name == "skipcnn":
+        return TorchSkipCNN(model_cfg["features"], model_cfg["dense"], model_cfg["dropout"], heads, channels)
+    return TorchMLP(model_cfg["features"], model_cfg["activation"], heads, channels)
+
+
+def step_rate(model_cfg: dict, task_names: list[str], batch: int, channels: int = 1) -> float:
     """images/s of an eager PyTorch train step (gather, uint8->float, forward, backward, Adam)."""
     torch.manual_seed(0)
     heads = {t: 10 if t == "digit" else 2 for t in task_names}
-    net = TorchCNN(model_cfg["features"], model_cfg["dense"], model_cfg["dropout"], model_cfg["pool_last"], heads)
+    net = build(model_cfg, heads, channels)
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     n = 8192
-    images = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8)
+    images = torch.randint(0, 256, (n, channels, 28, 28), dtype=torch.uint8)
     digits = torch.randint(0, 10, (n,))
-    labels = {"digit": digits, "parity": digits % 2, "threshold": (digits >= 5).long()}
+    labels = {"digit": digits, "parity": digits % 2, "threshold": (digits >= 5).long(),
+              "color": torch.randint(0, 2, (n,))}
     perm = torch.randperm(n)
 
     def step(i):

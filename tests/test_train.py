@@ -145,6 +145,8 @@ def test_microbatch_config_checks(tiny_data_dir):
     assert trainer.resolve_microbatch(auto) == (32 if jax.default_backend() == "cpu" else 0)
     bn = config.resolve(tiny_config(tiny_data_dir, train={"batch_size": 64}, model={"batchnorm": True}))
     assert trainer.resolve_microbatch(bn) == 0
+    mlp = config.resolve(tiny_config(tiny_data_dir, train={"batch_size": 64}, model={"name": "mlp"}))
+    assert trainer.resolve_microbatch(mlp) == 0
     with pytest.raises(config.ConfigError, match="not with model.batchnorm"):
         config.resolve(tiny_config(tiny_data_dir, train={"microbatch": 10}, model={"batchnorm": True}))
 
