@@ -15,7 +15,7 @@ Only process 0 writes logs, plots and JSON files; Orbax checkpoints are written 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -90,3 +90,19 @@ def shard_batch(idx: np.ndarray, mesh: Mesh | None) -> Any:
 def host_value(tree: Any) -> Any:
     """NumPy copies of (fully replicated) arrays, read from this process's own devices."""
     return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)) if isinstance(a, jax.Array) else a, tree)
+
+
+def over_replicas(fn: Callable, in_axes: tuple) -> Callable:
+    """`jax.vmap(fn, in_axes)`, except that a leading replica axis of size 1 is squeezed off and
+    put back instead: on XLA:CPU the vmapped size-1 axis led every array, and the compiled step
+    ran ~8 % slower (it transposed im2col patches it otherwise fed to the matmul directly)."""
+    mapped = jax.vmap(fn, in_axes=in_axes)
+
+    def call(*args):
+        sizes = {jax.tree.leaves(a)[0].shape[0] for a, ax in zip(args, in_axes) if ax == 0 and jax.tree.leaves(a)}
+        if sizes != {1}:
+            return mapped(*args)
+        squeezed = [a if ax is None else jax.tree.map(lambda v: v[0], a) for a, ax in zip(args, in_axes)]
+        return jax.tree.map(lambda v: v[None], fn(*squeezed))
+
+    return call

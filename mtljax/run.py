@@ -12,6 +12,7 @@ import argparse
 import itertools
 import json
 import os
+import resource
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -64,6 +65,9 @@ def train_run(exp: trainer.Experiment, run_dir: Path, resume: bool) -> dict:
     if parallel.is_primary():
         rundir.write_json(run_dir / rundir.CONFIG_FILE, config.thaw(exp.cfg))
     summary, preds = trainer.train_and_evaluate(exp, run_dir, resume=resume)
+    summary["code_version"] = rundir.code_version()
+    # This process's high-water mark so far (Linux reports KiB): data, compiled steps and training.
+    summary["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if parallel.is_primary():
         write_outputs(run_dir, exp, summary, preds)
     return summary

@@ -214,24 +214,9 @@ def make_epoch_fns(exp: Experiment):
         return jax.lax.map(one, (images, labels), batch_size=eval_chunk)
 
     # Every seed at once: state, sums, indices and keys carry a leading seed axis; data are shared.
-    return (jax.jit(over_replicas(train, in_axes=(0, 0, None, 0, 0)), donate_argnums=(0, 1)),
-            jax.jit(over_replicas(evaluate, in_axes=(0, 0, None, None))))
+    return (jax.jit(parallel.over_replicas(train, in_axes=(0, 0, None, 0, 0)), donate_argnums=(0, 1)),
+            jax.jit(parallel.over_replicas(evaluate, in_axes=(0, 0, None, None))))
 
-
-def over_replicas(fn: Callable, in_axes: tuple) -> Callable:
-    """`jax.vmap(fn, in_axes)`, except that a leading replica axis of size 1 is squeezed off and
-    put back instead: on XLA:CPU the vmapped size-1 axis led every array, and the compiled step
-    ran ~8 % slower (it transposed im2col patches it otherwise fed to the matmul directly)."""
-    mapped = jax.vmap(fn, in_axes=in_axes)
-
-    def call(*args):
-        sizes = {jax.tree.leaves(a)[0].shape[0] for a, ax in zip(args, in_axes) if ax == 0 and jax.tree.leaves(a)}
-        if sizes != {1}:
-            return mapped(*args)
-        squeezed = [a if ax is None else jax.tree.map(lambda v: v[0], a) for a, ax in zip(args, in_axes)]
-        return jax.tree.map(lambda v: v[None], fn(*squeezed))
-
-    return call
 
 
 def zero_sums(task_names, n_seeds: int) -> dict[str, jax.Array]:

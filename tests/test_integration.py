@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pprint
+import re
 
 import pytest
 
@@ -42,6 +43,9 @@ def test_run_writes_everything_and_evaluate_reproduces(tmp_path, tiny_data_dir, 
     for key in ("test/digit/accuracy", "digit/precision", "threshold/f1"):
         assert key.removeprefix("test/") in summary["test"]
     assert {"wall_time_s", "mean_epoch_time_s", "compile_time_s"} <= set(summary)
+    # The commit that made the numbers (this test runs inside the mtljax git checkout).
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", summary["code_version"]), summary["code_version"]
+    assert 100 < summary["peak_rss_mib"] < 20_000
     assert sum(map(sum, summary["confusion"]["digit"])) == 200
     assert (run_dir / "ckpt" / "best").is_dir() and (run_dir / "ckpt" / "latest" / "20").is_dir()  # Train steps.
     capsys.readouterr()

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mtljax import config, optim, schedules, steps, trainer
+from mtljax import config, optim, parallel, schedules, steps, trainer
 from conftest import tiny_config
 
 
@@ -178,13 +178,13 @@ def test_one_replica_is_squeezed_not_vmapped(tiny_data_dir):
         return {"sum": x + y, "prod": x * y}
 
     x, y = jnp.arange(3.0)[None], jnp.float32(2.0)
-    out = trainer.over_replicas(fn, in_axes=(0, None))(x, y)
+    out = parallel.over_replicas(fn, in_axes=(0, None))(x, y)
     assert seen == [(3,)] and out["sum"].shape == (1, 3)
     ref = jax.vmap(fn, in_axes=(0, None))(x, y)
     for k in out:
         np.testing.assert_array_equal(out[k], ref[k])
     seen.clear()
-    assert trainer.over_replicas(fn, in_axes=(0, None))(jnp.ones((2, 3)), y)["prod"].shape == (2, 3)
+    assert parallel.over_replicas(fn, in_axes=(0, None))(jnp.ones((2, 3)), y)["prod"].shape == (2, 3)
     assert seen == [(3,)]  # Traced once inside vmap, on the unbatched shape.
 
 
@@ -196,7 +196,7 @@ def test_squeezed_train_call_matches_the_vmapped_one(tiny_data_dir, monkeypatch)
     results = []
     for squeeze in (True, False):
         if not squeeze:
-            monkeypatch.setattr(trainer, "over_replicas", lambda fn, in_axes: jax.vmap(fn, in_axes=in_axes))
+            monkeypatch.setattr(parallel, "over_replicas", lambda fn, in_axes: jax.vmap(fn, in_axes=in_axes))
         train_fn, _ = trainer.make_epoch_fns(exp)
         results.append(train_fn(exp.init_state(), trainer.zero_sums(exp.loss_weights, 1), data, idx,
                                 exp.dropout_rng()))
