@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import jax
 import numpy as np
@@ -12,6 +13,9 @@ from mtljax import mnist
 
 # Quick compiles: the unit tests measure correctness, not speed.
 jax.config.update("jax_disable_most_optimizations", True)
+# Runs started by the tests (in this process or as subprocesses) use a persistent compilation
+# cache of their own, not the user's ~/.cache/mtljax/xla: the suite neither depends on nor fills it.
+os.environ.setdefault("MTLJAX_COMPILE_CACHE", tempfile.mkdtemp(prefix="mtljax-test-xla-"))
 
 
 def synthetic_mnist(n_train: int = 600, n_test: int = 200, seed: int = 0) -> mnist.Mnist:
