@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 import jax
@@ -15,7 +17,9 @@ from mtljax import mnist
 jax.config.update("jax_disable_most_optimizations", True)
 # Runs started by the tests (in this process or as subprocesses) use a persistent compilation
 # cache of their own, not the user's ~/.cache/mtljax/xla: the suite neither depends on nor fills it.
-os.environ.setdefault("MTLJAX_COMPILE_CACHE", tempfile.mkdtemp(prefix="mtljax-test-xla-"))
+if "MTLJAX_COMPILE_CACHE" not in os.environ:
+    os.environ["MTLJAX_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="mtljax-test-xla-")
+    atexit.register(shutil.rmtree, os.environ["MTLJAX_COMPILE_CACHE"], True)
 
 
 def synthetic_mnist(n_train: int = 600, n_test: int = 200, seed: int = 0) -> mnist.Mnist:
