@@ -88,8 +88,9 @@ def test_real_data_short_run(tmp_path, real_mnist):
 
 
 def test_compile_cache_fills_and_a_cached_rerun_is_identical(tmp_path, tiny_data_dir):
-    """Two processes with one persistent compilation cache: the first writes it, the second loads
-    from it (fewer seconds compiling) and trains to the very same numbers."""
+    """Three processes with one persistent compilation cache: the first writes it, the second loads
+    from it and trains to the very same numbers, and so does a third after every entry was cut in
+    half."""
     import os
     import subprocess
     import sys
@@ -97,12 +98,18 @@ def test_compile_cache_fills_and_a_cached_rerun_is_identical(tmp_path, tiny_data
     cache, exp = tmp_path / "xla", _experiment(tmp_path, tiny_config(tiny_data_dir))
     env = {**os.environ, "MTLJAX_COMPILE_CACHE": str(cache)}
     summaries = []
-    for k in range(2):
+    for k in range(3):
         root = tmp_path / f"runs{k}"
-        subprocess.run([sys.executable, "-m", "mtljax.run", exp, "--root", str(root)], env=env, check=True,
-                       capture_output=True)
+        out = subprocess.run([sys.executable, "-m", "mtljax.run", exp, "--root", str(root)], env=env, check=True,
+                             capture_output=True, text=True)
+        if k == 2:
+            assert "Error reading persistent compilation cache entry" in out.stderr  # Read, refused, recompiled.
         if k == 0:
             assert any(cache.iterdir())  # At least the train call (it takes over the 0.5 s threshold).
-        summaries.append(json.loads((_only_run(root) / "summary.json").read_text()))
-    assert summaries[0]["test"] == summaries[1]["test"]
-    assert _history(_only_run(tmp_path / "runs0"))[-1]["train/loss"] == _history(_only_run(tmp_path / "runs1"))[-1]["train/loss"]
+        if k == 1:  # As a process killed mid-write would leave them (JAX writes entries in place).
+            for entry in cache.iterdir():
+                entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
+        summaries.append((json.loads((_only_run(root) / "summary.json").read_text())["test"],
+                          _history(_only_run(root))[-1]["train/loss"]))
+    # Cached, and with every entry truncated (JAX warns and compiles again): the very same numbers.
+    assert summaries[0] == summaries[1] == summaries[2]
