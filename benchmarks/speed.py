@@ -123,28 +123,35 @@ def torch_step_rate(model_cfg: dict, task_names: list[str], batch: int, channels
     return torch_models.step_rate(model_cfg, task_names, batch, channels)
 
 
-def threshold_epoch() -> dict:
-    """One epoch of experiments/threshold.py in a subprocess: times and peak memory."""
+def threshold_run(*overrides: str) -> tuple[float, dict, list[dict]]:
+    """(process wall seconds, summary, metrics records) of experiments/threshold.py in a subprocess,
+    with `--set overrides` and no compilation cache (a first run: everything compiles)."""
     with tempfile.TemporaryDirectory() as root:
         cmd = [sys.executable, "-m", "mtljax.run", "experiments/threshold.py", "--root", root,
-               "--set", "train.epochs=1", "--compile-cache", "off"]  # A first run: everything compiles.
+               "--compile-cache", "off", *(["--set", *overrides] if overrides else [])]
         t = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True)
         wall = time.perf_counter() - t
-        summary = json.loads(next(Path(root).glob("threshold/*/summary.json")).read_text())
+        run_dir = next(Path(root).glob("threshold/*"))
+        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        return wall, json.loads((run_dir / "summary.json").read_text()), records
+
+
+def threshold_epoch() -> dict:
+    """One epoch of experiments/threshold.py in a fresh process: times and peak memory."""
+    wall, summary, _ = threshold_run("train.epochs=1")
     # The run's own high-water mark (VmHWM, from its summary): RUSAGE_CHILDREN, used before, also
     # counted the pages the child shared with this large process before exec (3 GiB for 1 GiB).
     return {"wall_s": wall, "epoch_s": summary["mean_epoch_time_s"], "compile_s": summary["compile_time_s"],
             "peak_rss_mib": summary["peak_rss_mib"]}
 
 
-def time_to_accuracy(run_dir: Path, key: str = "val/digit/accuracy", target: float = 0.99) -> tuple[float, int] | None:
+def time_to_accuracy(summary: dict, records: list[dict], key: str = "val/digit/accuracy",
+                     target: float = 0.99) -> tuple[float, int] | None:
     """(seconds, epoch): compile time plus the epochs' times until `key` first reaches `target`,
-    from a finished run's summary and metrics.jsonl; None if it never does."""
-    summary = json.loads((run_dir / "summary.json").read_text())
+    from a finished run's summary and metrics records; None if it never does."""
     seconds = summary["compile_time_s"]
-    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-        record = json.loads(line)
+    for record in records:
         seconds += record["epoch_time_s"]
         if record[key] >= target:
             return seconds, record["epoch"]
@@ -153,10 +160,8 @@ def time_to_accuracy(run_dir: Path, key: str = "val/digit/accuracy", target: flo
 
 def threshold_time_to_99() -> str:
     """A whole threshold.py run in a subprocess; when its validation digit accuracy first reached 99 %."""
-    with tempfile.TemporaryDirectory() as root:
-        subprocess.run([sys.executable, "-m", "mtljax.run", "experiments/threshold.py", "--root", root,
-                        "--compile-cache", "off"], check=True, capture_output=True)
-        reached = time_to_accuracy(next(Path(root).glob("threshold/*")))
+    _, summary, records = threshold_run()
+    reached = time_to_accuracy(summary, records)
     if reached is None:
         return "threshold.py: validation digit accuracy never reached 99 % in 10 epochs"
     return (f"threshold.py, time to 99 % validation digit accuracy: {reached[0]:.1f} s (compile + epochs, "

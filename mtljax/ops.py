@@ -121,7 +121,7 @@ def conv3x3_relu_pool(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray) ->
     (a space-to-depth of x) times a 16C×4F matrix, whose 4 column blocks are the kernel placed at
     the 4 offsets of the pooling window, give the window's 4 conv outputs; their max is taken in
     the same pass. This does 16/9 the FLOPs of the convolution, but for the first layer (C = 1)
-    the convolution is memory-bound, and the step ran ~8 % faster than conv, ReLU and pool apart
+    the convolution is memory-bound, and the step ran 7–9 % faster than conv, ReLU and pool apart
     (the 26×26 conv output is never re-laid-out for pooling). Equal to the three ops apart up to
     float summation order; the gradient goes to each window's first maximum.
     """

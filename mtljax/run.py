@@ -161,7 +161,8 @@ def enable_compile_cache(setting: str | None) -> Path | None:
     shapes) loads its compiled steps instead of compiling them again (~4 s of a threshold.py run).
 
     Args:
-      setting: a directory, or "off"; None: $MTLJAX_COMPILE_CACHE, else ~/.cache/mtljax/xla.
+      setting: a directory, or "off"; None: $MTLJAX_COMPILE_CACHE, else `xla/` in the data directory
+        (`mnist.default_data_dir()`: ~/.cache/mtljax unless $MTLJAX_DATA_DIR or $XDG_CACHE_HOME say otherwise).
     """
     setting = setting or os.environ.get("MTLJAX_COMPILE_CACHE")
     if setting == "off":
@@ -186,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "loss_weights.parity=0.25,0.5,1,2,4; repeat for a grid (mtljax/sweeps.py)")
     parser.add_argument("--compile-cache", metavar="DIR",
                         help="persistent XLA compilation cache: a directory, or 'off' (default: "
-                             "$MTLJAX_COMPILE_CACHE, else ~/.cache/mtljax/xla)")
+                             "$MTLJAX_COMPILE_CACHE, else xla/ in the data directory, ~/.cache/mtljax/xla)")
     args = parser.parse_args(argv)
     enable_compile_cache(args.compile_cache)
     try:

@@ -218,7 +218,6 @@ def make_epoch_fns(exp: Experiment):
             jax.jit(parallel.over_replicas(evaluate, in_axes=(0, 0, None, None))))
 
 
-
 def zero_sums(task_names, n_seeds: int) -> dict[str, jax.Array]:
     """Zeroed per-seed accumulators of the train step's metrics: `loss`, `<task>/loss|accuracy`,
     and the non-finite counts `nan/steps`, `nan/grads`, `nan/<task>` and first step `nan/first`."""

@@ -8,7 +8,6 @@ import pprint
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

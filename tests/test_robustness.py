@@ -4,10 +4,8 @@ configs; and property tests of the task labels and data constructions."""
 from __future__ import annotations
 
 import json
-import os
 import pprint
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mtljax import checkpoint, config, constructions, run, tasks
+from mtljax import checkpoint, constructions, run, tasks
 from conftest import tiny_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))

@@ -168,7 +168,7 @@ def test_one_step_per_call_equals_a_scanned_chunk(tiny_data_dir):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_one_replica_is_squeezed_not_vmapped(tiny_data_dir):
+def test_one_replica_is_squeezed_not_vmapped():
     """over_replicas: a size-1 replica axis runs the unbatched function (faster on XLA:CPU), with
     the same results as jax.vmap; more replicas run vmapped."""
     seen = []
@@ -188,8 +188,8 @@ def test_one_replica_is_squeezed_not_vmapped(tiny_data_dir):
     assert seen == [(3,)]  # Traced once inside vmap, on the unbatched shape.
 
 
-
 def test_squeezed_train_call_matches_the_vmapped_one(tiny_data_dir, monkeypatch):
+    """The trainer's train call on one seed: squeezed (the default) and plain vmap agree."""
     exp = trainer.build_experiment(config.resolve(tiny_config(tiny_data_dir)))
     data = trainer.device_split(exp.splits["train"])
     idx = trainer.epoch_permutation(0, 1, len(exp.splits["train"]))[:150].reshape(1, 3, 50)
