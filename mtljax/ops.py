@@ -145,6 +145,14 @@ def resolve_conv_impl(impl: str) -> str:
     return impl
 
 
+def crop_for_pool(x: jnp.ndarray) -> jnp.ndarray:
+    """The input of a 3×3 VALID conv whose output a 2×2 pool follows, without the odd last row and
+    column: the pool drops the odd conv output row/column, and only those input pixels feed it.
+    So it is not computed (11×11 -> 10×10 outputs: 17 % fewer FLOPs for the threshold model's
+    second conv); the gradient of the cropped pixels was zero anyway."""
+    return x[:, : x.shape[1] - x.shape[1] % 2, : x.shape[2] - x.shape[2] % 2, :]
+
+
 FUSE_MAX_CHANNELS = 4  # Above this the 16/9 FLOPs of conv3x3_relu_pool cost more than they save.
 
 
@@ -176,10 +184,7 @@ class Conv(nn.Module):
         if self.relu_pool and matmul and x.shape[-1] <= FUSE_MAX_CHANNELS:
             return conv3x3_relu_pool(x, kernel, jnp.zeros((self.features,), x.dtype) if bias is None else bias)
         if self.relu_pool:
-            # The pool drops an odd last output row/column; so do not compute it: crop the one
-            # input row/column only it reads (11×11 -> 10×10 conv outputs: 17 % fewer FLOPs for
-            # the threshold model's second conv). Its gradient was zero anyway.
-            x = x[:, : x.shape[1] - x.shape[1] % 2, : x.shape[2] - x.shape[2] % 2, :]
+            x = crop_for_pool(x)
         y = (conv3x3_matmul if matmul else conv3x3_xla)(x, kernel)
         y = y if bias is None else y + bias
         return max_pool_2x2(nn.relu(y)) if self.relu_pool else y
