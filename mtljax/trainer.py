@@ -176,34 +176,40 @@ def make_epoch_fns(exp: Experiment):
     """Jitted `train(state, sums, data, idx, rng)` and `evaluate(params, stats, images, labels)`,
     vmapped over the leading seed axis of state, sums, idx (S×K×batch) and rng.
 
-    `evaluate` runs a whole split in one call (a `lax.map` over chunks); on this CPU chunks of 32
-    ran ~3x faster than batches of 1000.
+    `evaluate` runs a block of examples (`evaluate_split` cuts splits into blocks of one size) as a
+    `lax.map` over chunks; on this CPU chunks of 32 ran ~3x faster than batches of 1000.
 
     `train` takes one step per row of `idx` (a K×batch index matrix) inside a `lax.scan`, each
     gathering its batch from the device-resident `data` and adding its metrics into `sums`, so
     metrics leave the device once per epoch. On this CPU chunks of 10+ steps ran ~14 % faster than
-    a Python loop of single steps (benchmarks/). State and sums are donated.
+    a Python loop of single steps (benchmarks/). A row of -1 is no step at all (`pad_chunk`: the
+    epoch's last call is padded to K rows, so one program serves every call). State and sums are
+    donated.
     """
     train_step = steps.make_train_step(exp.model, exp.tx, exp.loss_weights, resolve_microbatch(exp.cfg),
                                        exp.cfg["augment"], exp.configure, exp.cfg["mtl"], exp.steps_per_epoch)
     eval_step = steps.make_eval_step(exp.model)
 
     def train(state, sums, dataset, idx, rng):
-        def one_step(carry, batch_idx):
+        def step(carry, batch_idx):
             state, sums = carry
             batch = jax.tree.map(lambda a: a[batch_idx], dataset)
             state, step_metrics = train_step(state, batch, rng)
-            return (state, accumulate(sums, step_metrics)), None
+            return state, accumulate(sums, step_metrics)
+
+        def one_step(carry, batch_idx):
+            # Padding rows leave the carry as it was (under a vmap over seeds: computed, then discarded).
+            return jax.lax.cond(batch_idx[0] >= 0, step, lambda carry, _: carry, carry, batch_idx), None
 
         if idx.shape[0] == 1:  # No loop at all: XLA's own conv runs ~30x slower inside one on CPU.
-            return one_step((state, sums), idx[0])[0]
+            return step((state, sums), idx[0])
         (state, sums), _ = jax.lax.scan(one_step, (state, sums), idx)
         return state, sums
 
     eval_chunk = resolve_eval_batch(exp.cfg)
 
     def evaluate(params, batch_stats, images, labels):
-        """Per-example losses and predictions of a whole split, in chunks of `eval_chunk`."""
+        """Per-example losses and predictions of a block of examples, in chunks of `eval_chunk`."""
 
         def one(example):
             image, label = example
@@ -250,13 +256,46 @@ def epoch_chunks(steps_per_epoch: int, chunk: int) -> list[tuple[int, int]]:
     return [(start, min(chunk, steps_per_epoch - start)) for start in range(0, steps_per_epoch, chunk)]
 
 
+def pad_chunk(idx: np.ndarray, rows: int) -> np.ndarray:
+    """A call's S×n×batch index array padded with rows of -1 (no step) to S×rows×batch: every call
+    of an epoch then has one shape, so the last, shorter one compiles nothing new (~1.7 s saved on
+    threshold.py's 843 = 84×10 + 3 steps)."""
+    pad = np.full((idx.shape[0], rows - idx.shape[1], idx.shape[2]), -1, idx.dtype)
+    return np.concatenate([idx, pad], axis=1) if rows > idx.shape[1] else idx
+
+
+EVAL_BLOCK = 2048  # Examples per evaluation call (a multiple of the CPU's eval chunk of 32).
+
+
+def eval_block(exp: Experiment) -> int:
+    """Examples per evaluation call: EVAL_BLOCK, or fewer when no evaluated split is that large.
+    Validation and test are cut into blocks of this one size, so one program evaluates both."""
+    return min(EVAL_BLOCK, max(len(exp.splits[name]) for name in ("val", "test")))
+
+
+def split_blocks(dataset: Mapping[str, jax.Array], task_names, block: int) -> list[dict[str, np.ndarray]]:
+    """`dataset`'s images and labels as host arrays of `block` examples each, the last padded with zeros."""
+    host = parallel.host_value({"image": dataset["image"], **{t: dataset[t] for t in task_names}})
+    pad = -len(host["image"]) % block
+    host = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)]) if pad else v for k, v in host.items()}
+    return [{k: v[start:start + block] for k, v in host.items()} for start in range(0, len(host["image"]), block)]
+
+
 def evaluate_split(evaluate: Callable, state: steps.TrainState, dataset: Mapping[str, jax.Array], exp: Experiment
                    ) -> tuple[list[dict[str, float]], list[dict[str, np.ndarray]], dict[str, np.ndarray]]:
-    """Per seed: metrics (`task/metric` and `loss`) and confusion matrices; and predictions (S×N)."""
-    labels = {t: dataset[t] for t in exp.loss_weights}
-    out = parallel.host_value(evaluate(state.params, state.batch_stats, dataset["image"], labels))
+    """Per seed: metrics (`task/metric` and `loss`) and confusion matrices; and predictions (S×N).
+
+    `evaluate` runs one block of `eval_block(exp)` examples per call (the padding is cut off here)."""
+    mesh = parallel.data_mesh()
+    outs = []
+    for part in split_blocks(dataset, exp.loss_weights, eval_block(exp)):
+        part = parallel.replicate(part, mesh)
+        outs.append(evaluate(state.params, state.batch_stats, part["image"], {t: part[t] for t in exp.loss_weights}))
+    n = len(dataset["image"])
+    out = {t: [np.concatenate([parallel.host_value(o[t][i]) for o in outs], axis=1)[:, :n] for i in (0, 1)]
+           for t in exp.loss_weights}
     hyper = parallel.host_value(state.hyper)
-    n, truth = len(dataset["image"]), {t: parallel.host_value(dataset[t]) for t in exp.loss_weights}
+    truth = {t: parallel.host_value(dataset[t]) for t in exp.loss_weights}
     preds = {t: out[t][1] for t in exp.loss_weights}
     per_seed, confusions = [], []
     for k in range(len(out[next(iter(out))][0])):
@@ -323,15 +362,14 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
     sums = zero_sums(exp.loss_weights, n_seeds)
     state, best_state, sums, train_data, val_data, rng = parallel.replicate(
         (state, best_state, sums, train_data, val_data, rng), mesh)
-    chunks = epoch_chunks(exp.steps_per_epoch, resolve_steps_per_call(cfg))
+    call_steps = min(resolve_steps_per_call(cfg), exp.steps_per_epoch)
+    chunks = epoch_chunks(exp.steps_per_epoch, call_steps)
     t_compile = time.perf_counter()
-    sizes = sorted({n for _, n in chunks})
-    val_labels = {t: val_data[t] for t in exp.loss_weights}
+    block = parallel.replicate(split_blocks(val_data, exp.loss_weights, eval_block(exp))[0], mesh)
     lowered = [train_fn.lower(state, sums, train_data,
-                              parallel.shard_batch(np.zeros((n_seeds, n, batch_size), np.int32), mesh), rng)
-               for n in sizes] + [eval_jit.lower(state.params, state.batch_stats, val_data["image"], val_labels)]
-    *train_calls, eval_val = [low.compile() for low in lowered]  # In threads: no faster (measured).
-    compiled = dict(zip(sizes, train_calls))
+                              parallel.shard_batch(np.zeros((n_seeds, call_steps, batch_size), np.int32), mesh), rng),
+               eval_jit.lower(state.params, state.batch_stats, block["image"], {t: block[t] for t in exp.loss_weights})]
+    train_call, eval_call = [low.compile() for low in lowered]  # In threads: no faster (measured).
     plateau_update = jax.jit(jax.vmap(lambda st, v: exp.plateau.update(jnp.zeros(()), st, value=v)[1]))
     every = cfg["mtl"]["diagnose_every"]
     diagnose = make_diagnostics(exp, train_data) if every and len(exp.loss_weights) > 1 else None
@@ -363,7 +401,8 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
                 for k in range(start, len(chunks)):
                     first, n = chunks[k]
                     idx = np.stack([p[first * batch_size:(first + n) * batch_size].reshape(n, batch_size) for p in perms])
-                    state, sums = compiled[n](state, sums, train_data, parallel.shard_batch(idx, mesh), rng)
+                    state, sums = train_call(state, sums, train_data, parallel.shard_batch(pad_chunk(idx, call_steps),
+                                                                                          mesh), rng)
                     bar.update(n)
                     if k % 10 == 9:  # Syncs with the device, so only now and then.
                         sums_host = parallel.host_value(sums)
@@ -381,7 +420,7 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
             counted = np.maximum(exp.steps_per_epoch - sums_host["nan/steps"], 1)  # Skipped steps add zeros.
             train_seeds = [{key: float(v[k]) / float(counted[k]) for key, v in sums_host.items() if not key.startswith("nan/")}
                            | {"nonfinite_steps": float(sums_host["nan/steps"][k])} for k in range(n_seeds)]
-            val_seeds, _, _ = evaluate_split(eval_val, state, val_data, exp)
+            val_seeds, _, _ = evaluate_split(eval_call, state, val_data, exp)
             state = state.replace(plateau=plateau_update(state.plateau, np.asarray([m["loss"] for m in val_seeds],
                                                                                    np.float32)))
             per_seed = [{"lr": lr, **{f"train/{key}": v for key, v in tr.items()},
@@ -408,9 +447,7 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
 
     if train_cfg["restore_best"] and best_saved:
         state = best_state
-    # The test split has its own shape, so `eval_jit` compiles once more here.
-    test_data = parallel.replicate(device_split(exp.splits["test"]), mesh)
-    test_seeds, confusions, preds = evaluate_split(eval_jit, state, test_data, exp)
+    test_seeds, confusions, preds = evaluate_split(eval_call, state, device_split(exp.splits["test"]), exp)
     ckpts.close()
     epoch_times = [r["epoch_time_s"] for r in history]
     summary = {

@@ -168,6 +168,52 @@ def test_one_step_per_call_equals_a_scanned_chunk(tiny_data_dir):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_padding_rows_are_no_steps(tiny_data_dir, seeds):
+    """An epoch's short last call padded with rows of -1 (pad_chunk) gives exactly the state and
+    sums of the unpadded call: one seed (lax.cond skips the rows) and two (vmapped: discarded)."""
+    cfg = config.resolve(tiny_config(tiny_data_dir, seeds=seeds, train={"steps_per_call": 5}))
+    exp = trainer.build_experiment(cfg)
+    train_fn, _ = trainer.make_epoch_fns(exp)
+    data = trainer.device_split(exp.splits["train"])
+    idx = np.stack([trainer.epoch_permutation(s, 1, len(exp.splits["train"]))[:150].reshape(3, 50)
+                    for s in exp.seeds])
+    padded = trainer.pad_chunk(idx, 5)
+    assert padded.shape == (seeds, 5, 50) and (padded[:, 3:] == -1).all() and (padded[:, :3] == idx).all()
+    results = [train_fn(exp.init_state(), trainer.zero_sums(exp.loss_weights, seeds), data, i, exp.dropout_rng())
+               for i in (idx, padded)]
+    assert int(results[1][0].step[0]) == 3
+    for a, b in zip(jax.tree.leaves(results[0]), jax.tree.leaves(results[1])):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_epoch_calls_share_one_length():
+    """Every call of an epoch is padded to the same length; the real steps cover the epoch once."""
+    chunks = trainer.epoch_chunks(23, 10)
+    assert chunks == [(0, 10), (10, 10), (20, 3)]
+    assert trainer.pad_chunk(np.zeros((1, 10, 4), np.int32), 10).shape == (1, 10, 4)
+
+
+def test_evaluation_in_blocks_equals_one_block(tiny_data_dir, monkeypatch):
+    """evaluate_split cuts a split into blocks of one size, the last padded: the metrics, confusion
+    matrices and predictions equal those of one block holding the whole split."""
+    exp = trainer.build_experiment(config.resolve(tiny_config(tiny_data_dir, seeds=2)))
+    state, val = exp.init_state(), trainer.device_split(exp.splits["val"])
+    _, evaluate = trainer.make_epoch_fns(exp)
+    whole = trainer.evaluate_split(evaluate, state, val, exp)
+    monkeypatch.setattr(trainer, "EVAL_BLOCK", 32)  # 100 examples: 3 full blocks and 4 + 28 padding.
+    assert trainer.eval_block(exp) == 32
+    blocks = trainer.evaluate_split(evaluate, state, val, exp)
+    assert blocks[2]["digit"].shape == (2, 100)
+    np.testing.assert_array_equal(blocks[2]["digit"], whole[2]["digit"])
+    for a, b in zip(blocks[0], whole[0]):
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-6)
+    for a, b in zip(blocks[1], whole[1]):
+        np.testing.assert_array_equal(a["digit"], b["digit"])
+
+
 def test_one_replica_is_squeezed_not_vmapped():
     """over_replicas: a size-1 replica axis runs the unbatched function (faster on XLA:CPU), with
     the same results as jax.vmap; more replicas run vmapped."""
