@@ -214,6 +214,21 @@ def test_evaluation_in_blocks_equals_one_block(tiny_data_dir, monkeypatch):
         np.testing.assert_array_equal(a["digit"], b["digit"])
 
 
+@pytest.mark.parametrize("model", [{"features": [32, 64, 64], "dense": 128},
+                                   {"name": "vgg", "batchnorm": True, "head_hidden": 16}])
+def test_init_compiler_options_keep_the_initial_state(tiny_data_dir, monkeypatch, model):
+    """The initial state compiled with init_compiler_options (LLVM -O1 on CPU) equals the one
+    compiled with the backend's defaults to the last bit or two (threshold.py's CNN; a VGG with
+    BatchNorm): the option only reorders float operations of the initialisers."""
+    exp = trainer.build_experiment(config.resolve(tiny_config(tiny_data_dir, seeds=2, model=model)))
+    fast = exp.init_state()
+    monkeypatch.setattr(trainer, "init_compiler_options", lambda: None)
+    plain = exp.init_state()
+    assert jax.tree.structure(fast) == jax.tree.structure(plain)
+    for a, b in zip(jax.tree.leaves((fast.params, fast.opt_state)), jax.tree.leaves((plain.params, plain.opt_state))):
+        np.testing.assert_allclose(a, b, rtol=0, atol=2.5e-7)
+
+
 def test_one_replica_is_squeezed_not_vmapped():
     """over_replicas: a size-1 replica axis runs the unbatched function (faster on XLA:CPU), with
     the same results as jax.vmap; more replicas run vmapped."""
