@@ -6,11 +6,17 @@ import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # Headless: runs write files, they never open windows.
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+
+def subplots(*grid: int, figsize: tuple[float, float], **kw):
+    """(figure, axes) like `pyplot.subplots`, without pyplot: a bare `Figure` needs no backend or
+    window and is not kept in pyplot's registry. matplotlib is imported here, on first use (the
+    run command starts that import in a thread while XLA compiles, `run.preload`)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **kw)
 
 
 def plot_curves(history: Sequence[Mapping[str, float]], task_names: Sequence[str], path: Path) -> None:
@@ -19,7 +25,7 @@ def plot_curves(history: Sequence[Mapping[str, float]], task_names: Sequence[str
     panels = 1 + len(task_names)
     cols = math.ceil(math.sqrt(panels))
     rows = math.ceil(panels / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
     epochs = [r["epoch"] for r in history]
     keys = [("loss", "total loss")] + [(f"{t}/accuracy", f"{t} accuracy") for t in task_names]
     for ax, (key, title) in zip(axes.flat, keys):
@@ -37,14 +43,13 @@ def plot_curves(history: Sequence[Mapping[str, float]], task_names: Sequence[str
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], title: str, path: Path) -> None:
     """A confusion matrix (rows true, columns predicted) with the count in each cell."""
     confusion = np.asarray(confusion)
     n = len(class_names)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n) if n > 2 else (3.6, 3.0))
+    fig, ax = subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n) if n > 2 else (3.6, 3.0))
     ax.imshow(confusion, cmap="Blues")
     threshold = confusion.max() / 2
     for i in range(n):
@@ -58,7 +63,6 @@ def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], title: str
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_samples(images: np.ndarray, labels: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray],
@@ -68,7 +72,7 @@ def plot_samples(images: np.ndarray, labels: Mapping[str, np.ndarray], preds: Ma
     cols = 6
     rows = math.ceil(count / cols)
     text_in = (4 + 10 * len(labels)) / 72  # Space under each image for one 10 pt line per task.
-    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, (1.8 + text_in) * rows + 0.4), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(2.0 * cols, (1.8 + text_in) * rows + 0.4), squeeze=False)
     fig.subplots_adjust(left=0.02, right=0.98, top=1 - 0.4 / fig.get_figheight(), bottom=text_in / fig.get_figheight(),
                         hspace=text_in / 1.8, wspace=0.1)
     for k, ax in enumerate(axes.flat):
@@ -84,7 +88,6 @@ def plot_samples(images: np.ndarray, labels: Mapping[str, np.ndarray], preds: Ma
                         ha="center", va="top", fontsize=7, color="black" if pred == true else "red")
     fig.suptitle("test samples: task: predicted (true); wrong in red", fontsize=9)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_pareto(summary: Mapping, tasks_xy: Sequence[str], path: Path) -> None:
@@ -97,7 +100,7 @@ def plot_pareto(summary: Mapping, tasks_xy: Sequence[str], path: Path) -> None:
     stat = lambda row, t, k: 100 * row["test_stats"][f"{t}/accuracy"][k]
     xs, ys = [stat(r, x_task, "mean") for r in rows], [stat(r, y_task, "mean") for r in rows]
     front = sweeps.pareto_front(xs, ys)
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = subplots(figsize=(6, 5))
     ax.errorbar(xs, ys, xerr=[stat(r, x_task, "std") for r in rows], yerr=[stat(r, y_task, "std") for r in rows],
                 fmt="o", capsize=3, label="sweep points")
     on_front = sorted((x, y) for x, y, f in zip(xs, ys, front) if f)
@@ -112,7 +115,6 @@ def plot_pareto(summary: Mapping, tasks_xy: Sequence[str], path: Path) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_conflict(history: Sequence[Mapping], path: Path) -> bool:
@@ -122,7 +124,7 @@ def plot_conflict(history: Sequence[Mapping], path: Path) -> bool:
     rows = [r for r in history if any(k.startswith("conflict/") for k in r)]
     if not rows:
         return False
-    fig, (ax_cos, ax_norm) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_cos, ax_norm) = subplots(1, 2, figsize=(11, 4))
     epochs = [r["epoch"] for r in rows]
     for key in [k for k in rows[0] if k.startswith("conflict/cos/")]:
         ax_cos.plot(epochs, [r[key] for r in rows], "-o", ms=3, label=key.split("/", 2)[2].replace("|", " vs "))
@@ -137,5 +139,4 @@ def plot_conflict(history: Sequence[Mapping], path: Path) -> bool:
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return True

@@ -17,12 +17,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from mtljax import rundir  # noqa: E402
+from mtljax import plots, rundir
 
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}th{background:#eee}img{max-width:100%;margin:4px}
@@ -68,7 +63,7 @@ def overlaid_curves(runs: Sequence[tuple[Path, dict]]) -> bytes:
     names = sorted({k.split("/")[1] for _, h in histories for r in h[:1] for k in r
                     if k.startswith("val/") and k.endswith("/accuracy")})
     keys = ["val/loss"] + [f"val/{t}/accuracy" for t in names]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
+    fig, axes = plots.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for label, history in histories:
             points = [(r["epoch"], r[key]) for r in history if key in r]
@@ -81,7 +76,6 @@ def overlaid_curves(runs: Sequence[tuple[Path, dict]]) -> bytes:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
     return buffer.getvalue()
 
 

@@ -294,3 +294,13 @@ def test_constructions(n, data_seed, ink, seed):
     mm, ml = constructions.multimnist(x, y, seed)
     assert mm.shape == (len(x), 28, 28, 1) and np.array_equal(ml["left"], y)
     assert mm.max() <= max(x.max(), 0)  # Max-combination never brightens a pixel.
+
+
+def test_preload_imports_in_a_thread_and_swallows_failures(monkeypatch):
+    """run.preload imports its modules in a daemon thread; a module that cannot be imported is
+    skipped there (the code that uses it reports the error), the others are still imported."""
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    thread = run.preload(["no_such_module_for_mtljax", "colorsys"])
+    thread.join(timeout=30)
+    assert thread.daemon and not thread.is_alive()
+    assert "colorsys" in sys.modules and "no_such_module_for_mtljax" not in sys.modules
