@@ -16,7 +16,7 @@ from conftest import tiny_config
 
 EXPERIMENTS = sorted(p for p in Path("experiments").glob("*.py") if p.stem != "__init__")
 TINY = ["data.val_size=100", "data.limit=100", "data.train_pairs=100", "data.val_pairs=50",
-        "data.test_pairs=50", "train.batch_size=50", "init.run=None"]
+        "data.test_pairs=50", "train.batch_size=50", "init.run=None", "seeds=1"]
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
