@@ -101,8 +101,9 @@ def train_run(exp: trainer.Experiment, run_dir: Path, resume: bool) -> dict:
     On many processes all train, and process 0 alone writes the files other than checkpoints."""
     if parallel.is_primary():
         rundir.write_json(run_dir / rundir.CONFIG_FILE, config.thaw(exp.cfg))
+    version = rundir.code_version()  # At the start: the checkout may change while it trains.
     summary, preds = trainer.train_and_evaluate(exp, run_dir, resume=resume)
-    summary["code_version"] = rundir.code_version()
+    summary["code_version"] = version
     summary["peak_rss_mib"] = peak_rss_mib()
     if parallel.is_primary():
         write_outputs(run_dir, exp, summary, preds)
