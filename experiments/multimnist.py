@@ -15,7 +15,8 @@ overlapping, stronger warps (2 px, 8 degrees, experiments/multimnist_aug.py) cos
 1e-3, batch 64, 20 epochs, x0.1 at epoch 14; three seeds as one vmapped program (mean ± std).
 The plain recipe (no BatchNorm, no augmentation, 12 epochs) is experiments/multimnist_plain.py.
 
-Measured here (2-core CPU): pending.
+Measured here (2-core CPU): left 97.72 ± 0.12, right 96.64 ± 0.14 % test accuracy (mean ± std of 3
+seeds), 10.9 min (run 20261122-060851).
 """
 
 REFERENCE = {"left": 97.23, "right": 95.90}  # Sener & Koltun 2018, single-task baselines, %.
