@@ -8,5 +8,5 @@ Measured here (2-core CPU): top 98.75, bottom 98.88 % test accuracy, 10.5 min (r
 
 from experiments.two_digit import CONFIG as BASE, REFERENCE  # noqa: F401
 
-CONFIG = {**BASE, "data": {**BASE["data"], "train_pairs": 120000},
+CONFIG = {**BASE, "seeds": 1, "data": {**BASE["data"], "train_pairs": 120000},
           "schedule": {**BASE["schedule"], "step_epochs": 7}, "train": {**BASE["train"], "epochs": 10}}

@@ -44,6 +44,8 @@ def _task_cells(summary: dict, reference: dict) -> tuple[str, str]:
         extras += [f"single-task {100 * single:.2f}"] if single is not None else []
         stats = summary.get("test_stats", {}).get(key)
         spread = f" ± {100 * stats['std']:.2f} ({len(summary['seeds'])} seeds)" if stats else ""
+        vote = summary.get("test_vote", {}).get(key)
+        extras += [f"their majority vote {100 * vote:.2f}"] if vote is not None else []
         accuracy.append(f"{task} {100 * value:.2f}{spread}" + (f" ({'; '.join(extras)})" if extras else ""))
         pr.append(f"{task} {100 * summary['test'][f'{task}/precision']:.2f}/{100 * summary['test'][f'{task}/recall']:.2f}")
     return "<br>".join(accuracy), "<br>".join(pr)

@@ -173,7 +173,9 @@ def run_stage(cfg: Mapping[str, Any], args: argparse.Namespace, stage_dirs: dict
     for t in exp.loss_weights:
         single = summary.get("single_task", {}).get(t, {}).get(f"{t}/accuracy")
         spread = f" ± {100 * stats[f'{t}/accuracy']['std']:.2f}" if stats else ""
+        vote = summary.get("test_vote", {}).get(f"{t}/accuracy")
         parts.append(f"{t} {100 * summary['test'][f'{t}/accuracy']:.2f}{spread}%"
+                     + (f" (majority vote {100 * vote:.2f}%)" if vote is not None else "")
                      + (f" (single-task {100 * single:.2f}%)" if single is not None else ""))
     if "sweep" in summary:
         print(sweeps.markdown_table(summary))

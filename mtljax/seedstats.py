@@ -1,9 +1,12 @@
-"""Across-seed statistics: mean, sample standard deviation and a 95 % confidence interval."""
+"""Across-seed statistics: mean, sample standard deviation and a 95 % confidence interval; and the
+accuracy of the seeds' majority vote."""
 
 from __future__ import annotations
 
 import math
 from typing import Mapping, Sequence
+
+import numpy as np
 
 # Two-sided 97.5 % quantiles of Student's t for 1..30 degrees of freedom (then 1.96).
 _T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
@@ -29,3 +32,20 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
 def summarize_runs(per_seed: Sequence[Mapping[str, float]]) -> dict[str, dict[str, float]]:
     """For every metric of the per-seed dicts: its `summarize` over seeds."""
     return {key: summarize([m[key] for m in per_seed]) for key in per_seed[0]}
+
+
+def majority_vote(preds: np.ndarray) -> np.ndarray:
+    """The class most seeds predict for each example (S×N predictions → N); a tie goes to the
+    tied class that the lowest-numbered seed predicts."""
+    preds = np.asarray(preds)
+    counts = np.zeros((preds.shape[1], int(preds.max()) + 1), np.int32)
+    for row in preds:
+        counts[np.arange(preds.shape[1]), row] += 1
+    best = counts.max(axis=1)
+    first = np.argmax(counts[np.arange(preds.shape[1]), preds] == best, axis=0)  # First seed holding a top class.
+    return preds[first, np.arange(preds.shape[1])]
+
+
+def vote_accuracy(preds: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """`task/accuracy` of the seeds' majority vote (an ensemble of the seeds), per task."""
+    return {f"{t}/accuracy": float(np.mean(majority_vote(p) == np.asarray(truth[t]))) for t, p in preds.items()}

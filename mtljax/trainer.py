@@ -474,6 +474,9 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
     if n_seeds > 1:
         summary["test_seeds"] = test_seeds
         summary["test_stats"] = seedstats.summarize_runs(test_seeds)
+    if n_seeds > 1 and not cfg["sweep"]:  # Seeds of one configuration: also their ensemble.
+        truth = {t: np.asarray(y) for t, y in exp.splits["test"].labels.items() if t in exp.loss_weights}
+        summary["test_vote"] = seedstats.vote_accuracy(preds, truth)
     if cfg["sweep"]:  # One row per point; "test" above is then the mean over all replicas.
         summary["sweep"] = {"keys": list(cfg["sweep"]), "seeds_per_point": cfg["seeds"],
                             "rows": sweeps.point_rows(exp.points, test_seeds, cfg["seeds"])}

@@ -37,6 +37,16 @@ def test_summarize_by_hand():
     assert seedstats.summarize([0.5]) == {"mean": 0.5, "std": 0.0, "ci95": 0.0}
 
 
+def test_majority_vote_by_hand():
+    """The seeds' vote: the most frequent class; a tie goes to the lowest-numbered seed's class."""
+    preds = np.array([[1, 2, 3, 0, 4],
+                      [1, 5, 3, 1, 4],
+                      [2, 5, 6, 2, 4]])
+    np.testing.assert_array_equal(seedstats.majority_vote(preds), [1, 5, 3, 0, 4])
+    np.testing.assert_array_equal(seedstats.majority_vote(preds[:2]), [1, 2, 3, 0, 4])  # 1-1 ties: seed 0.
+    assert seedstats.vote_accuracy({"digit": preds}, {"digit": np.array([1, 5, 6, 2, 4])}) == {"digit/accuracy": 0.6}
+
+
 def test_one_seed_equals_a_plain_run(tmp_path, tiny_data_dir):
     cfg = tiny_config(tiny_data_dir, model={"dropout": 0.2})
     _, plain, plain_summary = _run(tmp_path, "plain", cfg)
@@ -53,6 +63,8 @@ def test_three_seeds_in_one_program(tmp_path, tiny_data_dir, capsys):
     assert len(set(losses)) == 3  # The seeds really differ.
     stats = summary["test_stats"]["digit/loss"]
     assert stats["mean"] == pytest.approx(np.mean(losses)) and stats["std"] == pytest.approx(np.std(losses, ddof=1))
+    assert set(summary["test_vote"]) == {"digit/accuracy", "parity/accuracy", "threshold/accuracy"}
+    assert 0 < summary["test_vote"]["digit/accuracy"] <= 1
     assert stats["ci95"] > 0 and len(history[0]["seeds"]["val/digit/accuracy"]) == 3
     # Seed 0 of the sweep trains like a plain run with seed 0 (to float rounding of the batching).
     _, _, plain = _run(tmp_path, "plain", cfg)
