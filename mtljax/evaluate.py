@@ -30,7 +30,7 @@ def evaluate_run(run_dir: Path, which: str = "best") -> list[dict[str, float]]:
     finally:
         ckpts.close()
     _, eval_fn = trainer.make_epoch_fns(exp)
-    per_seed, _, _ = trainer.evaluate_split(eval_fn, state, trainer.device_split(exp.splits["test"]), exp)
+    per_seed, _, _ = trainer.evaluate_split(eval_fn, state, trainer.eval_data(exp.splits["test"], exp), exp)
     return per_seed
 
 

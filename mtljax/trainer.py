@@ -184,7 +184,7 @@ def make_epoch_fns(exp: Experiment):
     """Jitted `train(state, sums, data, idx, rng)` and `evaluate(params, stats, images, labels)`,
     vmapped over the leading seed axis of state, sums, idx (S×K×batch) and rng.
 
-    `evaluate` runs a block of examples (`evaluate_split` cuts splits into blocks of one size) as a
+    `evaluate` runs a block of examples (`eval_data` cuts splits into blocks of one size) as a
     `lax.map` over chunks; on this CPU chunks of 32 ran ~3x faster than batches of 1000.
 
     `train` takes one step per row of `idx` (a K×batch index matrix) inside a `lax.scan`, each
@@ -281,29 +281,39 @@ def eval_block(exp: Experiment) -> int:
     return min(EVAL_BLOCK, max(len(exp.splits[name]) for name in ("val", "test")))
 
 
-def split_blocks(dataset: Mapping[str, jax.Array], task_names, block: int) -> list[dict[str, np.ndarray]]:
-    """`dataset`'s images and labels as host arrays of `block` examples each, the last padded with zeros."""
-    host = parallel.host_value({"image": dataset["image"], **{t: dataset[t] for t in task_names}})
-    pad = -len(host["image"]) % block
-    host = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)]) if pad else v for k, v in host.items()}
-    return [{k: v[start:start + block] for k, v in host.items()} for start in range(0, len(host["image"]), block)]
+@dataclasses.dataclass(frozen=True)
+class EvalData:
+    """A split as `evaluate_split` takes it, prepared once: device blocks of `eval_block` examples
+    (images and labels, the last block padded with zeros), the labels on the host, the true size."""
+
+    blocks: list[dict[str, jax.Array]]
+    truth: dict[str, np.ndarray]
+    size: int
 
 
-def evaluate_split(evaluate: Callable, state: steps.TrainState, dataset: Mapping[str, jax.Array], exp: Experiment
+def eval_data(split: data.Split, exp: Experiment, mesh=None) -> EvalData:
+    """`split` cut into `eval_block(exp)`-sized device blocks (replicated over `mesh`, if any)."""
+    block = eval_block(exp)
+    host = {"image": np.asarray(split.images), **{t: np.asarray(split.labels[t]) for t in exp.loss_weights}}
+    size = len(host["image"])
+    pad = -size % block
+    padded = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)]) if pad else v for k, v in host.items()}
+    blocks = [parallel.replicate(jax.tree.map(jnp.asarray, {k: v[start:start + block] for k, v in padded.items()}), mesh)
+              for start in range(0, size + pad, block)]
+    return EvalData(blocks, {t: host[t] for t in exp.loss_weights}, size)
+
+
+def evaluate_split(evaluate: Callable, state: steps.TrainState, split: EvalData, exp: Experiment
                    ) -> tuple[list[dict[str, float]], list[dict[str, np.ndarray]], dict[str, np.ndarray]]:
     """Per seed: metrics (`task/metric` and `loss`) and confusion matrices; and predictions (S×N).
 
-    `evaluate` runs one block of `eval_block(exp)` examples per call (the padding is cut off here)."""
-    mesh = parallel.data_mesh()
-    outs = []
-    for part in split_blocks(dataset, exp.loss_weights, eval_block(exp)):
-        part = parallel.replicate(part, mesh)
-        outs.append(evaluate(state.params, state.batch_stats, part["image"], {t: part[t] for t in exp.loss_weights}))
-    n = len(dataset["image"])
+    `evaluate` runs one block per call; the padding is cut off here."""
+    outs = [evaluate(state.params, state.batch_stats, part["image"], {t: part[t] for t in exp.loss_weights})
+            for part in split.blocks]
+    n, truth = split.size, split.truth
     out = {t: [np.concatenate([parallel.host_value(o[t][i]) for o in outs], axis=1)[:, :n] for i in (0, 1)]
            for t in exp.loss_weights}
     hyper = parallel.host_value(state.hyper)
-    truth = {t: parallel.host_value(dataset[t]) for t in exp.loss_weights}
     preds = {t: out[t][1] for t in exp.loss_weights}
     per_seed, confusions = [], []
     for k in range(len(out[next(iter(out))][0])):
@@ -365,15 +375,14 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
     mesh = parallel.data_mesh()  # None on one device; else batches are split over all of them.
     if mesh is not None and train_cfg["batch_size"] % mesh.size:
         raise ValueError(f"train.batch_size {train_cfg['batch_size']} is not a multiple of the {mesh.size} devices")
-    train_data, val_data = device_split(exp.splits["train"]), device_split(exp.splits["val"])
+    train_data, val_data = device_split(exp.splits["train"]), eval_data(exp.splits["val"], exp, mesh)
     rng, batch_size, n_seeds = exp.dropout_rng(), train_cfg["batch_size"], len(exp.seeds)
     sums = zero_sums(exp.loss_weights, n_seeds)
-    state, best_state, sums, train_data, val_data, rng = parallel.replicate(
-        (state, best_state, sums, train_data, val_data, rng), mesh)
+    state, best_state, sums, train_data, rng = parallel.replicate((state, best_state, sums, train_data, rng), mesh)
     call_steps = min(resolve_steps_per_call(cfg), exp.steps_per_epoch)
     chunks = epoch_chunks(exp.steps_per_epoch, call_steps)
     t_compile = time.perf_counter()
-    block = parallel.replicate(split_blocks(val_data, exp.loss_weights, eval_block(exp))[0], mesh)
+    block = val_data.blocks[0]
     lowered = [train_fn.lower(state, sums, train_data,
                               parallel.shard_batch(np.zeros((n_seeds, call_steps, batch_size), np.int32), mesh), rng),
                eval_jit.lower(state.params, state.batch_stats, block["image"], {t: block[t] for t in exp.loss_weights})]
@@ -455,7 +464,8 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
 
     if train_cfg["restore_best"] and best_saved:
         state = best_state
-    test_seeds, confusions, preds = evaluate_split(eval_call, state, device_split(exp.splits["test"]), exp)
+    test_data = eval_data(exp.splits["test"], exp, mesh)
+    test_seeds, confusions, preds = evaluate_split(eval_call, state, test_data, exp)
     ckpts.close()
     epoch_times = [r["epoch_time_s"] for r in history]
     summary = {
@@ -475,8 +485,7 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
         summary["test_seeds"] = test_seeds
         summary["test_stats"] = seedstats.summarize_runs(test_seeds)
     if n_seeds > 1 and not cfg["sweep"]:  # Seeds of one configuration: also their ensemble.
-        truth = {t: np.asarray(y) for t, y in exp.splits["test"].labels.items() if t in exp.loss_weights}
-        summary["test_vote"] = seedstats.vote_accuracy(preds, truth)
+        summary["test_vote"] = seedstats.vote_accuracy(preds, test_data.truth)
     if cfg["sweep"]:  # One row per point; "test" above is then the mean over all replicas.
         summary["sweep"] = {"keys": list(cfg["sweep"]), "seeds_per_point": cfg["seeds"],
                             "rows": sweeps.point_rows(exp.points, test_seeds, cfg["seeds"])}

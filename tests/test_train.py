@@ -195,15 +195,15 @@ def test_epoch_calls_share_one_length():
 
 
 def test_evaluation_in_blocks_equals_one_block(tiny_data_dir, monkeypatch):
-    """evaluate_split cuts a split into blocks of one size, the last padded: the metrics, confusion
+    """eval_data cuts a split into blocks of one size, the last padded: the metrics, confusion
     matrices and predictions equal those of one block holding the whole split."""
     exp = trainer.build_experiment(config.resolve(tiny_config(tiny_data_dir, seeds=2)))
-    state, val = exp.init_state(), trainer.device_split(exp.splits["val"])
+    state = exp.init_state()
     _, evaluate = trainer.make_epoch_fns(exp)
-    whole = trainer.evaluate_split(evaluate, state, val, exp)
+    whole = trainer.evaluate_split(evaluate, state, trainer.eval_data(exp.splits["val"], exp), exp)
     monkeypatch.setattr(trainer, "EVAL_BLOCK", 32)  # 100 examples: 3 full blocks and 4 + 28 padding.
     assert trainer.eval_block(exp) == 32
-    blocks = trainer.evaluate_split(evaluate, state, val, exp)
+    blocks = trainer.evaluate_split(evaluate, state, trainer.eval_data(exp.splits["val"], exp), exp)
     assert blocks[2]["digit"].shape == (2, 100)
     np.testing.assert_array_equal(blocks[2]["digit"], whole[2]["digit"])
     for a, b in zip(blocks[0], whole[0]):
