@@ -15,18 +15,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
 
-from mtljax import config, models, ops, parallel, results, schedules, steps, trainer
+from mtljax import config, ops, parallel, results
 
 sys.path.insert(0, str(Path(__file__).parent))
-from speed import MODELS  # noqa: E402
+from speed import MODELS, train_bench  # noqa: E402
 
 VARIANTS = {
     "all": {},
@@ -36,35 +32,11 @@ VARIANTS = {
 }
 
 
-def timer(model_cfg: dict, task_names: list[str], batch: int, k: int = 10):
-    """A function timing one window of 8 train calls (k steps each) of a freshly compiled step."""
-    cfg = config.resolve({"tasks": task_names, "model": model_cfg, "train": {"batch_size": batch}})
-    model = models.build_model(cfg["model"], {t: 10 if t == "digit" else 2 for t in task_names})
-    exp = trainer.Experiment(cfg=cfg, splits={}, model=model, tx=optax.adam(1e-3),
-                             plateau=schedules.plateau_controller(1e-3, cfg["schedule"]), schedule=None,
-                             steps_per_epoch=100, loss_weights={t: 1.0 for t in task_names})
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 10, 8192)
-    data = {"image": jnp.asarray(rng.integers(0, 256, (8192, 28, 28, 1)), jnp.uint8),
-            "digit": jnp.asarray(labels, jnp.int32), "parity": jnp.asarray(labels % 2, jnp.int32),
-            "threshold": jnp.asarray(labels >= 5, jnp.int32)}
-    data = {key: v for key, v in data.items() if key == "image" or key in task_names}
-    state = jax.jit(jax.vmap(lambda key: steps.create_state(model, exp.tx, exp.plateau, key, (28, 28, 1))))(
-        jax.random.split(jax.random.key(0), 1))
-    carry = {"state": state, "sums": trainer.zero_sums(task_names, 1)}
-    idx = jnp.asarray(rng.permutation(8192)[:k * batch].reshape(1, k, batch).astype(np.int32))
-    key = jax.random.split(jax.random.key(1), 1)
-    train_fn = trainer.make_epoch_fns(exp)[0].lower(carry["state"], carry["sums"], data, idx, key).compile()
-
-    def window(calls: int = 8) -> float:
-        t = time.perf_counter()
-        for _ in range(calls):
-            carry["state"], carry["sums"] = train_fn(carry["state"], carry["sums"], data, idx, key)
-        jax.block_until_ready(carry["sums"])
-        return calls * k * batch / (time.perf_counter() - t)
-
-    window(2)  # Warm-up.
-    return window
+def timer(model_cfg: dict, task_names: list[str], batch: int):
+    """A function timing one window of 8 train calls (10 steps each) of a freshly compiled step."""
+    bench = train_bench(model_cfg, task_names, batch)
+    bench.run(2)  # Warm-up.
+    return lambda: bench.run(8)
 
 
 def build_variant(changes: dict, model_cfg: dict, task_names: list[str], batch: int):

@@ -16,12 +16,14 @@ On a GPU the same table is printed (and PyTorch runs on the GPU if it has one).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -67,11 +69,32 @@ def forward_flops(model, variables, shape) -> float:
     return float(analysis["flops"]) / shape[0]
 
 
-def mtljax_step_rate(model_cfg: dict, task_names: list[str], batch: int, microbatch: int = -1,
-                     steps_per_call: int = -1, seeds: int = 1, mtl: dict | None = None,
-                     channels: int = 1) -> tuple[float, float]:
-    """(images/s, compile seconds) of the trainer's jitted train call on random uint8 data, for
-    `seeds` vmapped replicas (images of all of them counted) on every device (data parallel)."""
+@dataclasses.dataclass
+class TrainBench:
+    """The trainer's compiled train call on random uint8 data, ready to time: `run(calls)` makes
+    `calls` calls (cycling through `idx`) and returns images/s (images of every replica counted)."""
+
+    call: Any
+    state: Any
+    sums: Any
+    dataset: Any
+    idx: list
+    rng: Any
+    images_per_call: int
+    compile_s: float
+
+    def run(self, calls: int) -> float:
+        t = time.perf_counter()
+        for c in range(calls):
+            self.state, self.sums = self.call(self.state, self.sums, self.dataset, self.idx[c % len(self.idx)], self.rng)
+        jax.block_until_ready(self.sums)
+        return calls * self.images_per_call / (time.perf_counter() - t)
+
+
+def train_bench(model_cfg: dict, task_names: list[str], batch: int, microbatch: int = -1, steps_per_call: int = -1,
+                seeds: int = 1, mtl: dict | None = None, channels: int = 1) -> TrainBench:
+    """A TrainBench of a registry model: `seeds` vmapped replicas, on every device (data parallel),
+    `train.steps_per_call` steps per call as the trainer runs them."""
     dataset_name = "colored" if "color" in task_names else "mnist"
     cfg = config.resolve({"tasks": task_names, "model": model_cfg, "mtl": mtl or {}, "data": {"dataset": dataset_name},
                           "train": {"batch_size": batch, "microbatch": microbatch, "steps_per_call": steps_per_call}})
@@ -95,23 +118,25 @@ def mtljax_step_rate(model_cfg: dict, task_names: list[str], batch: int, microba
     k = trainer.resolve_steps_per_call(cfg)  # Steps per jitted call, as the trainer runs them.
     perm = rng.permutation(n).astype(np.int32)
     mesh = parallel.data_mesh()
-    calls = [parallel.shard_batch(np.broadcast_to(perm[(c * k * batch) % (n - k * batch):][: k * batch].reshape(
+    idx = [parallel.shard_batch(np.broadcast_to(perm[(c * k * batch) % (n - k * batch):][: k * batch].reshape(
         1, k, batch), (seeds, k, batch)).copy(), mesh) for c in range(64)]
     t = time.perf_counter()
-    rng = jax.random.split(jax.random.key(1), seeds)
-    state, sums, dataset, rng = parallel.replicate((state, sums, dataset, rng), mesh)
-    train_fn = train_fn.lower(state, sums, dataset, calls[0], rng).compile()
-    compile_s = time.perf_counter() - t
-    calls_per_window = max(2, 4096 // (k * batch * seeds))
-    best = 0.0
-    for window in range(6):  # The first window warms up and is not counted.
-        t = time.perf_counter()
-        for c in range(calls_per_window):
-            state, sums = train_fn(state, sums, dataset, calls[c % len(calls)], rng)
-        jax.block_until_ready(sums)
-        if window:
-            best = max(best, calls_per_window * k * batch * seeds / (time.perf_counter() - t))
-    return best, compile_s
+    keys = jax.random.split(jax.random.key(1), seeds)
+    state, sums, dataset, keys = parallel.replicate((state, sums, dataset, keys), mesh)
+    call = train_fn.lower(state, sums, dataset, idx[0], keys).compile()
+    return TrainBench(call, state, sums, dataset, idx, keys, k * batch * seeds, time.perf_counter() - t)
+
+
+def mtljax_step_rate(model_cfg: dict, task_names: list[str], batch: int, microbatch: int = -1,
+                     steps_per_call: int = -1, seeds: int = 1, mtl: dict | None = None,
+                     channels: int = 1) -> tuple[float, float]:
+    """(images/s, compile seconds) of the trainer's jitted train call on random uint8 data, for
+    `seeds` vmapped replicas (images of all of them counted) on every device (data parallel):
+    the best of 5 windows after a warm-up window."""
+    bench = train_bench(model_cfg, task_names, batch, microbatch, steps_per_call, seeds, mtl, channels)
+    calls_per_window = max(2, 4096 // bench.images_per_call)
+    bench.run(calls_per_window)  # Warm-up, not counted.
+    return max(bench.run(calls_per_window) for _ in range(5)), bench.compile_s
 
 
 def torch_step_rate(model_cfg: dict, task_names: list[str], batch: int, channels: int = 1) -> float | None:
