@@ -61,8 +61,8 @@ def resume_dir(cfg: Mapping[str, Any], args: argparse.Namespace) -> tuple[Mappin
     return config.resolve(config.apply_overrides(saved, args.set)), run_dir
 
 
-# First needed after the first epoch (figures, TensorBoard events); ~0.4 s to import, ~1.4 s where
-# torch is installed (tensorboardX imports it when present).
+# First needed after the first epoch (figures, TensorBoard events). Measured here: matplotlib ~0.3 s;
+# tensorboardX with PIL 0.9 s, most of it torch, which tensorboardX imports when it is installed.
 OUTPUT_LIBRARIES = ("matplotlib.figure", "PIL.Image", "tensorboardX")
 
 
