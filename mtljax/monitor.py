@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mtljax import parallel, steps, strategies
+from mtljax import compose, parallel, steps, strategies
 
 
 def seed_mean(per_seed: list[Mapping[str, float]]) -> dict[str, float]:
@@ -62,6 +62,9 @@ def make_diagnostics(exp: Any, train_data: Mapping[str, jax.Array]) -> Callable[
     names = list(exp.loss_weights)
     n = min(exp.cfg["mtl"]["diagnose_batch"], len(exp.splits["train"]))
     batch = {key: value[:n] for key, value in train_data.items()}
+    stack = compose.composer(exp.cfg["data"])
+    if stack is not None:  # Training parts (mtljax/compose.py): the stored pairs, unwarped.
+        batch = stack(batch, None, None)
     grads_fn = steps.make_task_gradients(exp.model, names)
     fn = jax.jit(jax.vmap(lambda p, s, b: strategies.conflict_stats(grads_fn(p, s, b)), in_axes=(0, 0, None)))
 

@@ -47,6 +47,7 @@ def to_float(images: jnp.ndarray) -> jnp.ndarray:
 
 
 AUGMENT_KEY = 1_000_003  # fold_in tag of the augmentation key; micro-batch indices are small.
+COMPOSE_KEY = 1_000_037  # fold_in tag of the key that builds training images from parts.
 
 
 def create_state(model, tx: optax.GradientTransformation, plateau, rng: jax.Array,
@@ -77,7 +78,7 @@ def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
 def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mapping[str, float],
                     microbatch: int = 0, augment: Mapping[str, float] | None = None,
                     configure: Callable | None = None, mtl: Mapping[str, Any] | None = None,
-                    steps_per_epoch: int = 1) -> Callable:
+                    steps_per_epoch: int = 1, compose: Callable | None = None) -> Callable:
     """Returns the pure `train_step(state, batch, rng) -> (state, metrics)`.
 
     Args:
@@ -95,6 +96,9 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mappi
         from `state.hyper` directly. None: `model` and `tx` as given.
       mtl: the config's `mtl` section (strategies.py); None: static loss weights.
       steps_per_epoch: for strategies that work in epochs (DWA).
+      compose: `compose(batch, key, aug) -> batch` (mtljax/compose.py) builds the training images
+        from their stored parts under the key `fold_in(step key, COMPOSE_KEY)`; it applies the
+        augmentation itself (to each part), with `aug` None when none is active.
 
     A loss-weighting strategy's loss is differentiated once (per micro-batch, averaged: they are
     affine in the losses). A gradient strategy needs each task's gradient: one forward pass and
@@ -160,7 +164,10 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mappi
         weights = jnp.stack([jnp.asarray(hyper.get(f"loss_weights.{t}", w), jnp.float32)
                              for t, w in loss_weights.items()])
         aug = {k: hyper.get(f"augment.{k}", v) for k, v in (augment or {}).items()}
-        if aug and (augmentation.is_active(augment) or any(f"augment.{k}" in hyper for k in aug)):
+        active = bool(aug) and (augmentation.is_active(augment) or any(f"augment.{k}" in hyper for k in aug))
+        if compose is not None:
+            batch = compose(batch, jax.random.fold_in(step_rng, COMPOSE_KEY), aug if active else None)
+        elif active:
             images = augmentation.random_affine(to_float(batch["image"]), jax.random.fold_in(step_rng, AUGMENT_KEY),
                                                 aug["shift"], aug["rotate"], aug["scale"])
             batch = {**batch, "image": images}

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from mtljax import (checkpoint, data, guard, metrics, models, ops, optim, parallel, schedules, seedstats, steps,
+from mtljax import (checkpoint, compose, data, guard, metrics, models, ops, optim, parallel, schedules, seedstats, steps,
                     sweeps, tasks, tblog)
 from mtljax.monitor import EarlyStopping, log_line, make_diagnostics, seed_mean, select_seeds, write_history  # noqa: F401
 
@@ -51,7 +51,7 @@ class Experiment:
     def init_state(self) -> steps.TrainState:
         """The initial TrainState of every replica, stacked on a leading replica axis."""
         keys = jnp.stack([jax.random.fold_in(jax.random.key(seed), 0) for seed in self.seeds])
-        image_shape = self.splits["train"].images.shape[1:]
+        image_shape = data.image_shape(self.cfg["data"])
         strategy = self.cfg["mtl"]["strategy"]
         # One compiled program: run eagerly, flax's initialisers compiled ~100 small ops one by one (~3 s).
         create = jax.vmap(lambda key: steps.create_state(self.model, self.tx, self.plateau, key, image_shape, strategy))
@@ -200,7 +200,8 @@ def make_epoch_fns(exp: Experiment):
     donated.
     """
     train_step = steps.make_train_step(exp.model, exp.tx, exp.loss_weights, resolve_microbatch(exp.cfg),
-                                       exp.cfg["augment"], exp.configure, exp.cfg["mtl"], exp.steps_per_epoch)
+                                       exp.cfg["augment"], exp.configure, exp.cfg["mtl"], exp.steps_per_epoch,
+                                       compose.composer(exp.cfg["data"]))
     eval_step = steps.make_eval_step(exp.model)
 
     def train(state, sums, dataset, idx, rng):

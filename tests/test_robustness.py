@@ -227,6 +227,8 @@ BAD = [
     ({"data": {"dataset": "cifar10"}}, "data.dataset: unknown value 'cifar10'"),
     ({"data": {"val_size": -1}}, "data.val_size: must be > 0"),
     ({"data": None}, "data: expected a dict"),
+    ({"data": {"compose": "repair"}}, "data.compose: 'repair' needs a dataset built from parts"),
+    ({"data": {"compose": "gpu"}}, "data.compose: unknown value 'gpu'"),
     ({"seed": None}, "seed: must not be None"),
     ({"seed": -1}, "seed: must be >= 0"),
     ({"seeds": 0}, "seeds: must be > 0"),
