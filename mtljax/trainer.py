@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from mtljax import (checkpoint, compose, data, guard, metrics, models, ops, optim, parallel, schedules, seedstats, steps,
-                    sweeps, tasks, tblog)
+from mtljax import (checkpoint, compose, data, guard, metrics, models, ops, optim, parallel, schedules, seedstats,
+                    steps, sweeps, tasks, tblog)
 from mtljax.monitor import EarlyStopping, log_line, make_diagnostics, seed_mean, select_seeds, write_history  # noqa: F401
 
 
