@@ -215,13 +215,14 @@ def test_evaluation_in_blocks_equals_one_block(tiny_data_dir, monkeypatch):
 
 
 def _programs_run(exp):
-    """Initial state, then one train call of 3 steps and an evaluation of the validation split."""
-    state = exp.init_state()
+    """Initial state, then one train call of 3 steps (every seed on the same batches) and an
+    evaluation of the validation split."""
+    state, n_seeds = exp.init_state(), len(exp.seeds)
     train_fn, eval_fn = trainer.make_epoch_fns(exp)
     data = trainer.device_split(exp.splits["train"])
-    idx = np.arange(150, dtype=np.int32).reshape(1, 3, 50)
+    idx = np.broadcast_to(np.arange(150, dtype=np.int32).reshape(1, 3, 50), (n_seeds, 3, 50)).copy()
     initial = jax.tree.map(np.asarray, (state.params, state.opt_state))
-    state, sums = train_fn(state, trainer.zero_sums(exp.loss_weights, 1), data, idx, exp.dropout_rng())
+    state, sums = train_fn(state, trainer.zero_sums(exp.loss_weights, n_seeds), data, idx, exp.dropout_rng())
     val = exp.splits["val"]
     losses = eval_fn(state.params, state.batch_stats, jnp.asarray(val.images), {t: jnp.asarray(y) for t, y in val.labels.items()})
     return initial, jax.tree.map(np.asarray, (sums, state.params, losses))
@@ -231,10 +232,10 @@ def _programs_run(exp):
                                    {"name": "vgg", "batchnorm": True, "head_hidden": 16}])
 def test_compiler_options_keep_the_numerics(tiny_data_dir, monkeypatch, model):
     """The programs compiled with `compiler_options` (LLVM -O1 on CPU) agree with those compiled
-    with the backend's defaults to the last bit or two: the initial state (threshold.py's CNN; a
-    VGG with BatchNorm), the metrics, parameters and evaluation after three train steps. The option
-    only reorders float operations."""
-    exp = trainer.build_experiment(config.resolve(tiny_config(tiny_data_dir, model=model)))
+    with the backend's defaults (threshold.py's CNN; a VGG with BatchNorm; two vmapped seeds): the
+    initial state to the last bit or two, and the metrics, parameters and evaluation after three
+    train steps to 1e-4 (see below). The option only reorders float operations."""
+    exp = trainer.build_experiment(config.resolve(tiny_config(tiny_data_dir, seeds=2, model=model)))
     fast = _programs_run(exp)
     monkeypatch.setattr(trainer, "compiler_options", lambda: None)
     plain = _programs_run(exp)
