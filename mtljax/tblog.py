@@ -9,13 +9,45 @@ replaces the old one), so a killed and resumed run never shows an epoch twice or
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sys
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
 TB_DIR = "tensorboard"
+
+
+@contextlib.contextmanager
+def _torch_hidden() -> Iterator[None]:
+    """Inside: `import torch` raises ImportError, unless torch is already imported.
+
+    tensorboardX imports torch whenever it is installed (the `bench` extra installs it), only to
+    accept torch tensors; mtljax hands it numpy arrays. Measured here: importing tensorboardX took
+    0.95 s with torch installed, 0.10 s with it hidden, and that import runs beside the data loading
+    and tracing of every run (`run.preload`), holding the GIL.
+    """
+    if "torch" in sys.modules:
+        yield
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]  # The import system's "not importable".
+    try:
+        yield
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+
+
+def summary_writer() -> type:
+    """tensorboardX's SummaryWriter class, imported without torch (see `_torch_hidden`)."""
+    if "tensorboardX" not in sys.modules:
+        with _torch_hidden():
+            import tensorboardX  # noqa: F401
+    from tensorboardX import SummaryWriter
+
+    return SummaryWriter
 
 
 def _scalars(record: Mapping) -> dict[str, float]:
@@ -28,8 +60,8 @@ def write_events(run_dir: Path, history: Sequence[Mapping], figures: Sequence[Pa
     """Writes the TensorBoard events of `history` (and the PNG `figures`) to `run_dir/tensorboard`,
     replacing earlier ones; returns that directory."""
     from PIL import Image
-    from tensorboardX import SummaryWriter
 
+    SummaryWriter = summary_writer()
     out = Path(run_dir) / TB_DIR
     tmp = Path(run_dir) / f".{TB_DIR}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)  # Left by a run killed while writing.

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pprint
+import sys
+
+import pytest
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -26,3 +29,21 @@ def test_run_writes_readable_events(tmp_path, tiny_data_dir):
     assert {"curves", "samples", "confusion_digit"} <= set(tags["images"])
     image = acc.Images("curves")[0]
     assert image.width > 100 and image.encoded_image_string.startswith(b"\x89PNG")
+
+
+def test_summary_writer_imports_without_torch(monkeypatch):
+    """tensorboardX is imported with torch hidden (it imports torch, ~0.9 s, only to accept torch
+    tensors); afterwards torch is importable again, and an imported torch is left alone."""
+    for name in [m for m in sys.modules if m == "tensorboardX" or m.startswith("tensorboardX.")]:
+        monkeypatch.delitem(sys.modules, name)
+    had_torch = "torch" in sys.modules
+    writer = tblog.summary_writer()
+    assert writer.__name__ == "SummaryWriter"
+    assert ("torch" in sys.modules) == had_torch and sys.modules.get("torch", 0) is not None
+    with tblog._torch_hidden():
+        if had_torch:
+            import torch  # noqa: F401 - already imported: left as it is.
+        else:
+            with pytest.raises(ImportError):
+                import torch  # noqa: F401
+    assert "torch" not in sys.modules or sys.modules["torch"] is not None
