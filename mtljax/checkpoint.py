@@ -7,14 +7,23 @@ exactly where it was, in one atomic write. `best/` (numbered by epoch) holds the
 alone, for evaluation and transfer. Orbax writes into a temporary directory and renames it when
 complete, so a checkpoint that was being written when a run died is never listed, and never loaded
 (tests/test_robustness.py checks both).
+
+The trainer's per-epoch writes (`save_epoch`) run on a background thread while the next epoch
+trains: each costs ~0.08 s of Orbax's own Python bookkeeping (measured here; asynchronous Orbax
+still spent 0.71 of those 0.77 s per 10 saves in the caller). Writes keep their order, one epoch's
+writes finish before the next epoch's start, and a failed write is raised by the next call.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 
@@ -35,18 +44,67 @@ class RunCheckpoints:
         root = Path(run_dir).absolute() / "ckpt"
         self.latest = ocp.CheckpointManager(root / "latest", options=options(keep))
         self.best = ocp.CheckpointManager(root / "best", options=options(1))
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pending: concurrent.futures.Future | None = None
 
     def save(self, step: int, tree: Any, meta: dict) -> None:
-        """Saves `tree` and `meta` as latest checkpoint `step`.
+        """Saves `tree` and `meta` as latest checkpoint `step`, after any queued write.
 
         Raises:
-          CheckpointWriteError: the write failed; the earlier checkpoints are untouched.
+          CheckpointWriteError: the write (or a queued one) failed; the earlier checkpoints are untouched.
         """
+        self.wait()
         self._write(self.latest, step, tree, meta)
+
+    def save_epoch(self, step: int, tree: Any, meta: dict, best_epoch: int | None = None) -> None:
+        """Queues an epoch's writes on the writer thread and returns: latest checkpoint `step`
+        (`tree`, `meta`), then, with `best_epoch`, `tree["best"]` as the best checkpoint.
+
+        The writes get their own copies of `tree` (the trainer donates its state to the next
+        train call) and of `meta`. On many processes Orbax's writes synchronise them, so there
+        they run here, in order.
+
+        Raises:
+          CheckpointWriteError: the previous epoch's queued writes failed; nothing is queued.
+        """
+        self.wait()
+        tree, meta = jax.tree.map(jnp.copy, tree), copy.deepcopy(meta)
+
+        def write() -> None:
+            self._write(self.latest, step, tree, meta)
+            if best_epoch is not None:
+                self._save_best(best_epoch, tree["best"], meta)
+
+        if jax.process_count() > 1:
+            write()
+            return
+        if self._writer is None:
+            self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
+        self._pending = self._writer.submit(write)
+
+    def wait(self) -> None:
+        """Returns once the queued writes are done; raises their error, if any."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    @contextlib.contextmanager
+    def finishing_writes(self) -> Iterator[None]:
+        """Inside, an exception waits for the queued writes before it propagates (a failed write
+        then propagates instead, the first exception as its context)."""
+        try:
+            yield
+        except BaseException:
+            self.wait()
+            raise
 
     def save_best(self, epoch: int, state: Any, meta: dict) -> None:
         """Saves `state` as the best checkpoint, epoch `epoch` (replacing a newer one left by a
-        run that died before its latest checkpoint recorded it)."""
+        run that died before its latest checkpoint recorded it), after any queued write."""
+        self.wait()
+        self._save_best(epoch, state, meta)
+
+    def _save_best(self, epoch: int, state: Any, meta: dict) -> None:
         for newer in [s for s in self.best.all_steps() if s >= epoch]:
             self.best.delete(newer)
         self._write(self.best, epoch, state, meta)
@@ -98,8 +156,14 @@ class RunCheckpoints:
         return {"params": tree["params"], "batch_stats": tree.get("batch_stats", {})}
 
     def close(self) -> None:
-        self.latest.close()
-        self.best.close()
+        """Waits for the queued writes (raising their error), then closes the managers."""
+        try:
+            self.wait()
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown()
+            self.latest.close()
+            self.best.close()
 
 
 def _caused_by_os_error(exc: BaseException | None) -> bool:

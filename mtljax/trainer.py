@@ -409,7 +409,7 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
         return int(parallel.host_value(state.step)[0])
 
     first_epoch = position["epoch"] if position else len(history) + 1
-    with guard.stop_signals() as received:
+    with guard.stop_signals() as received, ckpts.finishing_writes():
         for epoch in range(first_epoch, train_cfg["epochs"] + 1):
             if all(stopper.should_stop for stopper in stoppers):
                 break
@@ -461,10 +461,10 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False
             improved = np.array([stopper.update(m[train_cfg["monitor"]], epoch) for stopper, m in zip(stoppers, per_seed)])
             if improved.any():
                 best_state, best_saved = select_seeds(improved, state, best_state), epoch
-            # Latest first: it holds the best state too, so a death between the writes loses nothing.
-            ckpts.save(global_step(), {"train": state, "best": best_state}, meta_now(epoch, None))
-            if improved.any():
-                ckpts.save_best(epoch, best_state, meta_now(epoch, None))
+            # Written while the next epoch trains. Latest first: it holds the best state too, so a
+            # death between the writes loses nothing.
+            ckpts.save_epoch(global_step(), {"train": state, "best": best_state}, meta_now(epoch, None),
+                             best_epoch=epoch if improved.any() else None)
             write_history(run_dir / "metrics.jsonl", history)
             if parallel.is_primary():
                 tblog.write_events(run_dir, history)

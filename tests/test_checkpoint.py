@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 
 import jax
 import jax.numpy as jnp
@@ -56,4 +57,52 @@ def test_mismatch_and_damage_are_clear_errors(tmp_path, tiny_data_dir):
     shutil.rmtree(tmp_path / "run" / "ckpt" / "latest" / "1" / "state")
     with pytest.raises(checkpoint.CheckpointError, match="cannot restore"):
         ckpts.restore(_state(tiny_data_dir), "latest")
+    ckpts.close()
+
+
+def test_queued_epoch_writes_own_their_data(tmp_path, tiny_data_dir):
+    """save_epoch returns before writing, on copies: the caller may donate (delete) its arrays and
+    grow its history at once; the checkpoint still holds what was passed, latest then best."""
+    state = _state(tiny_data_dir)
+    expected = jax.tree.map(lambda a: jnp.array(a, copy=True), state)
+    ckpts = checkpoint.RunCheckpoints(tmp_path / "run")
+    history = [{"epoch": 1}]
+    ckpts.save_epoch(5, {"train": state, "best": state}, {"history": history}, best_epoch=1)
+    for leaf in jax.tree.leaves(state):
+        leaf.delete()  # What donating the state to the next train call does.
+    history.append({"epoch": 2})
+    ckpts.wait()
+    assert ckpts.latest.all_steps() == [5] and ckpts.best.all_steps() == [1]
+    for which in ("latest", "best"):
+        template = {"train": expected, "best": expected} if which == "latest" else expected
+        restored, meta = ckpts.restore(template, which)
+        assert meta == {"history": [{"epoch": 1}]}
+        assert all(jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), restored, template)))
+    ckpts.close()
+
+
+def test_an_exception_waits_for_the_queued_writes(tmp_path, tiny_data_dir, monkeypatch):
+    """Leaving `finishing_writes` by an exception first finishes the queued writes (the trainer's
+    loop: a NaN stop must not lose the epoch before it); a failed write is raised by the next call."""
+    real_write = checkpoint.RunCheckpoints._write
+
+    def slow(manager, step, tree, meta):
+        time.sleep(0.5)
+        if step == 2:
+            raise OSError(28, "No space left on device")
+        return real_write(manager, step, tree, meta)
+
+    monkeypatch.setattr(checkpoint.RunCheckpoints, "_write", staticmethod(slow))
+    state = _state(tiny_data_dir)
+    ckpts = checkpoint.RunCheckpoints(tmp_path / "run")
+    with pytest.raises(ValueError, match="stop"):
+        with ckpts.finishing_writes():
+            ckpts.save_epoch(1, {"train": state, "best": state}, {"epoch": 1})
+            raise ValueError("stop")
+    assert ckpts.latest.all_steps() == [1]
+    ckpts.save_epoch(2, {"train": state, "best": state}, {"epoch": 2})
+    with pytest.raises(OSError, match="No space"):
+        ckpts.save_epoch(3, {"train": state, "best": state}, {"epoch": 3})
+    ckpts.wait()  # Nothing was queued after the failure.
+    assert ckpts.latest.all_steps() == [1]
     ckpts.close()
