@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -139,20 +140,41 @@ class RunCheckpoints:
                                   f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
 
     def restore(self, template: Any, which: str = "latest") -> tuple[Any, dict]:
-        """The newest `which` checkpoint's state (in `template`'s shapes) and meta dict."""
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
-        restored = self._restore_newest(which, ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
-                                                                  meta=ocp.args.JsonRestore()))
+        """The newest `which` checkpoint's state (in `template`'s shapes) and meta dict.
+
+        A checkpoint written before TrainState had its `ema` field restores into a template without
+        moving average (`ema` None)."""
+        restore = lambda tree: self._restore_newest(which, ocp.args.Composite(
+            state=ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)),
+            meta=ocp.args.JsonRestore()))
+        try:
+            restored = restore(template)
+        except CheckpointError:
+            if not (self._saved_before_ema(which) and _without_ema_field(template) is not None):
+                raise
+            restored = restore(_without_ema_field(template))
+            restored = {**restored, "state": _with_ema_field(template, restored["state"])}
         return restored["state"], restored["meta"]
+
+    def _saved_before_ema(self, which: str) -> bool:
+        """Whether the newest `which` checkpoint exists and its states lack TrainState's `ema` field."""
+        manager = self.latest if which == "latest" else self.best
+        try:
+            on_disk = manager.item_metadata(manager.latest_step())["state"]
+            return "ema" not in (on_disk["train"] if which == "latest" else on_disk)
+        except Exception:  # noqa: BLE001 - none, or damaged: the caller reports its own error.
+            return False
 
     def load_params(self, which: str = "best") -> dict:
         """The params pytree of the newest `which` checkpoint, as saved (no template needed)."""
         return self.load_variables(which)["params"]
 
     def load_variables(self, which: str = "best") -> dict:
-        """`{"params", "batch_stats"}` of the newest `which` checkpoint, as saved (leading seed axis)."""
+        """`{"params", "batch_stats"}` of the newest `which` checkpoint, as saved (leading seed axis):
+        their moving average when the run kept one (`train.ema_decay`), as evaluation used."""
         restored = self._restore_newest(which, ocp.args.Composite(state=ocp.args.StandardRestore()))
         tree = restored["state"]["train"] if which == "latest" else restored["state"]
+        tree = tree.get("ema") or tree
         return {"params": tree["params"], "batch_stats": tree.get("batch_stats", {})}
 
     def close(self) -> None:
@@ -164,6 +186,24 @@ class RunCheckpoints:
                 self._writer.shutdown()
             self.latest.close()
             self.best.close()
+
+
+def _without_ema_field(template: Any) -> Any | None:
+    """`template` (a TrainState, or a dict of them) with each TrainState as a dict of its fields but
+    `ema`, the layout of checkpoints written before that field; None if a state keeps an average."""
+    if isinstance(template, dict):
+        parts = {k: _without_ema_field(v) for k, v in template.items()}
+        return None if any(v is None for v in parts.values()) else parts
+    if template.ema is not None:
+        return None
+    return {f.name: getattr(template, f.name) for f in dataclasses.fields(template) if f.name != "ema"}
+
+
+def _with_ema_field(template: Any, restored: Any) -> Any:
+    """The inverse of `_without_ema_field`: TrainStates again, with no moving average."""
+    if isinstance(template, dict):
+        return {k: _with_ema_field(v, restored[k]) for k, v in template.items()}
+    return type(template)(**restored, ema=None)
 
 
 def _caused_by_os_error(exc: BaseException | None) -> bool:

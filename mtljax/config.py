@@ -78,6 +78,10 @@ DEFAULTS: dict[str, Any] = {
         # A NaN/Inf loss or gradient: "stop" the run naming step, epoch and task (the last good
         # checkpoint stays), or "skip" such steps (the state is left as it was) and count them.
         "nonfinite": "stop",
+        # >0: also keep an exponential moving average of the parameters and BatchNorm statistics
+        # (decay per step, e.g. 0.999), which validation, test, the best checkpoint's use and
+        # transfer then take in place of the current values (steps.ema_update).
+        "ema_decay": 0.0,
     },
 }
 NULLABLE = {"data.dir": str, "data.limit": int, "init.run": str}  # key -> type when not None.
@@ -106,7 +110,7 @@ NON_NEGATIVE = {"optimizer.weight_decay", "train.early_stopping_patience",
                 "data.split_seed", "schedule.patience", "schedule.cooldown", "model.head_hidden",
                 "augment.shift", "augment.rotate", "augment.scale", "mtl.gradnorm_alpha", "mtl.gradnorm_lr",
                 "mtl.cagrad_c", "mtl.diagnose_every"}
-UNIT_INTERVAL = {"model.dropout", "model.head_dropout", "schedule.factor"}
+UNIT_INTERVAL = {"model.dropout", "model.head_dropout", "schedule.factor", "train.ema_decay"}
 
 
 FREE_FORM = {"loss_weights", "sweep"}  # Dicts whose keys are checked in _check_cross, not against DEFAULTS.

@@ -30,6 +30,8 @@ class TrainState:
       plateau: state of the reduce-on-plateau controller; its `scale` multiplies the updates.
       hyper: this replica's swept values, `{dotted key: scalar}` ({} outside sweeps; sweeps.py).
       mtl: the MTL strategy's state (strategies.py; {} for stateless strategies).
+      ema: `{"params", "batch_stats"}` averaged over the steps (`train.ema_decay`; {} when off):
+        what evaluation and checkpoint loading use when present (`eval_variables`).
     """
 
     step: jnp.ndarray
@@ -39,6 +41,24 @@ class TrainState:
     plateau: Any
     hyper: Any = flax.struct.field(default_factory=dict)
     mtl: Any = flax.struct.field(default_factory=dict)
+    ema: Any = None
+
+
+def eval_variables(state: TrainState) -> tuple[Any, Any]:
+    """(params, batch_stats) to evaluate: the exponential moving average when kept, else the current."""
+    source = state.ema or {"params": state.params, "batch_stats": state.batch_stats}
+    return source["params"], source["batch_stats"]
+
+
+def ema_update(ema: Any, new: Any, decay: float, step: jnp.ndarray) -> Any:
+    """`ema + (1 - d)·(new - ema)` with `d = min(decay, (1 + step) / (10 + step))`.
+
+    The warm-up (TensorFlow's ExponentialMovingAverage with num_updates) keeps the first steps from
+    weighting the initialisation for ~1/(1 - decay) steps; the difference form leaves an unchanged
+    value (a frozen parameter) exactly as it was."""
+    step = step.astype(jnp.float32)
+    d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+    return jax.tree.map(lambda e, x: e + (1.0 - d) * (x - e), ema, new)
 
 
 def to_float(images: jnp.ndarray) -> jnp.ndarray:
@@ -51,22 +71,25 @@ COMPOSE_KEY = 1_000_037  # fold_in tag of the key that builds training images fr
 
 
 def create_state(model, tx: optax.GradientTransformation, plateau, rng: jax.Array,
-                 image_shape: tuple[int, ...], strategy: str = "static") -> TrainState:
+                 image_shape: tuple[int, ...], strategy: str = "static", ema: bool = False) -> TrainState:
     """Initialises parameters with `rng`, the MTL strategy's parameters (under `params["mtl"]`,
-    trained by the same optimizer) and state, and the optimizer and plateau states."""
+    trained by the same optimizer) and state, and the optimizer and plateau states; with `ema`,
+    the moving average starts at the initial parameters and statistics."""
     variables = model.init(rng, jnp.zeros((1, *image_shape), jnp.float32), train=False)
     params = dict(variables["params"])
     n_tasks = len(model.heads)
     extra = strategies.get(strategy).init_params(n_tasks)
     if extra:
         params["mtl"] = extra
+    batch_stats = variables.get("batch_stats", {})
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
-        batch_stats=variables.get("batch_stats", {}),
+        batch_stats=batch_stats,
         opt_state=tx.init(params),
         plateau=plateau.init(jnp.zeros(())),
         mtl=strategies.get(strategy).init_state(n_tasks),
+        ema={"params": params, "batch_stats": batch_stats} if ema else None,
     )
 
 
@@ -78,7 +101,7 @@ def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
 def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mapping[str, float],
                     microbatch: int = 0, augment: Mapping[str, float] | None = None,
                     configure: Callable | None = None, mtl: Mapping[str, Any] | None = None,
-                    steps_per_epoch: int = 1, compose: Callable | None = None) -> Callable:
+                    steps_per_epoch: int = 1, compose: Callable | None = None, ema_decay: float = 0.0) -> Callable:
     """Returns the pure `train_step(state, batch, rng) -> (state, metrics)`.
 
     Args:
@@ -99,6 +122,7 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mappi
       compose: `compose(batch, key, aug) -> batch` (mtljax/compose.py) builds the training images
         from their stored parts under the key `fold_in(step key, COMPOSE_KEY)`; it applies the
         augmentation itself (to each part), with `aug` None when none is active.
+      ema_decay: > 0: each step also updates `state.ema` (`ema_update`), which must exist.
 
     A loss-weighting strategy's loss is differentiated once (per micro-batch, averaged: they are
     affine in the losses). A gradient strategy needs each task's gradient: one forward pass and
@@ -230,9 +254,13 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mappi
             metrics[f"nan/{t}"] = (~loss_ok[k]).astype(jnp.float32)
         metrics.update({"nan/steps": (~ok).astype(jnp.float32), "nan/grads": (~grads_ok).astype(jnp.float32),
                         "nan/first": jnp.where(ok, NO_STEP, state.step.astype(jnp.float32))})
+        ema = state.ema
+        if ema_decay:
+            ema = ema_update(ema, {"params": params, "batch_stats": batch_stats}, ema_decay, state.step)
         new_state = state.replace(step=state.step + 1, params=keep(params, state.params),
                                   batch_stats=keep(batch_stats, state.batch_stats),
-                                  opt_state=keep(opt_state, state.opt_state), mtl=keep(mtl_state, state.mtl))
+                                  opt_state=keep(opt_state, state.opt_state), mtl=keep(mtl_state, state.mtl),
+                                  ema=keep(ema, state.ema))
         return new_state, metrics
 
     return train_step

@@ -54,7 +54,9 @@ class Experiment:
         image_shape = data.image_shape(self.cfg["data"])
         strategy = self.cfg["mtl"]["strategy"]
         # One compiled program: run eagerly, flax's initialisers compiled ~100 small ops one by one (~3 s).
-        create = jax.vmap(lambda key: steps.create_state(self.model, self.tx, self.plateau, key, image_shape, strategy))
+        ema = self.cfg["train"]["ema_decay"] > 0
+        create = jax.vmap(lambda key: steps.create_state(self.model, self.tx, self.plateau, key, image_shape, strategy,
+                                                         ema))
         state = jax.jit(create, compiler_options=compiler_options())(keys)
         hyper = {key: jnp.asarray(v) for key, v in sweeps.replica_values(self.points, self.cfg["seeds"]).items()}
         state = state.replace(hyper=hyper)
@@ -101,6 +103,8 @@ def graft_params(state: steps.TrainState, init: Mapping[str, Any]) -> steps.Trai
             raise checkpoint.CheckpointError(f"init.params {name!r}: {init['run']} has shapes {theirs} "
                                              f"({source_seeds} seeds), this model {ours} ({n_seeds} seeds)")
         params[name] = jax.tree.map(lambda a: jnp.broadcast_to(jnp.asarray(a), (n_seeds, *a.shape[1:])), loaded[name])
+    if state.ema:  # The average starts from the grafted parameters too (own buffers: both are donated).
+        state = state.replace(ema={**state.ema, "params": jax.tree.map(jnp.copy, params)})
     return state.replace(params=params)
 
 
@@ -201,7 +205,7 @@ def make_epoch_fns(exp: Experiment):
     """
     train_step = steps.make_train_step(exp.model, exp.tx, exp.loss_weights, resolve_microbatch(exp.cfg),
                                        exp.cfg["augment"], exp.configure, exp.cfg["mtl"], exp.steps_per_epoch,
-                                       compose.composer(exp.cfg["data"]))
+                                       compose.composer(exp.cfg["data"]), exp.cfg["train"]["ema_decay"])
     eval_step = steps.make_eval_step(exp.model)
 
     def train(state, sums, dataset, idx, rng):
@@ -316,7 +320,8 @@ def evaluate_split(evaluate: Callable, state: steps.TrainState, split: EvalData,
     """Per seed: metrics (`task/metric` and `loss`) and confusion matrices; and predictions (S×N).
 
     `evaluate` runs one block per call; the padding is cut off here."""
-    outs = [evaluate(state.params, state.batch_stats, part["image"], {t: part[t] for t in exp.loss_weights})
+    params, batch_stats = steps.eval_variables(state)
+    outs = [evaluate(params, batch_stats, part["image"], {t: part[t] for t in exp.loss_weights})
             for part in split.blocks]
     n, truth = split.size, split.truth
     out = {t: [np.concatenate([parallel.host_value(o[t][i]) for o in outs], axis=1)[:, :n] for i in (0, 1)]
