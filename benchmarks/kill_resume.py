@@ -118,7 +118,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--window", type=float, default=12.0, help="kill within this many seconds of a start")
+    parser.add_argument("--window", type=float, help="kill within this many seconds of a start (default: the "
+                        "uninterrupted run's wall time: kills in start-up, training, writes and after the end)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mtljax-kill-resume"))
     parser.add_argument("--update", type=Path, help="write the result line into this README (kill markers)")
     args = parser.parse_args()
@@ -127,11 +128,14 @@ def main() -> None:
     shutil.rmtree(args.workdir, ignore_errors=True)
     args.workdir.mkdir(parents=True)
     path = write_setup(args.workdir)
-    reference = run_to_end(path, args.workdir / "straight")
     t = time.perf_counter()
-    run_dir, landed = killed_run(path, args.workdir / "killed", args.kills, random.Random(args.seed), args.window)
+    reference = run_to_end(path, args.workdir / "straight")
+    window = args.window or time.perf_counter() - t
+    t = time.perf_counter()
+    run_dir, landed = killed_run(path, args.workdir / "killed", args.kills, random.Random(args.seed), window)
     problems = same_run(reference, run_dir)
-    line = (f"{landed} of {args.kills} SIGKILLs landed before the run finished; resumed after each "
+    line = (f"{landed} of {args.kills} SIGKILLs (each within {window:.1f} s of a start) landed before the run "
+            f"finished; resumed after each "
             f"({time.perf_counter() - t:.0f} s in all): "
             f"{'bit-identical to the uninterrupted run' if not problems else '; '.join(problems)}.")
     print(line)
