@@ -30,7 +30,7 @@ class TrainState:
       plateau: state of the reduce-on-plateau controller; its `scale` multiplies the updates.
       hyper: this replica's swept values, `{dotted key: scalar}` ({} outside sweeps; sweeps.py).
       mtl: the MTL strategy's state (strategies.py; {} for stateless strategies).
-      ema: `{"params", "batch_stats"}` averaged over the steps (`train.ema_decay`; {} when off):
+      ema: `{"params", "batch_stats"}` averaged over the steps (`train.ema_decay`; None when off):
         what evaluation and checkpoint loading use when present (`eval_variables`).
     """
 
