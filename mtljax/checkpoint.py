@@ -150,9 +150,10 @@ class RunCheckpoints:
         try:
             restored = restore(template)
         except CheckpointError:
-            if not (self._saved_before_ema(which) and _without_ema_field(template) is not None):
+            old_layout = _without_ema_field(template)
+            if old_layout is None or not self._saved_before_ema(which):
                 raise
-            restored = restore(_without_ema_field(template))
+            restored = restore(old_layout)
             restored = {**restored, "state": _with_ema_field(template, restored["state"])}
         return restored["state"], restored["meta"]
 

@@ -79,8 +79,8 @@ DEFAULTS: dict[str, Any] = {
         # checkpoint stays), or "skip" such steps (the state is left as it was) and count them.
         "nonfinite": "stop",
         # >0: also keep an exponential moving average of the parameters and BatchNorm statistics
-        # (decay per step, e.g. 0.999), which validation, test, the best checkpoint's use and
-        # transfer then take in place of the current values (steps.ema_update).
+        # (decay per step, e.g. 0.999); validation, test, checkpoint loading and transfer then use
+        # it in place of the current values (steps.ema_update).
         "ema_decay": 0.0,
     },
 }

@@ -42,10 +42,8 @@ def _torch_hidden() -> Iterator[None]:
 
 def summary_writer() -> type:
     """tensorboardX's SummaryWriter class, imported without torch (see `_torch_hidden`)."""
-    if "tensorboardX" not in sys.modules:
-        with _torch_hidden():
-            import tensorboardX  # noqa: F401
-    from tensorboardX import SummaryWriter
+    with _torch_hidden():
+        from tensorboardX import SummaryWriter
 
     return SummaryWriter
 
