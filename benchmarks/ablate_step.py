@@ -19,7 +19,11 @@ from pathlib import Path
 
 import jax
 
-from mtljax import config, ops, parallel, results
+from mtljax import config, results
+
+from mtljax.models import ops
+
+from mtljax.train import parallel
 
 sys.path.insert(0, str(Path(__file__).parent))
 from speed import MODELS, train_bench  # noqa: E402

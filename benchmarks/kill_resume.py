@@ -39,7 +39,7 @@ def write_setup(workdir: Path) -> Path:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from conftest import synthetic_mnist  # The tests' learnable fake digits.
 
-    from mtljax import mnist
+    from mtljax.data import mnist
 
     mnist.write_cache(workdir / "data", synthetic_mnist(), source="synthetic")
     cfg = {**CONFIG, "data": {**CONFIG["data"], "dir": str(workdir / "data")}}

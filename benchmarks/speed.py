@@ -30,7 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mtljax import config, models, parallel, results, schedules, steps, trainer
+from mtljax import config, models, results
+
+from mtljax.train import parallel, schedules, steps, trainer
 
 # (name, model overrides, tasks, image channels): every backbone of the registry, as the experiments use it.
 MODELS = [

@@ -10,7 +10,7 @@ from torch import nn
 
 
 class TorchCNN(nn.Module):
-    """The `cnn3` backbone of mtljax/models.py (VALID 3×3 convs, ReLU, 2×2 max-pool) and heads."""
+    """The `cnn3` backbone of mtljax/models/backbones.py (VALID 3×3 convs, ReLU, 2×2 max-pool) and heads."""
 
     def __init__(self, features, dense, dropout, pool_last, heads):
         super().__init__()

@@ -1,7 +1,7 @@
 """Coloured MNIST (the Keras coloured-MNIST project): digit and colour from one image.
 
 Each 28x28x3 image is uniform noise 0.5*U(0,1) in every channel plus 0.5*digit added to the red or
-the green channel, the colour drawn at random (seeded; mtljax/constructions.py). Tasks: digit
+the green channel, the colour drawn at random (seeded; mtljax/data/constructions.py). Tasks: digit
 (10-way) and color (red 0 / green 1, a 2-way softmax where that project used one sigmoid unit).
 Trunk with ResNet-style skips: per block conv -> two convs added back to the first -> pool
 (blocks of 32 and 64 channels, BatchNorm after each conv), then Dense 128 with dropout 0.3; on-device

@@ -1,7 +1,7 @@
 """The NumPy project's MLP (part 1): forward and backward written by hand, plain gradient descent.
 
 784 -> 128 LeakyReLU -> 10; the backbone's backward pass is hand-written backpropagation in
-jax.numpy (mtljax/mlp_scratch.py, checked against jax.grad in tests); SGD without momentum.
+jax.numpy (mtljax/models/mlp_scratch.py, checked against jax.grad in tests); SGD without momentum.
 
     python -m mtljax.run experiments/mlp_scratch.py
 

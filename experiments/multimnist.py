@@ -1,6 +1,6 @@
 """MultiMNIST, the benchmark of Sener & Koltun (2018), following Sabour et al. (2017).
 
-Construction (mtljax/constructions.py, as in Sener & Koltun's loader): every MNIST image is the
+Construction (mtljax/data/constructions.py, as in Sener & Koltun's loader): every MNIST image is the
 "left" digit and is paired with one other image of the same split drawn at random (seeded), the
 "right" digit. On a 36x36 canvas the left digit fills [0:28, 0:28] (up-left) and the right one
 [6:34, 6:34] (down-right); where they overlap the pixels are combined by max; the canvas is resized

@@ -1,5 +1,5 @@
 """two_digit.py with its training pairs stacked in the train step (`data.compose: "repair"`,
-mtljax/compose.py): each digit warped by its own random map (shifts <= 2 px, rotations <= 8
+mtljax/data/compose.py): each digit warped by its own random map (shifts <= 2 px, rotations <= 8
 degrees), and the bottom digits re-paired within every batch, so no pair repeats. Validation and
 test are two_digit.py's fixed pairs.
 

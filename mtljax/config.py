@@ -16,7 +16,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from mtljax import augment, compose, data, models, schedules, strategies, sweeps, tasks
+from mtljax import data, models, tasks
+
+from mtljax.data import augment, compose
+
+from mtljax.mtl import strategies
+
+from mtljax.train import schedules, sweeps
 
 DEFAULTS: dict[str, Any] = {
     "name": "",  # Defaults to the experiment file's stem.
@@ -26,14 +32,14 @@ DEFAULTS: dict[str, Any] = {
     "loss_weights": {},  # task -> weight; tasks not named get 1.0.
     "single_task": False,
     # Dotted key -> list of values, trained as one vmapped program of values x seeds replicas
-    # (mtljax/sweeps.py lists the sweepable keys); several keys make a grid.
+    # (mtljax/train/sweeps.py lists the sweepable keys); several keys make a grid.
     "sweep": {},  # Also train one model per task (same backbone, one head) and compare.
     "init": {
         "run": None,  # A run directory (or "stage:<name>", an earlier stage) to take parameters from.
         "params": ["backbone"],  # Top-level parameter subtrees taken from its best checkpoint.
     },
     "data": {
-        "dataset": "mnist",  # mnist, colored, two_digit or multimnist (mtljax/data.py).
+        "dataset": "mnist",  # mnist, colored, two_digit or multimnist (mtljax/data/datasets.py).
         "dir": None,  # None: $MTLJAX_DATA_DIR, else ~/.cache/mtljax.
         "source": "auto",
         "val_size": 6000,  # Taken from the 60k training images, by a seeded permutation.
@@ -44,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
         "test_pairs": 4000,
         # two_digit: "host" (training images stacked once, on the host), "step" (stacked in the
         # train step, each digit augmented on its own) or "repair" (as "step", bottom digits
-        # re-paired within the batch every step); mtljax/compose.py.
+        # re-paired within the batch every step); mtljax/data/compose.py.
         "compose": "host",
         "limit": None,  # Cap on every split's size, for smoke tests.
     },

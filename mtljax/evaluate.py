@@ -13,7 +13,13 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from mtljax import checkpoint, config, mnist, rundir, tasks, trainer
+from mtljax import config, tasks
+
+from mtljax.data import mnist
+
+from mtljax.outputs import rundir
+
+from mtljax.train import checkpoint, trainer
 
 
 def evaluate_run(run_dir: Path, which: str = "best") -> list[dict[str, float]]:

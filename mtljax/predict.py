@@ -24,7 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mtljax import checkpoint, config, data, models, rundir, steps, tasks
+from mtljax import config, data, models, tasks
+
+from mtljax.outputs import rundir
+
+from mtljax.train import checkpoint, steps
 
 
 class ImageError(ValueError):

@@ -15,7 +15,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from mtljax import rundir, sweeps
+from mtljax.outputs import rundir
+
+from mtljax.train import sweeps
 
 
 

@@ -22,7 +22,13 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import numpy as np
 
-from mtljax import checkpoint, config, guard, mnist, parallel, plots, rundir, sweeps, tasks, tblog, trainer
+from mtljax import config, tasks
+
+from mtljax.data import mnist
+
+from mtljax.outputs import plots, rundir, tblog
+
+from mtljax.train import checkpoint, guard, parallel, sweeps, trainer
 
 
 class UsageError(Exception):
@@ -212,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, help="train this many seeds as one vmapped program (config `seeds`)")
     parser.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
                         help="vmap over these values (times the seeds) in one program, e.g. "
-                             "loss_weights.parity=0.25,0.5,1,2,4; repeat for a grid (mtljax/sweeps.py)")
+                             "loss_weights.parity=0.25,0.5,1,2,4; repeat for a grid (mtljax/train/sweeps.py)")
     parser.add_argument("--compile-cache", metavar="DIR",
                         help="persistent XLA compilation cache: a directory, or 'off' (default: "
                              "$MTLJAX_COMPILE_CACHE, else xla/ in the data directory, ~/.cache/mtljax/xla)")

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from mtljax import mnist
+from mtljax.data import mnist
 
 # Quick compiles: the unit tests measure correctness, not speed.
 jax.config.update("jax_disable_most_optimizations", True)

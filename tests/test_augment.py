@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mtljax import augment
+from mtljax.data import augment
 
 IMAGES = jnp.asarray(np.random.default_rng(0).random((4, 28, 28, 1)), jnp.float32)
 

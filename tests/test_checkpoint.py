@@ -9,7 +9,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from mtljax import checkpoint, config, trainer
+from mtljax import config
+
+from mtljax.train import checkpoint, trainer
 from conftest import tiny_config
 
 

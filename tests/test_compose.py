@@ -1,4 +1,4 @@
-"""Two-digit training images stacked in the train step (mtljax/compose.py, `data.compose`)."""
+"""Two-digit training images stacked in the train step (mtljax/data/compose.py, `data.compose`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mtljax import compose, config, constructions, run, steps, trainer
+from mtljax import config, run
+
+from mtljax.data import compose, constructions
+
+from mtljax.train import steps, trainer
 from conftest import synthetic_mnist, tiny_config
 
 DIGITS = synthetic_mnist(n_train=60, n_test=10)

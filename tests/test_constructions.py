@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mtljax import config, constructions, data
+from mtljax import config, data
+
+from mtljax.data import constructions
 from conftest import synthetic_mnist, tiny_config
 
 DIGITS = synthetic_mnist(n_train=60, n_test=10)

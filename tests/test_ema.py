@@ -9,7 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mtljax import checkpoint, config, run, steps, trainer
+from mtljax import config, run
+
+from mtljax.train import checkpoint, steps, trainer
 from conftest import tiny_config
 
 

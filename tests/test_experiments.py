@@ -11,7 +11,9 @@ import jax
 import numpy as np
 import pytest
 
-from mtljax import checkpoint, config, run, trainer
+from mtljax import config, run
+
+from mtljax.train import checkpoint, trainer
 from conftest import tiny_config
 
 EXPERIMENTS = sorted(p for p in Path("experiments").glob("*.py") if p.stem != "__init__")

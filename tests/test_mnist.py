@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
-from mtljax import mnist
+from mtljax.data import mnist
 from conftest import synthetic_mnist
 
 

@@ -58,7 +58,7 @@ def test_marlon_cnn_shape_and_count():
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
 def test_hand_written_backprop_equals_autodiff(activation):
-    from mtljax import mlp_scratch
+    from mtljax.models import mlp_scratch
 
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(16, 1176)), jnp.float32)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mtljax import ops
+from mtljax.models import ops
 
 
 @pytest.mark.parametrize("shape", [(2, 26, 26, 32), (2, 11, 11, 64), (3, 13, 13, 8), (1, 5, 5, 3), (2, 28, 28, 1)])

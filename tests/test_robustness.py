@@ -16,7 +16,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mtljax import checkpoint, constructions, run, tasks
+from mtljax import run, tasks
+
+from mtljax.data import constructions
+
+from mtljax.train import checkpoint
 from conftest import tiny_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -147,7 +151,7 @@ def test_a_failing_checkpoint_write_stops_clearly_and_keeps_the_last_one(tmp_pat
 
 
 def test_an_unwritable_log_stops_clearly(tmp_path, tiny_data_dir, monkeypatch, capsys):
-    from mtljax import trainer
+    from mtljax.train import trainer
 
     def failing(path, history):
         if history:

@@ -9,7 +9,9 @@ import pprint
 import numpy as np
 import pytest
 
-from mtljax import evaluate, run, seedstats
+from mtljax import evaluate, run
+
+from mtljax.outputs import seedstats
 from conftest import tiny_config
 
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from scipy.optimize import minimize
 
-from mtljax import aggregators, strategies
+from mtljax.mtl import aggregators, strategies
 
 jax.config.update("jax_enable_x64", False)
 

@@ -12,7 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-from mtljax import config, run, strategies
+from mtljax import config, run
+
+from mtljax.mtl import strategies
 from conftest import tiny_config
 
 NAMES = sorted(strategies.STRATEGIES)
@@ -60,7 +62,7 @@ def test_every_strategy_on_one_and_eight_devices(tmp_path, tiny_data_dir):
 
 
 def test_uncertainty_parameters_are_trained(tmp_path, tiny_data_dir):
-    from mtljax import checkpoint
+    from mtljax.train import checkpoint
 
     path = tmp_path / "uw.py"
     path.write_text("CONFIG = " + pprint.pformat(_cfg(tiny_data_dir, "uw")) + "\n")

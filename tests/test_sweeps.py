@@ -7,7 +7,9 @@ import pprint
 
 import pytest
 
-from mtljax import config, evaluate, run, sweeps
+from mtljax import config, evaluate, run
+
+from mtljax.train import sweeps
 from conftest import tiny_config
 
 

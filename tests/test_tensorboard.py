@@ -9,7 +9,9 @@ import pytest
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mtljax import run, tblog
+from mtljax import run
+
+from mtljax.outputs import tblog
 from conftest import tiny_config
 
 

@@ -7,7 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mtljax import config, optim, parallel, schedules, steps, trainer
+from mtljax import config
+
+from mtljax.train import optim, parallel, schedules, steps, trainer
 from conftest import tiny_config
 
 

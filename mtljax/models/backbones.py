@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mtljax import mlp_scratch, ops
+from mtljax.models import mlp_scratch, ops
 
 BACKBONES: dict[str, type[nn.Module]] = {}
 

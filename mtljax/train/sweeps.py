@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from mtljax import seedstats
+from mtljax.outputs import seedstats
 
 SWEEPABLE = ("loss_weights.<task>", "optimizer.lr", "optimizer.weight_decay", "model.dropout",
              "model.head_dropout", "augment.shift", "augment.rotate", "augment.scale")

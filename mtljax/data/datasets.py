@@ -1,7 +1,7 @@
 """Datasets: the train/validation/test splits of a config, as uint8 images and task labels.
 
 Every dataset starts from MNIST's three splits (training minus validation, validation, test) and
-builds its images and raw labels from each (mtljax/constructions.py), so validation and test
+builds its images and raw labels from each (mtljax/data/constructions.py), so validation and test
 images are never built from training digits.
 """
 
@@ -11,7 +11,9 @@ from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 
-from mtljax import constructions, mnist, tasks
+from mtljax import tasks
+
+from mtljax.data import constructions, mnist
 
 
 class Split(NamedTuple):

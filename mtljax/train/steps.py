@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from mtljax import augment as augmentation
-from mtljax import aggregators, strategies
+from mtljax.data import augment as augmentation
+from mtljax.mtl import aggregators, strategies
 
 
 @flax.struct.dataclass
@@ -113,13 +113,13 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights: Mappi
         float summation order); on XLA:CPU, batches of 32 keep the convolutions' data in cache.
         Models with BatchNorm must not use it (their statistics would be per micro-batch).
       augment: the config's `augment` section; when active, each image is warped by its own random
-        affine map (mtljax/augment.py) under the key `fold_in(step key, AUGMENT_KEY)`.
+        affine map (mtljax/data/augment.py) under the key `fold_in(step key, AUGMENT_KEY)`.
       configure: for sweeps, `hyper -> (model, tx)` builds both from the replica's traced values
         `state.hyper` inside the trace; swept `loss_weights.<task>` and `augment.<key>` are read
         from `state.hyper` directly. None: `model` and `tx` as given.
       mtl: the config's `mtl` section (strategies.py); None: static loss weights.
       steps_per_epoch: for strategies that work in epochs (DWA).
-      compose: `compose(batch, key, aug) -> batch` (mtljax/compose.py) builds the training images
+      compose: `compose(batch, key, aug) -> batch` (mtljax/data/compose.py) builds the training images
         from their stored parts under the key `fold_in(step key, COMPOSE_KEY)`; it applies the
         augmentation itself (to each part), with `aug` None when none is active.
       ema_decay: > 0: each step also updates `state.ema` (`ema_update`), which must exist.

@@ -16,8 +16,9 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 
-from mtljax import augment as augmentation
-from mtljax import constructions, steps
+from mtljax.data import augment as augmentation
+from mtljax.data import constructions
+from mtljax.train import steps
 
 COMPOSE_MODES = ("host", "step", "repair")
 COMPOSED_DATASETS = ("two_digit",)  # Datasets whose training parts can be stacked on device.

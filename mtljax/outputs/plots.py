@@ -93,7 +93,7 @@ def plot_samples(images: np.ndarray, labels: Mapping[str, np.ndarray], preds: Ma
 def plot_pareto(summary: Mapping, tasks_xy: Sequence[str], path: Path) -> None:
     """Test accuracy of task x against task y for every point of a sweep (mean ± std over its
     seeds as error bars), each labelled with its values; the Pareto front is joined by a line."""
-    from mtljax import sweeps  # Here, not at the top: plots stays free of training imports.
+    from mtljax.train import sweeps  # Here, not at the top: plots stays free of training imports.
 
     x_task, y_task = tasks_xy
     rows = summary["sweep"]["rows"]

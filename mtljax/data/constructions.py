@@ -54,7 +54,7 @@ def two_digit_parts(images: np.ndarray, labels: np.ndarray, count: int, seed: in
 
 def stack_two_digits(parts, xp=np):
     """N×28×28×2 (top, bottom) to the N×42×28×1 two-digit image, the overlap rows by max. `xp`:
-    numpy, or jax.numpy where the train step stacks pairs on device (`mtljax/compose.py`)."""
+    numpy, or jax.numpy where the train step stacks pairs on device (`mtljax/data/compose.py`)."""
     top, bottom = parts[..., 0], parts[..., 1]
     zeros = xp.zeros_like(top[:, :14])
     return xp.maximum(xp.concatenate([top, zeros], axis=1), xp.concatenate([zeros, bottom], axis=1))[..., None]

@@ -18,9 +18,16 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from mtljax import (checkpoint, compose, data, guard, metrics, models, ops, optim, parallel, schedules, seedstats,
-                    steps, sweeps, tasks, tblog)
-from mtljax.monitor import EarlyStopping, log_line, make_diagnostics, seed_mean, select_seeds, write_history  # noqa: F401
+from mtljax import data, metrics, models, tasks
+
+from mtljax.data import compose
+
+from mtljax.models import ops
+
+from mtljax.outputs import seedstats, tblog
+
+from mtljax.train import checkpoint, guard, optim, parallel, schedules, steps, sweeps
+from mtljax.train.monitor import EarlyStopping, log_line, make_diagnostics, seed_mean, select_seeds, write_history  # noqa: F401
 
 
 @dataclasses.dataclass(frozen=True)

@@ -192,7 +192,7 @@ class Conv(nn.Module):
 
 class Dropout(nn.Module):
     """`nn.Dropout` (same key, same mask) whose rate may also be a traced value, so a sweep can
-    vmap over it (mtljax/sweeps.py); flax's own tests `rate == 0` in Python, which a tracer refuses.
+    vmap over it (mtljax/train/sweeps.py); flax's own tests `rate == 0` in Python, which a tracer refuses.
 
     Attributes:
       rate: probability of zeroing an element; a float or a traced scalar.

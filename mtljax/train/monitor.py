@@ -13,7 +13,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mtljax import compose, parallel, steps, strategies
+from mtljax.data import compose
+
+from mtljax.mtl import strategies
+
+from mtljax.train import parallel, steps
 
 
 def seed_mean(per_seed: list[Mapping[str, float]]) -> dict[str, float]:
@@ -63,7 +67,7 @@ def make_diagnostics(exp: Any, train_data: Mapping[str, jax.Array]) -> Callable[
     n = min(exp.cfg["mtl"]["diagnose_batch"], len(exp.splits["train"]))
     batch = {key: value[:n] for key, value in train_data.items()}
     stack = compose.composer(exp.cfg["data"])
-    if stack is not None:  # Training parts (mtljax/compose.py): the stored pairs, unwarped.
+    if stack is not None:  # Training parts (mtljax/data/compose.py): the stored pairs, unwarped.
         batch = stack(batch, None, None)
     grads_fn = steps.make_task_gradients(exp.model, names)
     fn = jax.jit(jax.vmap(lambda p, s, b: strategies.conflict_stats(grads_fn(p, s, b)), in_axes=(0, 0, None)))

@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 
-from mtljax import aggregators
+from mtljax.mtl import aggregators
 
 MTL_DEFAULTS: dict[str, Any] = {
     "strategy": "static",  # Name in STRATEGIES.

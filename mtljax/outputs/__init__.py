@@ -1,0 +1,1 @@
+"""Outputs: run directories, statistics over seeds, figures and TensorBoard events."""

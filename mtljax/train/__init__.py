@@ -1,0 +1,1 @@
+"""Training: state, the train step, the epoch loop, checkpoints, sweeps, optimizers, schedules."""
