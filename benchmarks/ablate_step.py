@@ -20,9 +20,7 @@ from pathlib import Path
 import jax
 
 from mtljax import config, results
-
 from mtljax.models import ops
-
 from mtljax.train import parallel
 
 sys.path.insert(0, str(Path(__file__).parent))

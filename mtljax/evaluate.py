@@ -14,18 +14,19 @@ from pathlib import Path
 from typing import Sequence
 
 from mtljax import config, tasks
-
 from mtljax.data import mnist
-
 from mtljax.outputs import rundir
-
-from mtljax.train import checkpoint, trainer
+from mtljax.train import checkpoint
+from mtljax.train.epoch import make_epoch_fns
+from mtljax.train.evaluation import eval_data, evaluate_split
+from mtljax.train.experiment import build_experiment
+from mtljax.train.monitor import seed_mean
 
 
 def evaluate_run(run_dir: Path, which: str = "best") -> list[dict[str, float]]:
     """Test metrics (`task/metric`) of the `which` checkpoint of `run_dir`, one dict per seed."""
     cfg = config.resolve(rundir.read_json(run_dir / rundir.CONFIG_FILE))
-    exp = trainer.build_experiment(cfg)
+    exp = build_experiment(cfg)
     ckpts = checkpoint.RunCheckpoints(run_dir, keep=cfg["train"]["keep_checkpoints"])
     try:
         template = exp.init_state()
@@ -35,8 +36,8 @@ def evaluate_run(run_dir: Path, which: str = "best") -> list[dict[str, float]]:
             state, _ = ckpts.restore(template, which)
     finally:
         ckpts.close()
-    _, eval_fn = trainer.make_epoch_fns(exp)
-    per_seed, _, _ = trainer.evaluate_split(eval_fn, state, trainer.eval_data(exp.splits["test"], exp), exp)
+    _, eval_fn = make_epoch_fns(exp)
+    per_seed, _ = evaluate_split(eval_fn, state, eval_data(exp.splits["test"], exp), exp)
     return per_seed
 
 
@@ -56,11 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (config.ConfigError, mnist.DataError, checkpoint.CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    results = per_seed[args.seed] if args.seed is not None else trainer.seed_mean(per_seed)
-    names = [k.split("/")[0] for k in results if k.endswith("/accuracy")]
-    print(f"{'task':12s} " + " ".join(f"{m:>9s}" for m in tasks.METRICS))
-    for t in names:
-        print(f"{t:12s} " + " ".join(f"{results[f'{t}/{m}']:9.4f}" for m in tasks.METRICS))
+    results = per_seed[args.seed] if args.seed is not None else seed_mean(per_seed)
+    for t in [k.split("/")[0] for k in results if k.endswith("/loss") and k != "loss"]:
+        names = tasks.get(t).metric_names
+        print(f"{t:12s} " + " ".join(f"{m}={results[f'{t}/{m}']:.4f}" for m in names))
     summary_path = args.run_dir / rundir.SUMMARY_FILE
     if summary_path.exists():
         summary = rundir.read_json(summary_path)

@@ -1,4 +1,5 @@
-"""Classification metrics from predictions, on the host (numpy): exact and dependency-free."""
+"""Task metrics from predictions, on the host (numpy): classification from a confusion matrix,
+regression from the errors."""
 
 from __future__ import annotations
 
@@ -31,3 +32,9 @@ def classification_metrics(confusion: np.ndarray) -> dict[str, float]:
         "recall": float(recall.mean()),
         "f1": float(f1.mean()),
     }
+
+
+def regression_metrics(truth: np.ndarray, preds: np.ndarray) -> dict[str, float]:
+    """Mean absolute error and root-mean-square error, in float64."""
+    error = np.asarray(preds, np.float64) - np.asarray(truth, np.float64)
+    return {"mae": float(np.mean(np.abs(error))), "rmse": float(np.sqrt(np.mean(error**2)))}

@@ -25,10 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtljax import config, data, models, tasks
-
 from mtljax.outputs import rundir
-
-from mtljax.train import checkpoint, steps
+from mtljax.train import checkpoint
+from mtljax.train.step import make_eval_step
 
 
 class ImageError(ValueError):
@@ -98,7 +97,7 @@ def load_model(run_dir: Path, seed: int = 0) -> tuple[Any, dict, Any]:
       checkpoint.CheckpointError: no best checkpoint (or a damaged one).
     """
     cfg = config.resolve(rundir.read_json(run_dir / rundir.CONFIG_FILE))
-    model = models.build_model(cfg["model"], {t: tasks.TASKS[t].num_classes for t in cfg["tasks"]})
+    model = models.build_model(cfg["model"], {t: tasks.get(t).outputs for t in cfg["tasks"]})
     ckpts = checkpoint.RunCheckpoints(run_dir)
     try:
         variables = ckpts.load_variables("best")
@@ -111,19 +110,22 @@ def load_model(run_dir: Path, seed: int = 0) -> tuple[Any, dict, Any]:
 
 
 def predict(cfg, model, variables, images: np.ndarray) -> list[dict[str, dict[str, Any]]]:
-    """Per image: {task: {"class", "label", "probability", "probabilities"}}."""
-    logits = jax.jit(steps.make_eval_step(model))(variables["params"], variables.get("batch_stats", {}),
-                                                  jnp.asarray(images))
-    out = []
-    for i in range(len(images)):
-        result = {}
-        for t in cfg["tasks"]:
-            probs = np.asarray(jax.nn.softmax(logits[t][i]))
-            k = int(np.argmax(probs))
-            result[t] = {"class": k, "label": tasks.TASKS[t].class_names[k], "probability": float(probs[k]),
-                         "probabilities": [round(float(p), 6) for p in probs]}
-        out.append(result)
-    return out
+    """Per image and task: for a classification task {"class", "label", "probability",
+    "probabilities"}; for a regression task {"value", "label"}."""
+    outputs = jax.jit(make_eval_step(model))(variables["params"], variables.get("batch_stats", {}),
+                                             jnp.asarray(images))
+    return [{t: describe(tasks.get(t), np.asarray(outputs[t][i])) for t in cfg["tasks"]} for i in range(len(images))]
+
+
+def describe(task: tasks.Task, outputs: np.ndarray) -> dict[str, Any]:
+    """One image's prediction of `task` from its head's outputs."""
+    if task.kind != "classification":
+        value = float(task.predict(outputs))
+        return {"value": value, "label": task.describe(value)}
+    probs = np.asarray(jax.nn.softmax(outputs))
+    k = int(np.argmax(probs))
+    return {"class": k, "label": task.class_names[k], "probability": float(probs[k]),
+            "probabilities": [round(float(p), 6) for p in probs]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (checkpoint.CheckpointError, config.ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    shape = data.DATASETS[cfg["data"]["dataset"]][2]
+    shape = data.image_shape(cfg["data"])
     prepared, names, failed = [], [], False
     for path in args.images:
         try:
@@ -156,7 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          indent=1))
     else:
         for name, result in zip(names, results):
-            parts = [f"{t} {r['label']} ({100 * r['probability']:.1f} %)" for t, r in result.items()]
+            parts = [f"{t} {r['label']}" + (f" ({100 * r['probability']:.1f} %)" if "probability" in r else "")
+                     for t, r in result.items()]
             print(f"{name}: {' | '.join(parts)}")
     return 2 if failed else 0
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mtljax.outputs import plots, rundir
+from mtljax.outputs.summary import format_metric, headlines
 
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}th{background:#eee}img{max-width:100%;margin:4px}
@@ -42,27 +43,28 @@ def _cell(summary: dict, key: str) -> str:
     value = summary["test"].get(key)
     if value is None:
         return ""
+    metric = key.split("/")[-1]
     stats = summary.get("test_stats", {}).get(key)
-    return f"{100 * value:.2f}" + (f" ± {100 * stats['std']:.2f}" if stats else "")
+    return format_metric(metric, value) + (f" ± {format_metric(metric, stats['std'])}" if stats else "")
 
 
 def comparison_table(runs: Sequence[tuple[Path, dict]]) -> str:
-    names = sorted({k.split("/")[0] for _, s in runs for k in s["test"] if k.endswith("/accuracy")})
-    head = "".join(f"<th>{t} accuracy %</th>" for t in names)
+    metric = {t: m for _, s in runs for t, m in headlines(s).items()}
+    names = sorted(metric)
+    head = "".join(f"<th>{t} {metric[t]}{' %' if metric[t] == 'accuracy' else ''}</th>" for t in names)
     rows = [f"<table class='comparison'><tr><th>run</th><th>epochs</th>{head}<th>wall time</th></tr>"]
     for run_dir, s in runs:
-        cells = "".join(f"<td>{_cell(s, f'{t}/accuracy')}</td>" for t in names)
+        cells = "".join(f"<td>{_cell(s, f'{t}/{metric[t]}')}</td>" for t in names)
         rows.append(f"<tr><td>{html.escape(s['name'])} / {html.escape(run_dir.name)}</td><td>{s['epochs_run']}</td>"
                     f"{cells}<td>{s['wall_time_s'] / 60:.1f} min</td></tr>")
     return "".join(rows) + "</table>"
 
 
 def overlaid_curves(runs: Sequence[tuple[Path, dict]]) -> bytes:
-    """Validation loss and each task's validation accuracy, one line per run."""
+    """Validation loss and each task's validation headline metric, one line per run."""
     histories = [(f"{s['name']}/{d.name}", _history(d)) for d, s in runs]
-    names = sorted({k.split("/")[1] for _, h in histories for r in h[:1] for k in r
-                    if k.startswith("val/") and k.endswith("/accuracy")})
-    keys = ["val/loss"] + [f"val/{t}/accuracy" for t in names]
+    metric = {t: m for _, s in runs for t, m in headlines(s).items()}
+    keys = ["val/loss"] + [f"val/{t}/{metric[t]}" for t in sorted(metric)]
     fig, axes = plots.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for label, history in histories:
@@ -80,12 +82,15 @@ def overlaid_curves(runs: Sequence[tuple[Path, dict]]) -> bytes:
 
 
 def run_section(run_dir: Path, summary: dict) -> str:
-    names = [k.split("/")[0] for k in summary["test"] if k.endswith("/accuracy")]
-    rows = "".join(f"<tr><td>{t}</td>" + "".join(f"<td>{_cell(summary, f'{t}/{m}')}</td>"
-                                                  for m in ("accuracy", "precision", "recall", "f1")) + "</tr>"
+    names = list(headlines(summary))
+    columns = [m for m in ("accuracy", "precision", "recall", "f1", "mae", "rmse")
+               if any(f"{t}/{m}" in summary["test"] for t in names)]
+    rows = "".join(f"<tr><td>{t}</td>" + "".join(f"<td>{_cell(summary, f'{t}/{m}')}</td>" for m in columns) + "</tr>"
                    for t in names)
-    metrics = (f"<table class='metrics'><tr><th>task</th><th>accuracy %</th><th>macro precision %</th>"
-               f"<th>macro recall %</th><th>macro F1 %</th></tr>{rows}</table>")
+    titles = {"accuracy": "accuracy %", "precision": "macro precision %", "recall": "macro recall %",
+              "f1": "macro F1 %", "mae": "MAE", "rmse": "RMSE"}
+    metrics = (f"<table class='metrics'><tr><th>task</th>{''.join(f'<th>{titles[m]}</th>' for m in columns)}</tr>"
+               f"{rows}</table>")
     seeds = f", {len(summary['seeds'])} seeds (mean ± std)" if "test_stats" in summary else ""
     figures = "".join(_img(p.read_bytes(), p.stem) for p in sorted(run_dir.glob("*.png")))
     config = html.escape(json.dumps(rundir.read_json(run_dir / rundir.CONFIG_FILE), indent=1))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mtljax.outputs import rundir
-
+from mtljax.outputs.summary import format_metric, headlines, markdown_table
 from mtljax.train import sweeps
 
 
@@ -35,27 +35,30 @@ def _reference(experiments: Path, name: str) -> dict:
 
 
 def _task_cells(summary: dict, reference: dict) -> tuple[str, str]:
-    """'task acc (reference) [single-task acc]' and 'task precision/recall', per task."""
-    accuracy, pr = [], []
-    for key, value in summary["test"].items():
-        if not key.endswith("/accuracy"):
-            continue
-        task = key.split("/")[0]
+    """'task headline (reference) [single-task]' and the secondary metrics (macro precision/recall,
+    or RMSE), per task. Accuracies are in %."""
+    headline, secondary = [], []
+    for task, metric in headlines(summary).items():
+        key = f"{task}/{metric}"
         extras = [f"ref {reference[task]:.2f}"] if task in reference else []
-        single = summary.get("single_task", {}).get(task, {}).get(f"{task}/accuracy")
-        extras += [f"single-task {100 * single:.2f}"] if single is not None else []
+        single = summary.get("single_task", {}).get(task, {}).get(key)
+        extras += [f"single-task {format_metric(metric, single)}"] if single is not None else []
         stats = summary.get("test_stats", {}).get(key)
-        spread = f" ± {100 * stats['std']:.2f} ({len(summary['seeds'])} seeds)" if stats else ""
+        spread = f" ± {format_metric(metric, stats['std'])} ({len(summary['seeds'])} seeds)" if stats else ""
         vote = summary.get("test_vote", {}).get(key)
         extras += [f"their majority vote {100 * vote:.2f}"] if vote is not None else []
-        accuracy.append(f"{task} {100 * value:.2f}{spread}" + (f" ({'; '.join(extras)})" if extras else ""))
-        pr.append(f"{task} {100 * summary['test'][f'{task}/precision']:.2f}/{100 * summary['test'][f'{task}/recall']:.2f}")
-    return "<br>".join(accuracy), "<br>".join(pr)
+        unit = "" if metric == "accuracy" else f" {metric}"
+        headline.append(f"{task} {format_metric(metric, summary['test'][key])}{spread}{unit}"
+                        + (f" ({'; '.join(extras)})" if extras else ""))
+        test = summary["test"]
+        secondary.append(f"{task} {100 * test[f'{task}/precision']:.2f}/{100 * test[f'{task}/recall']:.2f}"
+                         if f"{task}/precision" in test else f"{task} rmse {test.get(f'{task}/rmse', float('nan')):.3f}")
+    return "<br>".join(headline), "<br>".join(secondary)
 
 
 def results_table(root: Path, experiments: Path) -> str:
     """A Markdown table of the newest finished run of every experiment under `root`."""
-    rows = ["| experiment | run | epochs | test accuracy % (reference) | macro precision/recall % | wall time | s/epoch |",
+    rows = ["| experiment | run | epochs | test accuracy % or error (reference) | macro precision/recall % or RMSE | wall time | s/epoch |",
             "|---|---|---|---|---|---|---|"]
     for exp_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         # Sweeps are tables of their own (--sweep): their summary mixes many configurations.
@@ -120,7 +123,7 @@ def _sweep_main(run_dir: Path, readme: Path | None) -> int:
         return 2
     plots = sorted(p.name for p in run_dir.glob("pareto_*.png"))
     table = (f"`{run_dir}`, sweep of {', '.join(summary['sweep']['keys'])}: test accuracy "
-             f"({summary['wall_time_s'] / 60:.1f} min for all of it)\n\n{sweeps.markdown_table(summary)}"
+             f"({summary['wall_time_s'] / 60:.1f} min for all of it)\n\n{markdown_table(summary)}"
              + (f" Pareto plot(s): {', '.join(plots)} in the run directory." if plots else ""))
     print(table)
     if readme:

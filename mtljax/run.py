@@ -23,33 +23,29 @@ import jax
 import numpy as np
 
 from mtljax import config, tasks
-
 from mtljax.data import mnist
-
-from mtljax.outputs import plots, rundir, tblog
-
-from mtljax.train import checkpoint, guard, parallel, sweeps, trainer
+from mtljax.outputs import history, plots, rundir, summary as summaries, tblog
+from mtljax.train import checkpoint, guard, loop, parallel, sweeps
+from mtljax.train.experiment import Experiment, build_experiment
 
 
 class UsageError(Exception):
     """Bad input from the command line: reported in one line, exit code 2."""
 
 
-def write_outputs(run_dir: Path, exp: trainer.Experiment, summary: dict, preds: Mapping[str, np.ndarray]) -> None:
-    """summary.json and the figures of a finished run."""
+def write_outputs(run_dir: Path, exp: Experiment, summary: dict, preds: Mapping[str, np.ndarray]) -> None:
+    """summary.json and the figures of a finished run (`preds`: the first seed's test predictions)."""
     rundir.write_json(run_dir / rundir.SUMMARY_FILE, summary)
-    history = [json.loads(line) for line in (run_dir / rundir.METRICS_FILE).read_text().splitlines()]
+    records = [json.loads(line) for line in (run_dir / rundir.METRICS_FILE).read_text().splitlines()]
     names = list(exp.loss_weights)
-    plots.plot_curves(history, names, run_dir / "curves.png")
-    for t in names:
-        plots.plot_confusion(summary["confusion"][t], tasks.TASKS[t].class_names,
-                             f"{t} (test)", run_dir / f"confusion_{t}.png")
+    plots.plot_curves(records, exp.tasks, run_dir / "curves.png")
+    for t, confusion in summary["confusion"].items():
+        plots.plot_confusion(confusion, exp.tasks[t].class_names, f"{t} (test)", run_dir / f"confusion_{t}.png")
     test, count = exp.splits["test"], 24
     plots.plot_samples(np.asarray(test.images[:count]), {t: np.asarray(y[:count]) for t, y in test.labels.items()},
-                       {t: p[:count] for t, p in preds.items()}, {t: tasks.TASKS[t].class_names for t in names},
-                       run_dir / "samples.png", count=count)
-    plots.plot_conflict(history, run_dir / "conflict.png")
-    tblog.write_events(run_dir, history, sorted(run_dir.glob("*.png")))
+                       {t: p[:count] for t, p in preds.items()}, exp.tasks, run_dir / "samples.png", count=count)
+    plots.plot_conflict(records, run_dir / "conflict.png")
+    tblog.write_events(run_dir, records, sorted(run_dir.glob("*.png")))
     if any(k.startswith("loss_weights.") for k in summary.get("sweep", {}).get("keys", [])):
         for pair in itertools.combinations(names, 2):  # The trade-off between each two tasks.
             plots.plot_pareto(summary, pair, run_dir / f"pareto_{pair[0]}_{pair[1]}.png")
@@ -103,17 +99,18 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux, bytes on macOS.
 
 
-def train_run(exp: trainer.Experiment, run_dir: Path, resume: bool) -> dict:
+def train_run(exp: Experiment, run_dir: Path, resume: bool) -> dict:
     """Trains into `run_dir` (config, metrics, checkpoints, summary, figures); returns the summary.
     On many processes all train, and process 0 alone writes the files other than checkpoints."""
     if parallel.is_primary():
         rundir.write_json(run_dir / rundir.CONFIG_FILE, config.thaw(exp.cfg))
     version = rundir.code_version()  # At the start: the checkout may change while it trains.
-    summary, preds = trainer.train_and_evaluate(exp, run_dir, resume=resume)
+    result = loop.train_and_evaluate(exp, run_dir, resume=resume, log=history.EpochLog(run_dir, exp.tasks))
+    summary = summaries.build_summary(exp, result)
     summary["code_version"] = version
     summary["peak_rss_mib"] = peak_rss_mib()
     if parallel.is_primary():
-        write_outputs(run_dir, exp, summary, preds)
+        write_outputs(run_dir, exp, summary, {t: p[0] for t, p in result.test_preds.items()})
     return summary
 
 
@@ -137,7 +134,7 @@ def run_stage(cfg: Mapping[str, Any], args: argparse.Namespace, stage_dirs: dict
         cfg = config.resolve(config.apply_overrides(cfg, [f"init.run={stage_dirs[run[6:]]}"]))
     try:
         cfg, run_dir = resume_dir(cfg, args) if args.resume else (cfg, None)
-        exp = trainer.build_experiment(cfg)  # Loads the data before anything is written.
+        exp = build_experiment(cfg)  # Loads the data before anything is written.
     except (config.ConfigError, mnist.DataError, UsageError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -153,7 +150,7 @@ def run_stage(cfg: Mapping[str, Any], args: argparse.Namespace, stage_dirs: dict
                 print(f"single-task baseline: {t}")
                 sub_dir = run_dir / "single" / t
                 sub_dir.mkdir(parents=True, exist_ok=True)
-                sub = train_run(trainer.build_experiment(single_task_config(cfg, t)), sub_dir, resume=False)
+                sub = train_run(build_experiment(single_task_config(cfg, t)), sub_dir, resume=False)
                 summary["single_task"][t] = {k: v for k, v in sub["test"].items() if k.startswith(f"{t}/")}
             if parallel.is_primary():
                 rundir.write_json(run_dir / rundir.SUMMARY_FILE, summary)
@@ -176,18 +173,24 @@ def run_stage(cfg: Mapping[str, Any], args: argparse.Namespace, stage_dirs: dict
               f"intact: free space or fix permissions, then --resume --run-dir {run_dir}", file=sys.stderr)
         return 1
     stage_dirs[cfg["name"]] = run_dir
-    parts, stats = [], summary.get("test_stats", {})
-    for t in exp.loss_weights:
-        single = summary.get("single_task", {}).get(t, {}).get(f"{t}/accuracy")
-        spread = f" ± {100 * stats[f'{t}/accuracy']['std']:.2f}" if stats else ""
-        vote = summary.get("test_vote", {}).get(f"{t}/accuracy")
-        parts.append(f"{t} {100 * summary['test'][f'{t}/accuracy']:.2f}{spread}%"
-                     + (f" (majority vote {100 * vote:.2f}%)" if vote is not None else "")
-                     + (f" (single-task {100 * single:.2f}%)" if single is not None else ""))
     if "sweep" in summary:
-        print(sweeps.markdown_table(summary))
-    print(f"test: {' | '.join(parts)} | wall {summary['wall_time_s']:.0f}s -> {run_dir}")
+        print(summaries.markdown_table(summary))
+    print(f"test: {' | '.join(test_line(summary))} | wall {summary['wall_time_s']:.0f}s -> {run_dir}")
     return 0
+
+
+def test_line(summary: Mapping[str, Any]) -> list[str]:
+    """Each task's headline test metric (± std over seeds; majority vote and single-task beside)."""
+    parts, stats = [], summary.get("test_stats", {})
+    for t, metric in summaries.headlines(summary).items():
+        key, unit = f"{t}/{metric}", "%" if metric == "accuracy" else f" {metric}"
+        single = summary.get("single_task", {}).get(t, {}).get(key)
+        spread = f" ± {summaries.format_metric(metric, stats[key]['std'])}" if stats else ""
+        vote = summary.get("test_vote", {}).get(key)
+        parts.append(f"{t} {summaries.format_metric(metric, summary['test'][key])}{spread}{unit}"
+                     + (f" (majority vote {100 * vote:.2f}%)" if vote is not None else "")
+                     + (f" (single-task {summaries.format_metric(metric, single)}{unit})" if single is not None else ""))
+    return parts
 
 
 def enable_compile_cache(setting: str | None) -> Path | None:

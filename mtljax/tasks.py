@@ -1,9 +1,14 @@
-"""Tasks: named definitions of what each head predicts.
+"""Tasks: what each head predicts, and how it is trained, scored and read.
 
-A task is a label function from the dataset's raw labels (a dict of integer arrays, e.g.
-`{"digit": ...}`) to class indices, and a number of classes. Every task is trained with softmax
-cross-entropy (binary tasks as two classes) and evaluated with the metrics in METRICS. Adding a task
-is one `register(Task(...))` call.
+A task owns everything that depends on its kind: the raw labels it is computed from, its head's
+output size, its per-example loss, the counts the train step sums (accuracy, absolute error), its
+evaluation metrics and how outputs become a prediction. The train step, evaluation, summaries,
+plots, `predict` and the results table all go through the task, so a new kind of target is a new
+task, not edits across the package.
+
+Two kinds are built in: `classification` (softmax cross-entropy; accuracy and macro
+precision/recall/F1 from a confusion matrix) and `regression` (Huber loss on one output; MAE and
+RMSE). Adding a task is one `TASKS.register(name, classification(...))` call (docs/extending.md).
 """
 
 from __future__ import annotations
@@ -11,9 +16,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Mapping
 
+import jax.numpy as jnp
 import numpy as np
+import optax
 
-METRICS = ("loss", "accuracy", "precision", "recall", "f1")
+from mtljax import metrics
+from mtljax.registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,39 +29,108 @@ class Task:
     """One prediction target.
 
     Attributes:
-      name: the task's name, used in configs and metric names (`name/accuracy`).
-      num_classes: the head's number of outputs.
-      label_fn: raw labels (dict of arrays) -> int class indices in [0, num_classes).
-      class_names: a display name per class (plots and reports).
-      source: the raw label it is computed from (a dataset must provide it).
+      kind: "classification" or "regression".
+      outputs: the head's number of outputs.
+      label_fn: raw labels (dict of arrays) -> this task's labels.
+      sources: the raw labels it is computed from (a dataset must provide all of them).
+      loss: (head outputs B×outputs, labels B) -> per-example losses B.
+      predict: head outputs -> per-example predictions (class index or value).
+      step_metrics: (outputs, labels) -> {metric: sum over the batch}, with the keys
+        `train_metrics`; the train step reports each sum over the batch size.
+      metrics: (truth, predictions) on the host -> {metric: value} (numpy).
+      metric_names: every metric the task reports, `loss` first.
+      headline: the metric tables and log lines show; `higher_is_better` says its direction.
+      label_dtype: dtype of the labels.
+      class_names: a display name per class (classification only).
     """
 
-    name: str
-    num_classes: int
+    kind: str
+    outputs: int
     label_fn: Callable[[Mapping[str, np.ndarray]], np.ndarray]
-    class_names: tuple[str, ...]
-    source: str = "digit"
+    sources: tuple[str, ...]
+    loss: Callable
+    predict: Callable
+    step_metrics: Callable
+    train_metrics: tuple[str, ...]
+    metrics: Callable
+    metric_names: tuple[str, ...]
+    headline: str
+    higher_is_better: bool
+    label_dtype: type
+    class_names: tuple[str, ...] = ()
 
     def labels(self, raw: Mapping[str, np.ndarray]) -> np.ndarray:
-        """This task's class indices (int32) for the raw labels `raw`."""
-        return np.asarray(self.label_fn(raw), dtype=np.int32)
+        """This task's labels for the raw labels `raw`."""
+        return np.asarray(self.label_fn(raw), dtype=self.label_dtype)
+
+    def describe(self, value) -> str:
+        """A label or prediction as text: the class name, or the value."""
+        return self.class_names[int(value)] if self.kind == "classification" else f"{float(value):.1f}"
+
+    def is_right(self, prediction, label) -> bool:
+        """Whether a prediction counts as right: the class, or the value within 0.5."""
+        if self.kind == "classification":
+            return int(prediction) == int(label)
+        return abs(float(prediction) - float(label)) < 0.5
+
+    def format(self, value: float) -> str:
+        """The headline metric as a table cell: accuracy in %, errors as numbers."""
+        return f"{100 * value:.2f}%" if self.headline == "accuracy" else f"{value:.3f}"
 
 
-TASKS: dict[str, Task] = {}
+def _cross_entropy(logits, labels):
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
-def register(task: Task) -> Task:
-    """Adds `task` to the registry (names are unique)."""
-    if task.name in TASKS:
-        raise ValueError(f"task {task.name!r} is already registered")
-    TASKS[task.name] = task
-    return task
+def _argmax(logits):
+    return jnp.argmax(logits, -1)
 
+
+def classification(num_classes: int, label_fn: Callable, class_names: tuple[str, ...],
+                   sources: tuple[str, ...] = ("digit",)) -> Task:
+    """A classification task trained with softmax cross-entropy (binary tasks as two classes)."""
+
+    def host_metrics(truth, preds):
+        return metrics.classification_metrics(metrics.confusion_matrix(truth, preds, num_classes))
+
+    return Task(kind="classification", outputs=num_classes, label_fn=label_fn, sources=tuple(sources),
+                loss=_cross_entropy, predict=_argmax,
+                step_metrics=lambda logits, labels: {"accuracy": jnp.sum(_argmax(logits) == labels)},
+                train_metrics=("accuracy",),
+                metrics=host_metrics, metric_names=("loss", "accuracy", "precision", "recall", "f1"),
+                headline="accuracy", higher_is_better=True, label_dtype=np.int32, class_names=tuple(class_names))
+
+
+def regression(label_fn: Callable, sources: tuple[str, ...], delta: float = 1.0) -> Task:
+    """A scalar regression task: one output, trained with the Huber loss (quadratic within `delta`
+    of the target, linear beyond, so early large errors do not swamp the other tasks' gradients);
+    reported as mean absolute and root-mean-square error."""
+
+    def loss(outputs, labels):
+        return optax.huber_loss(outputs[..., 0], labels, delta=delta)
+
+    def step_metrics(outputs, labels):
+        return {"mae": jnp.sum(jnp.abs(outputs[..., 0] - labels))}
+
+    return Task(kind="regression", outputs=1, label_fn=label_fn, sources=tuple(sources), loss=loss,
+                predict=lambda outputs: outputs[..., 0], step_metrics=step_metrics, train_metrics=("mae",),
+                metrics=metrics.regression_metrics, metric_names=("loss", "mae", "rmse"),
+                headline="mae", higher_is_better=False, label_dtype=np.float32)
+
+
+TASKS = Registry("task")
 
 DIGITS = tuple(str(d) for d in range(10))
-register(Task("digit", 10, lambda raw: raw["digit"], DIGITS))
-register(Task("parity", 2, lambda raw: raw["digit"] % 2, ("even", "odd")))
-register(Task("threshold", 2, lambda raw: raw["digit"] >= 5, ("<5", ">=5")))
-register(Task("color", 2, lambda raw: raw["color"], ("red", "green"), source="color"))
+TASKS.register("digit", classification(10, lambda raw: raw["digit"], DIGITS))
+TASKS.register("parity", classification(2, lambda raw: raw["digit"] % 2, ("even", "odd")))
+TASKS.register("threshold", classification(2, lambda raw: raw["digit"] >= 5, ("<5", ">=5")))
+TASKS.register("color", classification(2, lambda raw: raw["color"], ("red", "green"), sources=("color",)))
 for _position in ("top", "bottom", "left", "right"):
-    register(Task(_position, 10, lambda raw, p=_position: raw[p], DIGITS, source=_position))
+    TASKS.register(_position, classification(10, lambda raw, p=_position: raw[p], DIGITS, sources=(_position,)))
+# The sum of the two digits of a two-digit (top + bottom) or MultiMNIST (left + right) image.
+TASKS.register("sum", regression(lambda raw: raw["sum"], sources=("sum",)))
+
+
+def get(name: str) -> Task:
+    """The task registered as `name`."""
+    return TASKS[name]

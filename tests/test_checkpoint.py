@@ -10,13 +10,12 @@ import jax.numpy as jnp
 import pytest
 
 from mtljax import config
-
-from mtljax.train import checkpoint, trainer
+from mtljax.train import checkpoint, experiment
 from conftest import tiny_config
 
 
 def _state(data_dir, **model):
-    return trainer.build_experiment(config.resolve(tiny_config(data_dir, model=model))).init_state()
+    return experiment.build_experiment(config.resolve(tiny_config(data_dir, model=model))).init_state()
 
 
 def test_round_trip_is_exact(tmp_path, tiny_data_dir):

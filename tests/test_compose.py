@@ -9,10 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtljax import config, run
-
-from mtljax.data import compose, constructions
-
-from mtljax.train import steps, trainer
+from mtljax.data import augment, compose, constructions
+from mtljax.train import experiment
 from conftest import synthetic_mnist, tiny_config
 
 DIGITS = synthetic_mnist(n_train=60, n_test=10)
@@ -32,7 +30,7 @@ def test_parts_are_the_host_pairs_before_stacking():
         np.testing.assert_array_equal(labels[t], host_labels[t])
     # Stacked on device without a key: the floats the step makes of the host images, to the bit.
     stacked = compose.two_digit(batch, None, repair=True, aug=None)
-    np.testing.assert_array_equal(np.asarray(stacked["image"]), np.asarray(steps.to_float(jnp.asarray(images))))
+    np.testing.assert_array_equal(np.asarray(stacked["image"]), np.asarray(augment.to_float(jnp.asarray(images))))
     np.testing.assert_array_equal(np.asarray(stacked["bottom"]), host_labels["bottom"])
 
 
@@ -40,7 +38,7 @@ def test_repair_moves_bottom_digits_with_their_labels():
     batch, parts, labels = _parts(count=32)
     out = compose.two_digit(batch, jax.random.key(0), repair=True, aug=None)
     image = np.asarray(out["image"])[..., 0]
-    floats = np.asarray(steps.to_float(jnp.asarray(parts)))
+    floats = np.asarray(augment.to_float(jnp.asarray(parts)))
     np.testing.assert_array_equal(image[:, :14], floats[:, :14, :, 0])  # Tops stay in place.
     np.testing.assert_array_equal(np.asarray(out["top"]), labels["top"])
     moved = 0
@@ -68,7 +66,7 @@ def test_each_digit_gets_its_own_warp():
     assert np.abs(as_top - as_bottom).max() > 0.1
     still = compose.two_digit(batch, jax.random.key(1), repair=False,
                               aug={"shift": 0.0, "rotate": 0.0, "scale": 0.0})["image"]
-    np.testing.assert_array_equal(np.asarray(still), np.asarray(steps.to_float(jnp.asarray(constructions.stack_two_digits(parts)))))
+    np.testing.assert_array_equal(np.asarray(still), np.asarray(augment.to_float(jnp.asarray(constructions.stack_two_digits(parts)))))
 
 
 def test_a_two_digit_run_stacks_its_training_pairs_in_the_step(tmp_path, tiny_data_dir):
@@ -76,7 +74,7 @@ def test_a_two_digit_run_stacks_its_training_pairs_in_the_step(tmp_path, tiny_da
                       data={"dataset": "two_digit", "compose": "repair", "train_pairs": 300, "val_pairs": 100,
                             "test_pairs": 100},
                       augment={"shift": 1.0}, train={"epochs": 2, "batch_size": 50}, mtl={"diagnose_every": 1})
-    exp = trainer.build_experiment(config.resolve(cfg))
+    exp = experiment.build_experiment(config.resolve(cfg))
     assert exp.splits["train"].images.shape == (300, 28, 28, 2)  # Parts; validation and test are whole.
     assert exp.splits["val"].images.shape == (100, 42, 28, 1)
     path = tmp_path / "pairs.py"

@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from mtljax import config, data
-
 from mtljax.data import constructions
 from conftest import synthetic_mnist, tiny_config
 

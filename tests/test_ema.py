@@ -10,18 +10,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtljax import config, run
-
-from mtljax.train import checkpoint, steps, trainer
+from mtljax.train import checkpoint, epoch, evaluation, experiment
+from mtljax.train import state as state_lib
 from conftest import tiny_config
 
 
 def test_ema_update_warms_up_decays_and_keeps_constants():
     ema, new = {"a": jnp.zeros(3), "frozen": jnp.asarray([0.1, 1 / 3, 7.7])}, {"a": jnp.ones(3)}
     new["frozen"] = ema["frozen"]
-    out = steps.ema_update(ema, new, 0.99, jnp.asarray(0))  # Step 0: d = 1/10.
+    out = state_lib.ema_update(ema, new, 0.99, jnp.asarray(0))  # Step 0: d = 1/10.
     np.testing.assert_allclose(out["a"], 0.9, rtol=1e-6)
     assert np.array_equal(out["frozen"], ema["frozen"])  # A value that did not move stays bit-identical.
-    late = steps.ema_update(ema, new, 0.99, jnp.asarray(10_000))  # Warm-up over: d = decay.
+    late = state_lib.ema_update(ema, new, 0.99, jnp.asarray(10_000))  # Warm-up over: d = decay.
     np.testing.assert_allclose(late["a"], 0.01, rtol=1e-5)
 
 
@@ -34,7 +34,7 @@ def test_a_run_evaluates_and_checkpoints_the_average(tmp_path, tiny_data_dir):
     assert run.main([str(path), "--root", str(tmp_path / "runs")]) == 0
     run_dir = next((tmp_path / "runs" / "tiny").iterdir())
     summary = json.loads((run_dir / "summary.json").read_text())
-    exp = trainer.build_experiment(config.resolve({**cfg, "name": "tiny"}))
+    exp = experiment.build_experiment(config.resolve({**cfg, "name": "tiny"}))
     ckpts = checkpoint.RunCheckpoints(run_dir)
     try:
         state, _ = ckpts.restore(exp.init_state(), "best")
@@ -45,9 +45,9 @@ def test_a_run_evaluates_and_checkpoints_the_average(tmp_path, tiny_data_dir):
         lambda a, b: bool(jnp.array_equal(a, b)), variables["params"], state.ema["params"])))
     assert not all(jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)),
                                                 state.ema["params"], state.params)))
-    _, eval_fn = trainer.make_epoch_fns(exp)
-    test = trainer.evaluate_split(eval_fn, state, trainer.eval_data(exp.splits["test"], exp), exp)[0][0]
-    current = trainer.evaluate_split(eval_fn, state.replace(ema=None), trainer.eval_data(exp.splits["test"], exp),
+    _, eval_fn = epoch.make_epoch_fns(exp)
+    test = evaluation.evaluate_split(eval_fn, state, evaluation.eval_data(exp.splits["test"], exp), exp)[0][0]
+    current = evaluation.evaluate_split(eval_fn, state.replace(ema=None), evaluation.eval_data(exp.splits["test"], exp),
                                      exp)[0][0]
     assert test["digit/loss"] == summary["test"]["digit/loss"] != current["digit/loss"]
 
@@ -55,7 +55,7 @@ def test_a_run_evaluates_and_checkpoints_the_average(tmp_path, tiny_data_dir):
 def test_a_checkpoint_from_before_the_ema_field_restores(tmp_path, tiny_data_dir):
     """Checkpoints written before TrainState had `ema` (a dict of its other fields) still restore,
     for --resume (train and best states) and for evaluation."""
-    state = trainer.build_experiment(config.resolve(tiny_config(tiny_data_dir))).init_state()
+    state = experiment.build_experiment(config.resolve(tiny_config(tiny_data_dir))).init_state()
     old = checkpoint._without_ema_field(state)
     assert "ema" not in old and old["params"] is state.params
     ckpts = checkpoint.RunCheckpoints(tmp_path / "run")

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from mtljax import config, run
-
-from mtljax.train import checkpoint, trainer
+from mtljax.train import checkpoint, epoch, experiment
 from conftest import tiny_config
 
 EXPERIMENTS = sorted(p for p in Path("experiments").glob("*.py") if p.stem != "__init__")
@@ -24,10 +23,10 @@ TINY = ["data.val_size=100", "data.limit=100", "data.train_pairs=100", "data.val
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
 def test_experiment_file_trains_a_few_steps(path, tiny_data_dir):
     for cfg in config.load_stages(path, TINY + [f"data.dir={tiny_data_dir}"]):
-        exp = trainer.build_experiment(cfg)
-        train_fn, _ = trainer.make_epoch_fns(exp)
-        state, data = exp.init_state(), trainer.device_split(exp.splits["train"])
-        sums = trainer.zero_sums(exp.loss_weights, 1)
+        exp = experiment.build_experiment(cfg)
+        train_fn, _ = epoch.make_epoch_fns(exp)
+        state, data = exp.init_state(), epoch.device_split(exp.splits["train"])
+        sums = epoch.zero_sums(exp.tasks, 1)
         idx = np.arange(100, dtype=np.int32).reshape(1, 2, 50)
         state, sums = train_fn(state, sums, data, idx, exp.dropout_rng())
         assert int(state.step[0]) == 2 and np.isfinite(float(sums["loss"][0]))

@@ -17,9 +17,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from mtljax import run, tasks
-
 from mtljax.data import constructions
-
 from mtljax.train import checkpoint
 from conftest import tiny_config
 
@@ -151,13 +149,13 @@ def test_a_failing_checkpoint_write_stops_clearly_and_keeps_the_last_one(tmp_pat
 
 
 def test_an_unwritable_log_stops_clearly(tmp_path, tiny_data_dir, monkeypatch, capsys):
-    from mtljax.train import trainer
+    from mtljax.outputs import history
 
     def failing(path, history):
         if history:
             raise PermissionError(13, "Read-only file system", str(path))
 
-    monkeypatch.setattr(trainer, "write_history", failing)
+    monkeypatch.setattr(history, "write_history", failing)
     path = _experiment(tmp_path, tiny_config(tiny_data_dir))
     assert run.main([str(path), "--root", str(tmp_path / "runs")]) == 1
     err = capsys.readouterr().err
@@ -275,7 +273,7 @@ def test_label_functions(d):
     assert np.array_equal(parity, d % 2) and np.array_equal(threshold, (d >= 5).astype(int))
     for name in ("digit", "parity", "threshold"):
         labels = tasks.TASKS[name].labels(raw)
-        assert labels.dtype == np.int32 and labels.min() >= 0 and labels.max() < tasks.TASKS[name].num_classes
+        assert labels.dtype == np.int32 and labels.min() >= 0 and labels.max() < tasks.TASKS[name].outputs
 
 
 @settings(max_examples=25, deadline=None)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from mtljax import evaluate, run
-
 from mtljax.outputs import seedstats
 from conftest import tiny_config
 

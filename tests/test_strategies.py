@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from scipy.optimize import minimize
 
-from mtljax.mtl import aggregators, strategies
+from mtljax.mtl import aggregators, diagnostics, strategies
 
 jax.config.update("jax_enable_x64", False)
 
@@ -252,7 +252,7 @@ def test_static_and_equal():
 
 
 def test_conflict_stats():
-    stats = strategies.conflict_stats(jnp.asarray([[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0]]))
+    stats = diagnostics.conflict_stats(jnp.asarray([[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0]]))
     np.testing.assert_allclose(stats["cos"], [[1, -1, 0], [-1, 1, 0], [0, 0, 1]], atol=1e-6)
     np.testing.assert_allclose(stats["norm_ratio"], np.array([1, 1, 2]) / (4 / 3), rtol=1e-6)
 

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from mtljax import config, run
-
 from mtljax.mtl import strategies
 from conftest import tiny_config
 

@@ -8,7 +8,7 @@ import pprint
 import pytest
 
 from mtljax import config, evaluate, run
-
+from mtljax.outputs import summary as summaries
 from mtljax.train import sweeps
 from conftest import tiny_config
 
@@ -30,8 +30,8 @@ def test_grid_and_replica_values():
 
 
 def test_pareto_front():
-    assert sweeps.pareto_front([1, 2, 3, 1], [3, 2, 1, 1]) == [True, True, True, False]
-    assert sweeps.pareto_front([1, 1], [1, 1]) == [True, True]  # Ties dominate nothing.
+    assert summaries.pareto_front([1, 2, 3, 1], [3, 2, 1, 1]) == [True, True, True, False]
+    assert summaries.pareto_front([1, 1], [1, 1]) == [True, True]  # Ties dominate nothing.
 
 
 @pytest.mark.parametrize("text", ["loss_weights.parity", "lr=", "=1,2", "optimizer.lr=a,b"])
@@ -98,7 +98,7 @@ def test_grid_of_two_keys_with_augmentation(tmp_path, tiny_data_dir):
                       {"loss_weights.parity": 1, "augment.shift": 0}, {"loss_weights.parity": 1, "augment.shift": 2}]
     losses = [r["test"]["digit/loss"] for r in summary["sweep"]["rows"]]
     assert len(set(losses)) == 4
-    assert "| loss_weights.parity | augment.shift |" in sweeps.markdown_table(summary)
+    assert "| loss_weights.parity | augment.shift |" in summaries.markdown_table(summary)
 
 
 def test_repeated_set_flags_all_apply(tmp_path, tiny_data_dir):

@@ -1,4 +1,4 @@
-"""Task label functions and the classification metrics."""
+"""Task label functions, losses and metrics (classification and regression)."""
 
 from __future__ import annotations
 
@@ -21,16 +21,32 @@ def test_labels_of_each_digit():
 def test_labels_are_in_range(digits):
     raw = {name: digits for name in ("digit", "top", "bottom", "left", "right")}
     raw["color"] = digits % 2
-    for task in tasks.TASKS.values():
+    for task in (tasks.get(n) for n in tasks.TASKS if tasks.get(n).kind == "classification"):
         labels = task.labels(raw)
         assert labels.dtype == np.int32 and labels.shape == digits.shape
-        assert labels.min() >= 0 and labels.max() < task.num_classes
-        assert len(task.class_names) == task.num_classes
+        assert labels.min() >= 0 and labels.max() < task.outputs
+        assert len(task.class_names) == task.outputs
 
 
 def test_duplicate_task_name_is_refused():
     with pytest.raises(ValueError, match="already registered"):
-        tasks.register(tasks.Task("digit", 10, lambda raw: raw["digit"], tasks.DIGITS))
+        tasks.TASKS.register("digit", tasks.classification(10, lambda raw: raw["digit"], tasks.DIGITS))
+
+
+def test_sum_task_is_a_huber_regression_reported_as_mae_and_rmse():
+    task = tasks.get("sum")
+    labels = task.labels({"sum": np.array([3, 17, 0], np.float32)})
+    assert task.kind == "regression" and task.outputs == 1 and labels.dtype == np.float32
+    outputs = np.array([[3.5], [10.0], [-0.2]], np.float32)
+    error = outputs[:, 0] - labels
+    # Huber with delta 1: error²/2 within 1 of the target, |error| - 1/2 beyond.
+    expected = np.where(np.abs(error) <= 1, 0.5 * error**2, np.abs(error) - 0.5)
+    np.testing.assert_allclose(task.loss(outputs, labels), expected, rtol=1e-6)
+    np.testing.assert_allclose(task.predict(outputs), outputs[:, 0])
+    assert float(task.step_metrics(outputs, labels)["mae"]) == pytest.approx(np.abs(error).sum(), rel=1e-6)
+    host = task.metrics(labels, outputs[:, 0])
+    assert host == pytest.approx({"mae": np.mean(np.abs(error)), "rmse": np.sqrt(np.mean(error**2))}, rel=1e-6)
+    assert task.is_right(3.4, 3.0) and not task.is_right(3.6, 3.0) and task.describe(3.04) == "3.0"
 
 
 def test_metrics_by_hand():

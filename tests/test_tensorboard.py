@@ -10,7 +10,6 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mtljax import run
-
 from mtljax.outputs import tblog
 from conftest import tiny_config
 

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from mtljax import config
-
-from mtljax.train import optim, parallel, schedules, steps, trainer
+from mtljax.train import epoch, evaluation, experiment, monitor, optim, parallel, schedules, step
 from conftest import tiny_config
 
 
 @pytest.fixture
 def tiny_exp(tiny_data_dir):
-    return trainer.build_experiment(config.resolve(tiny_config(tiny_data_dir, optimizer={"lr": 1e-2})))
+    return experiment.build_experiment(config.resolve(tiny_config(tiny_data_dir, optimizer={"lr": 1e-2})))
 
 
 def _one(exp):
@@ -29,27 +30,27 @@ def _batch(exp, n=50):
 
 
 def test_a_few_steps_lower_the_loss(tiny_exp):
-    step = jax.jit(steps.make_train_step(tiny_exp.model, tiny_exp.tx, tiny_exp.loss_weights))
+    train_step = jax.jit(step.make_train_step(dataclasses.replace(tiny_exp.step_spec(), microbatch=0)))
     (state, rng), batch = _one(tiny_exp), _batch(tiny_exp)
     first = None
     for _ in range(30):
-        state, metrics = step(state, batch, rng)
+        state, metrics = train_step(state, batch, rng)
         first = first if first is not None else float(metrics["loss"])
     assert int(state.step) == 30
     assert float(metrics["loss"]) < 0.5 * first
     names = list(tiny_exp.loss_weights)
     assert set(metrics) == ({"loss", "nan/steps", "nan/grads", "nan/first"} | {f"nan/{t}" for t in names}
                             | {f"{t}/{m}" for t in names for m in ("loss", "accuracy")})
-    assert float(metrics["nan/steps"]) == 0 and float(metrics["nan/first"]) == steps.NO_STEP
+    assert float(metrics["nan/steps"]) == 0 and float(metrics["nan/first"]) == step.NO_STEP
 
 
 def test_step_is_pure_and_loss_is_weighted(tiny_data_dir):
     cfg = config.resolve(tiny_config(tiny_data_dir, loss_weights={"digit": 2.0, "parity": 0.0, "threshold": 0.5}))
-    exp = trainer.build_experiment(cfg)
-    step = jax.jit(steps.make_train_step(exp.model, exp.tx, exp.loss_weights))
+    exp = experiment.build_experiment(cfg)
+    train_step = jax.jit(step.make_train_step(dataclasses.replace(exp.step_spec(), microbatch=0)))
     (state, rng), batch = _one(exp), _batch(exp)
-    s1, m1 = step(state, batch, rng)
-    s2, m2 = step(state, batch, rng)
+    s1, m1 = train_step(state, batch, rng)
+    s2, m2 = train_step(state, batch, rng)
     chex_equal = jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), s1.params, s2.params)
     assert all(jax.tree.leaves(chex_equal))
     expected = 2.0 * m1["digit/loss"] + 0.5 * m1["threshold/loss"]
@@ -58,11 +59,11 @@ def test_step_is_pure_and_loss_is_weighted(tiny_data_dir):
 
 def test_dropout_key_changes_every_step(tiny_data_dir):
     cfg = config.resolve(tiny_config(tiny_data_dir, model={"dropout": 0.5}, optimizer={"lr": 1e-12}))
-    exp = trainer.build_experiment(cfg)
-    step = jax.jit(steps.make_train_step(exp.model, exp.tx, exp.loss_weights))
+    exp = experiment.build_experiment(cfg)
+    train_step = jax.jit(step.make_train_step(dataclasses.replace(exp.step_spec(), microbatch=0)))
     (state, rng), batch = _one(exp), _batch(exp)
-    state, m1 = step(state, batch, rng)
-    _, m2 = step(state, batch, rng)  # Same batch and (practically) same params: only the mask differs.
+    state, m1 = train_step(state, batch, rng)
+    _, m2 = train_step(state, batch, rng)  # Same batch and (practically) same params: only the mask differs.
     assert float(m1["loss"]) != float(m2["loss"])
 
 
@@ -115,10 +116,10 @@ def test_plateau_halves_after_patience_epochs():
 
 
 def test_early_stopping():
-    stop = trainer.EarlyStopping("max", patience=2)
+    stop = monitor.EarlyStopping("max", patience=2)
     assert stop.update(0.5, 1) and not stop.update(0.4, 2) and not stop.should_stop
     assert not stop.update(0.5, 3) and stop.should_stop and stop.best_epoch == 1
-    restored = trainer.EarlyStopping("max", 2, **stop.state())
+    restored = monitor.EarlyStopping("max", 2, **stop.state())
     assert restored.state() == stop.state() and restored.should_stop
 
 
@@ -127,10 +128,10 @@ def test_microbatching_gives_the_same_step(tiny_data_dir):
     results = []
     for microbatch in (0, 10):
         cfg = config.resolve(tiny_config(tiny_data_dir, train={"microbatch": microbatch}))
-        exp = trainer.build_experiment(cfg)
-        step = jax.jit(steps.make_train_step(exp.model, exp.tx, exp.loss_weights, microbatch))
+        exp = experiment.build_experiment(cfg)
+        train_step = jax.jit(step.make_train_step(dataclasses.replace(exp.step_spec(), microbatch=microbatch)))
         state, rng = _one(exp)
-        results.append(step(state, _batch(exp), rng))
+        results.append(train_step(state, _batch(exp), rng))
     (s0, m0), (s1, m1) = results
     for a, b in zip(jax.tree.leaves(s0.params), jax.tree.leaves(s1.params)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -144,11 +145,11 @@ def test_microbatch_config_checks(tiny_data_dir):
     with pytest.raises(config.ConfigError, match="must be -1 \\(auto\\)"):
         config.resolve(tiny_config(tiny_data_dir, train={"microbatch": -2}))
     auto = config.resolve(tiny_config(tiny_data_dir, train={"batch_size": 64}))
-    assert trainer.resolve_microbatch(auto) == (32 if jax.default_backend() == "cpu" else 0)
+    assert experiment.resolve_microbatch(auto) == (32 if jax.default_backend() == "cpu" else 0)
     bn = config.resolve(tiny_config(tiny_data_dir, train={"batch_size": 64}, model={"batchnorm": True}))
-    assert trainer.resolve_microbatch(bn) == 0
+    assert experiment.resolve_microbatch(bn) == 0
     mlp = config.resolve(tiny_config(tiny_data_dir, train={"batch_size": 64}, model={"name": "mlp"}))
-    assert trainer.resolve_microbatch(mlp) == 0
+    assert experiment.resolve_microbatch(mlp) == 0
     with pytest.raises(config.ConfigError, match="not with model.batchnorm"):
         config.resolve(tiny_config(tiny_data_dir, train={"microbatch": 10}, model={"batchnorm": True}))
 
@@ -158,11 +159,11 @@ def test_one_step_per_call_equals_a_scanned_chunk(tiny_data_dir):
     finals = []
     for k in (1, 5):
         cfg = config.resolve(tiny_config(tiny_data_dir, train={"steps_per_call": k}))
-        exp = trainer.build_experiment(cfg)
-        train_fn, _ = trainer.make_epoch_fns(exp)
-        state, data = exp.init_state(), trainer.device_split(exp.splits["train"])
-        sums = trainer.zero_sums(exp.loss_weights, 1)
-        idx = trainer.epoch_permutation(0, 1, len(exp.splits["train"]))[:250].reshape(1, 5, 50)
+        exp = experiment.build_experiment(cfg)
+        train_fn, _ = epoch.make_epoch_fns(exp)
+        state, data = exp.init_state(), epoch.device_split(exp.splits["train"])
+        sums = epoch.zero_sums(exp.tasks, 1)
+        idx = epoch.epoch_permutation(0, 1, len(exp.splits["train"]))[:250].reshape(1, 5, 50)
         for start in range(0, 5, k):
             state, sums = train_fn(state, sums, data, idx[:, start:start + k], exp.dropout_rng())
         finals.append((state, sums))
@@ -175,14 +176,14 @@ def test_padding_rows_are_no_steps(tiny_data_dir, seeds):
     """An epoch's short last call padded with rows of -1 (pad_chunk) gives exactly the state and
     sums of the unpadded call: one seed (lax.cond skips the rows) and two (vmapped: discarded)."""
     cfg = config.resolve(tiny_config(tiny_data_dir, seeds=seeds, train={"steps_per_call": 5}))
-    exp = trainer.build_experiment(cfg)
-    train_fn, _ = trainer.make_epoch_fns(exp)
-    data = trainer.device_split(exp.splits["train"])
-    idx = np.stack([trainer.epoch_permutation(s, 1, len(exp.splits["train"]))[:150].reshape(3, 50)
+    exp = experiment.build_experiment(cfg)
+    train_fn, _ = epoch.make_epoch_fns(exp)
+    data = epoch.device_split(exp.splits["train"])
+    idx = np.stack([epoch.epoch_permutation(s, 1, len(exp.splits["train"]))[:150].reshape(3, 50)
                     for s in exp.seeds])
-    padded = trainer.pad_chunk(idx, 5)
+    padded = epoch.pad_chunk(idx, 5)
     assert padded.shape == (seeds, 5, 50) and (padded[:, 3:] == -1).all() and (padded[:, :3] == idx).all()
-    results = [train_fn(exp.init_state(), trainer.zero_sums(exp.loss_weights, seeds), data, i, exp.dropout_rng())
+    results = [train_fn(exp.init_state(), epoch.zero_sums(exp.tasks, seeds), data, i, exp.dropout_rng())
                for i in (idx, padded)]
     assert int(results[1][0].step[0]) == 3
     for a, b in zip(jax.tree.leaves(results[0]), jax.tree.leaves(results[1])):
@@ -191,40 +192,38 @@ def test_padding_rows_are_no_steps(tiny_data_dir, seeds):
 
 def test_epoch_calls_share_one_length():
     """Every call of an epoch is padded to the same length; the real steps cover the epoch once."""
-    chunks = trainer.epoch_chunks(23, 10)
+    chunks = epoch.epoch_chunks(23, 10)
     assert chunks == [(0, 10), (10, 10), (20, 3)]
-    assert trainer.pad_chunk(np.zeros((1, 10, 4), np.int32), 10).shape == (1, 10, 4)
+    assert epoch.pad_chunk(np.zeros((1, 10, 4), np.int32), 10).shape == (1, 10, 4)
 
 
 def test_evaluation_in_blocks_equals_one_block(tiny_data_dir, monkeypatch):
-    """eval_data cuts a split into blocks of one size, the last padded: the metrics, confusion
-    matrices and predictions equal those of one block holding the whole split."""
-    exp = trainer.build_experiment(config.resolve(tiny_config(tiny_data_dir, seeds=2)))
+    """eval_data cuts a split into blocks of one size, the last padded: the metrics and
+    predictions equal those of one block holding the whole split."""
+    exp = experiment.build_experiment(config.resolve(tiny_config(tiny_data_dir, seeds=2)))
     state = exp.init_state()
-    _, evaluate = trainer.make_epoch_fns(exp)
-    whole = trainer.evaluate_split(evaluate, state, trainer.eval_data(exp.splits["val"], exp), exp)
-    monkeypatch.setattr(trainer, "EVAL_BLOCK", 32)  # 100 examples: 3 full blocks and 4 + 28 padding.
-    assert trainer.eval_block(exp) == 32
-    blocks = trainer.evaluate_split(evaluate, state, trainer.eval_data(exp.splits["val"], exp), exp)
-    assert blocks[2]["digit"].shape == (2, 100)
-    np.testing.assert_array_equal(blocks[2]["digit"], whole[2]["digit"])
+    _, evaluate = epoch.make_epoch_fns(exp)
+    whole = evaluation.evaluate_split(evaluate, state, evaluation.eval_data(exp.splits["val"], exp), exp)
+    monkeypatch.setattr(evaluation, "EVAL_BLOCK", 32)  # 100 examples: 3 full blocks and 4 + 28 padding.
+    assert evaluation.eval_block(exp) == 32
+    blocks = evaluation.evaluate_split(evaluate, state, evaluation.eval_data(exp.splits["val"], exp), exp)
+    assert blocks[1]["digit"].shape == (2, 100)
+    np.testing.assert_array_equal(blocks[1]["digit"], whole[1]["digit"])
     for a, b in zip(blocks[0], whole[0]):
         assert a.keys() == b.keys()
         for key in a:
             np.testing.assert_allclose(a[key], b[key], rtol=1e-6)
-    for a, b in zip(blocks[1], whole[1]):
-        np.testing.assert_array_equal(a["digit"], b["digit"])
 
 
 def _programs_run(exp):
     """Initial state, then one train call of 3 steps (every seed on the same batches) and an
     evaluation of the validation split."""
     state, n_seeds = exp.init_state(), len(exp.seeds)
-    train_fn, eval_fn = trainer.make_epoch_fns(exp)
-    data = trainer.device_split(exp.splits["train"])
+    train_fn, eval_fn = epoch.make_epoch_fns(exp)
+    data = epoch.device_split(exp.splits["train"])
     idx = np.broadcast_to(np.arange(150, dtype=np.int32).reshape(1, 3, 50), (n_seeds, 3, 50)).copy()
     initial = jax.tree.map(np.asarray, (state.params, state.opt_state))
-    state, sums = train_fn(state, trainer.zero_sums(exp.loss_weights, n_seeds), data, idx, exp.dropout_rng())
+    state, sums = train_fn(state, epoch.zero_sums(exp.tasks, n_seeds), data, idx, exp.dropout_rng())
     val = exp.splits["val"]
     losses = eval_fn(state.params, state.batch_stats, jnp.asarray(val.images), {t: jnp.asarray(y) for t, y in val.labels.items()})
     return initial, jax.tree.map(np.asarray, (sums, state.params, losses))
@@ -237,9 +236,9 @@ def test_compiler_options_keep_the_numerics(tiny_data_dir, monkeypatch, model):
     with the backend's defaults (threshold.py's CNN; a VGG with BatchNorm; two vmapped seeds): the
     initial state to the last bit or two, and the metrics, parameters and evaluation after three
     train steps to 1e-4 (see below). The option only reorders float operations."""
-    exp = trainer.build_experiment(config.resolve(tiny_config(tiny_data_dir, seeds=2, model=model)))
+    exp = experiment.build_experiment(config.resolve(tiny_config(tiny_data_dir, seeds=2, model=model)))
     fast = _programs_run(exp)
-    monkeypatch.setattr(trainer, "compiler_options", lambda: None)
+    monkeypatch.setattr(experiment, "compiler_options", lambda: None)
     plain = _programs_run(exp)
     assert jax.tree.structure(fast) == jax.tree.structure(plain)
     for a, b in zip(jax.tree.leaves(fast[0]), jax.tree.leaves(plain[0])):
@@ -272,15 +271,15 @@ def test_one_replica_is_squeezed_not_vmapped():
 
 def test_squeezed_train_call_matches_the_vmapped_one(tiny_data_dir, monkeypatch):
     """The trainer's train call on one seed: squeezed (the default) and plain vmap agree."""
-    exp = trainer.build_experiment(config.resolve(tiny_config(tiny_data_dir)))
-    data = trainer.device_split(exp.splits["train"])
-    idx = trainer.epoch_permutation(0, 1, len(exp.splits["train"]))[:150].reshape(1, 3, 50)
+    exp = experiment.build_experiment(config.resolve(tiny_config(tiny_data_dir)))
+    data = epoch.device_split(exp.splits["train"])
+    idx = epoch.epoch_permutation(0, 1, len(exp.splits["train"]))[:150].reshape(1, 3, 50)
     results = []
     for squeeze in (True, False):
         if not squeeze:
             monkeypatch.setattr(parallel, "over_replicas", lambda fn, in_axes: jax.vmap(fn, in_axes=in_axes))
-        train_fn, _ = trainer.make_epoch_fns(exp)
-        results.append(train_fn(exp.init_state(), trainer.zero_sums(exp.loss_weights, 1), data, idx,
+        train_fn, _ = epoch.make_epoch_fns(exp)
+        results.append(train_fn(exp.init_state(), epoch.zero_sums(exp.tasks, 1), data, idx,
                                 exp.dropout_rng()))
     for a, b in zip(jax.tree.leaves(results[0]), jax.tree.leaves(results[1])):
         assert a.shape == b.shape

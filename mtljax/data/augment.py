@@ -20,6 +20,11 @@ AUGMENT_DEFAULTS: dict[str, Any] = {
 }
 
 
+def to_float(images: jnp.ndarray) -> jnp.ndarray:
+    """uint8 pixels to float32 in [0, 1]; float images (already converted) pass through."""
+    return images if jnp.issubdtype(images.dtype, jnp.floating) else images.astype(jnp.float32) / 255.0
+
+
 def is_active(augment: Mapping[str, float]) -> bool:
     """Whether any augmentation is configured."""
     return any(augment[k] > 0 for k in AUGMENT_DEFAULTS)

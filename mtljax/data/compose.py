@@ -18,10 +18,10 @@ import jax.numpy as jnp
 
 from mtljax.data import augment as augmentation
 from mtljax.data import constructions
-from mtljax.train import steps
 
 COMPOSE_MODES = ("host", "step", "repair")
 COMPOSED_DATASETS = ("two_digit",)  # Datasets whose training parts can be stacked on device.
+REPAIRABLE_TASKS = ("top", "bottom")  # Tasks whose labels "repair" moves with the digits.
 
 
 def two_digit(batch: Mapping[str, jnp.ndarray], rng: jax.Array | None, repair: bool,
@@ -30,7 +30,7 @@ def two_digit(batch: Mapping[str, jnp.ndarray], rng: jax.Array | None, repair: b
     images. `rng` None: the pairs as stored, unwarped (task-gradient diagnostics). Else the
     bottom digits (and `bottom` labels) are permuted within the batch when `repair`, and each
     digit gets its own random affine map when `aug` (shift, rotate, scale) is given."""
-    parts = steps.to_float(batch["image"])  # As the step converts whole images: the same floats.
+    parts = augmentation.to_float(batch["image"])  # As the step converts whole images: the same floats.
     out = dict(batch)
     if rng is not None:
         k_pair, k_warp = jax.random.split(rng)

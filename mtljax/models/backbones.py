@@ -227,6 +227,11 @@ class Head(nn.Module):
         return nn.Dense(self.outputs)(x)
 
 
+def model_params(params: Mapping[str, Any]) -> dict:
+    """The model's parameters: a train state's `params` without the MTL strategy's own (`mtl`)."""
+    return {k: v for k, v in params.items() if k != "mtl"}
+
+
 def build_model(model_cfg: Mapping[str, Any], heads: Mapping[str, int]) -> MultiTaskModel:
     """Builds the model named in `model_cfg` with one head per task.
 

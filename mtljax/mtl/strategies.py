@@ -167,14 +167,6 @@ def get(name: str) -> Strategy:
     return STRATEGIES[name]
 
 
-def conflict_stats(g: jnp.ndarray) -> dict[str, jnp.ndarray]:
-    """Diagnostics of a task-gradient matrix: the T×T cosine similarities and each gradient's norm
-    over the mean norm."""
-    norms = jnp.linalg.norm(g, axis=1)
-    cos = aggregators.gram(g) / (norms[:, None] * norms[None, :] + aggregators.EPS)
-    return {"cos": cos, "norm_ratio": norms / (jnp.mean(norms) + aggregators.EPS)}
-
-
 def context(rng: jax.Array, step: jnp.ndarray, steps_per_epoch: int, weights: jnp.ndarray,
             mtl: Mapping[str, Any]) -> dict[str, Any]:
     """The `ctx` argument of the strategy functions."""

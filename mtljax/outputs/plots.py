@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -19,15 +19,15 @@ def subplots(*grid: int, figsize: tuple[float, float], **kw):
     return fig, fig.subplots(*grid, **kw)
 
 
-def plot_curves(history: Sequence[Mapping[str, float]], task_names: Sequence[str], path: Path) -> None:
-    """Total loss, then one accuracy panel per task, train vs validation, on a near-square grid
-    (for seed sweeps: the seed mean with a band of ± one standard deviation)."""
-    panels = 1 + len(task_names)
+def plot_curves(history: Sequence[Mapping[str, float]], tasks: Mapping[str, Any], path: Path) -> None:
+    """Total loss, then one panel per task (its headline metric), train vs validation, on a
+    near-square grid (for seed sweeps: the seed mean with a band of ± one standard deviation)."""
+    panels = 1 + len(tasks)
     cols = math.ceil(math.sqrt(panels))
     rows = math.ceil(panels / cols)
     fig, axes = subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
     epochs = [r["epoch"] for r in history]
-    keys = [("loss", "total loss")] + [(f"{t}/accuracy", f"{t} accuracy") for t in task_names]
+    keys = [("loss", "total loss")] + [(f"{t}/{task.headline}", f"{t} {task.headline}") for t, task in tasks.items()]
     for ax, (key, title) in zip(axes.flat, keys):
         for split, style in (("train", "-o"), ("val", "-s")):
             line, = ax.plot(epochs, [r[f"{split}/{key}"] for r in history], style, ms=3, label=split)
@@ -66,8 +66,9 @@ def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], title: str
 
 
 def plot_samples(images: np.ndarray, labels: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray],
-                 class_names: Mapping[str, Sequence[str]], path: Path, count: int = 24) -> None:
-    """A grid of images titled `task: predicted (true)` per task, wrong predictions in red."""
+                 tasks: Mapping[str, Any], path: Path, count: int = 24) -> None:
+    """A grid of images titled `task: predicted (true)` per task (`Task.describe`), wrong
+    predictions (`Task.is_right`) in red."""
     count = min(count, len(images))
     cols = 6
     rows = math.ceil(count / cols)
@@ -81,25 +82,29 @@ def plot_samples(images: np.ndarray, labels: Mapping[str, np.ndarray], preds: Ma
             continue
         image = images[k]
         ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray")
-        for line, t in enumerate(labels):
-            true, pred = int(labels[t][k]), int(preds[t][k])
-            ax.annotate(f"{t}: {class_names[t][pred]} ({class_names[t][true]})", xy=(0.5, 0),
+        for line, t in enumerate(preds):
+            true, pred, task = labels[t][k], preds[t][k], tasks[t]
+            ax.annotate(f"{t}: {task.describe(pred)} ({task.describe(true)})", xy=(0.5, 0),
                         xycoords="axes fraction", xytext=(0, -3 - 10 * line), textcoords="offset points",
-                        ha="center", va="top", fontsize=7, color="black" if pred == true else "red")
+                        ha="center", va="top", fontsize=7, color="black" if task.is_right(pred, true) else "red")
     fig.suptitle("test samples: task: predicted (true); wrong in red", fontsize=9)
     fig.savefig(path, dpi=100)
 
 
 def plot_pareto(summary: Mapping, tasks_xy: Sequence[str], path: Path) -> None:
-    """Test accuracy of task x against task y for every point of a sweep (mean ± std over its
-    seeds as error bars), each labelled with its values; the Pareto front is joined by a line."""
-    from mtljax.train import sweeps  # Here, not at the top: plots stays free of training imports.
+    """The headline test metric of task x against task y (accuracy in %) for every point of a sweep
+    (mean ± std over its seeds as error bars), each labelled with its values; the Pareto front
+    (errors negated, so that both axes are maximised) is joined by a line."""
+    from mtljax.outputs.summary import headlines, pareto_front  # Here: plots stays free of training imports.
 
     x_task, y_task = tasks_xy
+    metric = headlines(summary)
     rows = summary["sweep"]["rows"]
-    stat = lambda row, t, k: 100 * row["test_stats"][f"{t}/accuracy"][k]
+    scale = {t: 100 if metric[t] == "accuracy" else 1 for t in tasks_xy}
+    stat = lambda row, t, k: scale[t] * row["test_stats"][f"{t}/{metric[t]}"][k]
     xs, ys = [stat(r, x_task, "mean") for r in rows], [stat(r, y_task, "mean") for r in rows]
-    front = sweeps.pareto_front(xs, ys)
+    sign = {t: 1 if metric[t] == "accuracy" else -1 for t in tasks_xy}
+    front = pareto_front([sign[x_task] * x for x in xs], [sign[y_task] * y for y in ys])
     fig, ax = subplots(figsize=(6, 5))
     ax.errorbar(xs, ys, xerr=[stat(r, x_task, "std") for r in rows], yerr=[stat(r, y_task, "std") for r in rows],
                 fmt="o", capsize=3, label="sweep points")
@@ -108,8 +113,8 @@ def plot_pareto(summary: Mapping, tasks_xy: Sequence[str], path: Path) -> None:
     for x, y, row in zip(xs, ys, rows):
         ax.annotate(", ".join(f"{k.split('.')[-1]}={v:g}" for k, v in row["values"].items()), (x, y),
                     textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xlabel(f"{x_task} test accuracy %")
-    ax.set_ylabel(f"{y_task} test accuracy %")
+    ax.set_xlabel(f"{x_task} test {metric[x_task]}" + (" %" if scale[x_task] == 100 else ""))
+    ax.set_ylabel(f"{y_task} test {metric[y_task]}" + (" %" if scale[y_task] == 100 else ""))
     ax.set_title(f"{summary['name']}: sweep of {', '.join(summary['sweep']['keys'])}")
     ax.grid(alpha=0.3)
     ax.legend()

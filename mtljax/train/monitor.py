@@ -1,12 +1,10 @@
-"""What the training loop watches and records: seed means, per-seed best states, early stopping,
-task-gradient conflict diagnostics, the epoch log line and metrics.jsonl."""
+"""What the training loop watches: seed means, per-seed best states, early stopping and the
+task-gradient conflict diagnostics."""
 
 from __future__ import annotations
 
 import itertools
-import json
 import math
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import jax
@@ -14,10 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtljax.data import compose
-
-from mtljax.mtl import strategies
-
-from mtljax.train import parallel, steps
+from mtljax.mtl import diagnostics
+from mtljax.train import parallel
 
 
 def seed_mean(per_seed: list[Mapping[str, float]]) -> dict[str, float]:
@@ -59,18 +55,18 @@ class EarlyStopping:
         return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
 
 
-def make_diagnostics(exp: Any, train_data: Mapping[str, jax.Array]) -> Callable[[steps.TrainState], dict]:
+def make_diagnostics(exp: Any, train_data: Mapping[str, jax.Array]) -> Callable[[Any], dict]:
     """`diagnose(state) -> {key: value}`: task-gradient conflict on the first `mtl.diagnose_batch`
     training images (the same ones every time), per seed: `conflict/cos/<a>|<b>` for each pair of
     tasks and `conflict/norm_ratio/<t>` (‖g_t‖ over the mean norm), as lists over seeds."""
-    names = list(exp.loss_weights)
+    names = list(exp.tasks)
     n = min(exp.cfg["mtl"]["diagnose_batch"], len(exp.splits["train"]))
     batch = {key: value[:n] for key, value in train_data.items()}
     stack = compose.composer(exp.cfg["data"])
     if stack is not None:  # Training parts (mtljax/data/compose.py): the stored pairs, unwarped.
         batch = stack(batch, None, None)
-    grads_fn = steps.make_task_gradients(exp.model, names)
-    fn = jax.jit(jax.vmap(lambda p, s, b: strategies.conflict_stats(grads_fn(p, s, b)), in_axes=(0, 0, None)))
+    grads_fn = diagnostics.make_task_gradients(exp.model, exp.tasks)
+    fn = jax.jit(jax.vmap(lambda p, s, b: diagnostics.conflict_stats(grads_fn(p, s, b)), in_axes=(0, 0, None)))
 
     def diagnose(state):
         stats = parallel.host_value(fn(state.params, state.batch_stats, batch))
@@ -80,19 +76,3 @@ def make_diagnostics(exp: Any, train_data: Mapping[str, jax.Array]) -> Callable[
         return out
 
     return diagnose
-
-
-def log_line(record: Mapping[str, Any], task_names) -> str:
-    parts = [f"epoch {record['epoch']:3d}", f"loss {record['train/loss']:.4f}/{record['val/loss']:.4f}"]
-    parts += [f"{t} {100 * record[f'val/{t}/accuracy']:.2f}%" for t in task_names]
-    parts += [f"lr {record['lr']:.2e}", f"{record['epoch_time_s']:.1f}s"]
-    return " | ".join(parts)
-
-
-def write_history(path: Path, history: list[dict]) -> None:
-    """Rewrites metrics.jsonl from the history (atomically), one line per epoch (process 0 only)."""
-    if not parallel.is_primary():
-        return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
-    tmp.replace(path)

@@ -21,12 +21,10 @@ How each key acts (all exact, not approximations):
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from mtljax.outputs import seedstats
 
 SWEEPABLE = ("loss_weights.<task>", "optimizer.lr", "optimizer.weight_decay", "model.dropout",
              "model.head_dropout", "augment.shift", "augment.rotate", "augment.scale")
@@ -66,42 +64,3 @@ def replica_values(points: Sequence[Mapping[str, float]], n_seeds: int) -> dict[
     """Each swept key's value per replica (points × seeds, seed fastest), as float32 arrays."""
     keys = list(points[0])
     return {key: np.repeat(np.asarray([p[key] for p in points], np.float32), n_seeds) for key in keys}
-
-
-def point_rows(points: Sequence[Mapping[str, float]], per_replica: Sequence[Mapping[str, float]],
-               n_seeds: int) -> list[dict[str, Any]]:
-    """One row per point: its values, the seed mean of every metric, and mean/std/ci95."""
-    rows = []
-    for p, point in enumerate(points):
-        runs = per_replica[p * n_seeds:(p + 1) * n_seeds]
-        stats = seedstats.summarize_runs(runs)
-        rows.append({"values": dict(point), "test": {k: s["mean"] for k, s in stats.items()}, "test_stats": stats})
-    return rows
-
-
-def pareto_front(xs: Sequence[float], ys: Sequence[float]) -> list[bool]:
-    """For each point, whether no other point is at least as good on both axes and better on one
-    (both maximised)."""
-    return [not any(x2 >= x and y2 >= y and (x2 > x or y2 > y) for x2, y2 in zip(xs, ys))
-            for x, y in zip(xs, ys)]
-
-
-def markdown_table(summary: Mapping[str, Any]) -> str:
-    """The sweep rows of a run summary as a markdown table of test accuracy %, mean ± std."""
-    sweep = summary["sweep"]
-    keys = list(sweep["rows"][0]["values"])
-    task_names = [k.split("/")[0] for k in sweep["rows"][0]["test"] if k.endswith("/accuracy")]
-    n_seeds = sweep["seeds_per_point"]
-    head = [*keys, *[f"{t} accuracy %" for t in task_names]]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in sweep["rows"]:
-        cells = [_number(row["values"][k]) for k in keys]
-        for t in task_names:
-            s = row["test_stats"][f"{t}/accuracy"]
-            cells.append(f"{100 * s['mean']:.2f}" + (f" ± {100 * s['std']:.2f}" if n_seeds > 1 else ""))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + f"\n\n{n_seeds} seed(s) per row; run {summary.get('name', '')}."
-
-
-def _number(value: float) -> str:
-    return f"{value:g}" if math.isfinite(value) else str(value)

@@ -1,0 +1,74 @@
+"""Evaluation of a split: device blocks of one size, per-example losses and predictions on device,
+each task's metrics on the host (`Task.metrics`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mtljax import data
+from mtljax.train import parallel
+from mtljax.train.experiment import Experiment
+from mtljax.train.state import TrainState, eval_variables
+
+
+EVAL_BLOCK = 2048  # Examples per evaluation call (a multiple of the CPU's eval chunk of 32).
+
+
+def eval_block(exp: Experiment) -> int:
+    """Examples per evaluation call: EVAL_BLOCK, or fewer when no evaluated split is that large.
+    Validation and test are cut into blocks of this one size, so one program evaluates both."""
+    return min(EVAL_BLOCK, max(len(exp.splits[name]) for name in ("val", "test")))
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalData:
+    """A split as `evaluate_split` takes it, prepared once: device blocks of `eval_block` examples
+    (images and labels, the last block padded with zeros), the labels on the host, the true size."""
+
+    blocks: list[dict[str, jax.Array]]
+    truth: dict[str, np.ndarray]
+    size: int
+
+
+def eval_data(split: data.Split, exp: Experiment, mesh=None) -> EvalData:
+    """`split` cut into `eval_block(exp)`-sized device blocks (replicated over `mesh`, if any)."""
+    block = eval_block(exp)
+    host = {"image": np.asarray(split.images), **{t: np.asarray(split.labels[t]) for t in exp.loss_weights}}
+    size = len(host["image"])
+    pad = -size % block
+    padded = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)]) if pad else v for k, v in host.items()}
+    blocks = [parallel.replicate(jax.tree.map(jnp.asarray, {k: v[start:start + block] for k, v in padded.items()}), mesh)
+              for start in range(0, size + pad, block)]
+    return EvalData(blocks, {t: host[t] for t in exp.loss_weights}, size)
+
+
+def evaluate_split(evaluate: Callable, state: TrainState, split: EvalData, exp: Experiment
+                   ) -> tuple[list[dict[str, float]], dict[str, np.ndarray]]:
+    """Per seed, the metrics (`task/metric` and `loss`); and each task's predictions (S×N).
+
+    `evaluate` runs one block per call; the padding is cut off here. `loss` weighs the task losses
+    with the configured weights (a loss-weight sweep: each replica's own)."""
+    params, batch_stats = eval_variables(state)
+    outs = [evaluate(params, batch_stats, part["image"], {t: part[t] for t in exp.loss_weights})
+            for part in split.blocks]
+    n, truth = split.size, split.truth
+    out = {t: [np.concatenate([parallel.host_value(o[t][i]) for o in outs], axis=1)[:, :n] for i in (0, 1)]
+           for t in exp.loss_weights}
+    hyper = parallel.host_value(state.hyper)
+    preds = {t: out[t][1] for t in exp.loss_weights}
+    per_seed = []
+    for k in range(len(out[next(iter(out))][0])):
+        results = {}
+        for t, task in exp.tasks.items():
+            results[f"{t}/loss"] = float(np.sum(out[t][0][k], dtype=np.float64)) / n
+            results.update({f"{t}/{m}": v for m, v in task.metrics(truth[t], preds[t][k]).items()})
+        weights = {t: float(hyper[f"loss_weights.{t}"][k]) if f"loss_weights.{t}" in hyper else w
+                   for t, w in exp.loss_weights.items()}
+        results["loss"] = sum(w * results[f"{t}/loss"] for t, w in weights.items())
+        per_seed.append(results)
+    return per_seed, preds

@@ -1,0 +1,197 @@
+"""What a config builds: the data on device, the model, the optimizer and the train step's spec.
+
+`build_experiment(cfg)` is the one place where a validated config becomes objects; everything
+after it (the loop, evaluation, the commands) reads the `Experiment`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from mtljax import data, models, tasks
+from mtljax.data import compose
+from mtljax.models import ops
+from mtljax.mtl import strategies
+from mtljax.train import checkpoint, optim, schedules, sweeps
+from mtljax.train.state import TrainState, create_state
+from mtljax.train.step import StepSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """What a config builds: data, model, optimizer and the compiled-to-be step functions."""
+
+    cfg: Mapping[str, Any]
+    splits: dict[str, data.Split]
+    model: Any
+    tx: Any
+    plateau: Any
+    schedule: Callable
+    steps_per_epoch: int
+    loss_weights: dict[str, float]
+
+    configure: Callable | None = None  # hyper -> (model, tx), for sweeps (see `configure`).
+
+    @property
+    def tasks(self) -> dict[str, tasks.Task]:
+        """Task name -> Task, in config order."""
+        return {t: tasks.get(t) for t in self.cfg["tasks"]}
+
+    @property
+    def strategy(self) -> strategies.Strategy:
+        """The configured MTL strategy."""
+        return strategies.get(self.cfg["mtl"]["strategy"])
+
+    def step_spec(self) -> StepSpec:
+        """What the train step is built from (mtljax/train/step.py)."""
+        cfg = self.cfg
+        return StepSpec(model=self.model, tx=self.tx, tasks=self.tasks, loss_weights=self.loss_weights,
+                        strategy=self.strategy, mtl=cfg["mtl"], microbatch=resolve_microbatch(cfg),
+                        augment=cfg["augment"], configure=self.configure, steps_per_epoch=self.steps_per_epoch,
+                        compose=compose.composer(cfg["data"]), ema_decay=cfg["train"]["ema_decay"])
+
+    @property
+    def points(self) -> list[dict[str, float]]:
+        """The sweep's points (sweeps.grid); [{}] without a sweep."""
+        return sweeps.grid(self.cfg["sweep"])
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seed of each replica: `seed`, `seed + 1`, ... (`seeds` of them), for every point."""
+        return [self.cfg["seed"] + k for _ in self.points for k in range(self.cfg["seeds"])]
+
+    def init_state(self) -> TrainState:
+        """The initial TrainState of every replica, stacked on a leading replica axis."""
+        keys = jnp.stack([jax.random.fold_in(jax.random.key(seed), 0) for seed in self.seeds])
+        image_shape = data.image_shape(self.cfg["data"])
+        strategy = self.strategy
+        # One compiled program: run eagerly, flax's initialisers compiled ~100 small ops one by one (~3 s).
+        ema = self.cfg["train"]["ema_decay"] > 0
+        create = jax.vmap(lambda key: create_state(self.model, self.tx, self.plateau, key, image_shape, strategy,
+                                                         ema))
+        state = jax.jit(create, compiler_options=compiler_options())(keys)
+        hyper = {key: jnp.asarray(v) for key, v in sweeps.replica_values(self.points, self.cfg["seeds"]).items()}
+        state = state.replace(hyper=hyper)
+        return graft_params(state, self.cfg["init"]) if self.cfg["init"]["run"] else state
+
+    def dropout_rng(self) -> jax.Array:
+        """Each seed's base key of the train steps (each step folds in its step number)."""
+        return jnp.stack([jax.random.fold_in(jax.random.key(seed), 1) for seed in self.seeds])
+
+
+def compiler_options() -> dict[str, int] | None:
+    """XLA options of mtljax's programs (initial state, train call, evaluation): on CPU, LLVM at
+    -O1 (else None, the backend's defaults). Measured on the 2-core CPU against XLA's default
+    (-O2), in alternating windows of one process: threshold.py's train call compiled in 1.6 s
+    instead of 1.8 s and ran ~5 % faster (batch 64, median of 24 windows 17,016 vs 16,140 img/s),
+    to bit-identical parameters after 365 calls; the init of threshold.py and vgg_parity.py
+    compiled in ~0.8 s instead of ~1.6 s. The BatchNorm models (vgg, skipcnn) ran as fast or
+    faster and compiled 0.5-0.75 s sooner; their float results differ from -O2's in the last bit
+    from the first step on (the order of a few float operations), so their trajectories differ
+    as with any such change. -O0 compiled sooner still but ran 5x slower."""
+    return {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None
+
+
+def graft_params(state: TrainState, init: Mapping[str, Any]) -> TrainState:
+    """Replaces the subtrees `init.params` of the state's params by those of run `init.run`'s best
+    checkpoint (transfer learning). The optimizer state is unchanged: it does not depend on values.
+
+    Raises:
+      checkpoint.CheckpointError: no such checkpoint, or a subtree of another shape.
+    """
+    source = checkpoint.RunCheckpoints(Path(init["run"]))
+    try:
+        loaded = source.load_params("best")
+    finally:
+        source.close()
+    params = dict(state.params)
+    n_seeds = jax.tree.leaves(state.params)[0].shape[0]
+    for name in init["params"]:
+        # Both sides carry a leading seed axis; one source seed is shared by every seed here.
+        ours = jax.tree.map(lambda a: a.shape[1:], params.get(name))
+        theirs = jax.tree.map(lambda a: a.shape[1:], loaded.get(name))
+        source_seeds = {a.shape[0] for a in jax.tree.leaves(loaded.get(name))}
+        if ours != theirs or not source_seeds <= {1, n_seeds}:
+            raise checkpoint.CheckpointError(f"init.params {name!r}: {init['run']} has shapes {theirs} "
+                                             f"({source_seeds} seeds), this model {ours} ({n_seeds} seeds)")
+        params[name] = jax.tree.map(lambda a: jnp.broadcast_to(jnp.asarray(a), (n_seeds, *a.shape[1:])), loaded[name])
+    if state.ema:  # The average starts from the grafted parameters too (own buffers: both are donated).
+        state = state.replace(ema={**state.ema, "params": jax.tree.map(jnp.copy, params)})
+    return state.replace(params=params)
+
+
+def build_experiment(cfg: Mapping[str, Any]) -> Experiment:
+    """Loads the data and builds model and optimizer for a validated config."""
+    # On device once (as uint8): the host copies are dropped here (jnp.asarray copies on CPU).
+    splits = {name: data.Split(jnp.asarray(split.images), {t: jnp.asarray(y) for t, y in split.labels.items()})
+              for name, split in data.build_splits(cfg).items()}
+    train_cfg = cfg["train"]
+    steps_per_epoch = len(splits["train"]) // train_cfg["batch_size"]
+    if steps_per_epoch == 0:
+        raise ValueError(f"train.batch_size {train_cfg['batch_size']} exceeds the "
+                         f"{len(splits['train'])} training examples")
+    lr = cfg["optimizer"]["lr"]
+    schedule = schedules.lr_schedule(lr, cfg["schedule"], steps_per_epoch, train_cfg["epochs"])
+    swept = cfg["sweep"] and any(not k.startswith(("loss_weights.", "augment.")) for k in cfg["sweep"])
+    # The first point's values build the initial state: parameter and optimizer-state structures
+    # do not depend on the swept values.
+    model, tx = configure(cfg, schedule, sweeps.grid(cfg["sweep"])[0])
+    return Experiment(
+        cfg=cfg,
+        splits=splits,
+        model=model,
+        tx=tx,
+        plateau=schedules.plateau_controller(lr, cfg["schedule"]),
+        schedule=schedule,
+        steps_per_epoch=steps_per_epoch,
+        loss_weights={t: float(cfg["loss_weights"].get(t, 1.0)) for t in cfg["tasks"]},
+        configure=functools.partial(configure, cfg, schedule) if swept else None,
+    )
+
+
+def configure(cfg: Mapping[str, Any], schedule: Callable, values: Mapping[str, Any]) -> tuple[Any, Any]:
+    """The model and optax chain of `cfg` with the swept `values` ({dotted key: float or tracer})
+    put in: dropout rates into the model, weight decay into the optimizer, and a learning rate as
+    the factor lr / lr₀ on the updates (optim.scale_lr). Loss weights and augmentation are read by
+    the train step itself."""
+    model_cfg = {**cfg["model"], **{k[6:]: v for k, v in values.items() if k.startswith("model.")}}
+    opt_cfg = dict(cfg["optimizer"])
+    if "optimizer.weight_decay" in values:  # As an array, so the decay stays in the chain even at 0.
+        opt_cfg["weight_decay"] = jnp.asarray(values["optimizer.weight_decay"], jnp.float32)
+    heads = {t: tasks.get(t).outputs for t in cfg["tasks"]}
+    tx = optim.build_optimizer(opt_cfg, schedule)
+    if "optimizer.lr" in values:
+        tx = optim.scale_lr(tx, values["optimizer.lr"] / cfg["optimizer"]["lr"])
+    return models.build_model(model_cfg, heads), optim.freeze(tx, cfg["train"]["freeze"])
+
+
+def resolve_microbatch(cfg: Mapping[str, Any]) -> int:
+    """train.microbatch, with -1 (auto) resolved: 32 on CPU for conv models without BatchNorm (their
+    im2col patches then stay in cache), else 0 (MLPs ran ~30 % slower micro-batched)."""
+    microbatch, batch = cfg["train"]["microbatch"], cfg["train"]["batch_size"]
+    if microbatch == -1:
+        cpu, conv = jax.default_backend() == "cpu", cfg["model"]["name"] not in ("mlp", "mlp_scratch")
+        microbatch = 32 if cpu and conv and not cfg["model"]["batchnorm"] and batch > 32 and batch % 32 == 0 else 0
+    return microbatch
+
+
+def resolve_steps_per_call(cfg: Mapping[str, Any]) -> int:
+    """train.steps_per_call, with -1 (auto) resolved: 10, except 1 for XLA convs on CPU (whose
+    speed collapses inside a loop: ~340 against ~4,900 img/s, benchmarks/speed.py)."""
+    k = cfg["train"]["steps_per_call"]
+    if k > 0:
+        return k
+    xla_on_cpu = jax.default_backend() == "cpu" and ops.resolve_conv_impl(cfg["model"]["conv_impl"]) == "xla"
+    return 1 if xla_on_cpu else 10
+
+
+def resolve_eval_batch(cfg: Mapping[str, Any]) -> int:
+    """train.eval_batch_size, with -1 (auto) resolved: 32 on CPU (cache-sized), 1000 elsewhere."""
+    size = cfg["train"]["eval_batch_size"]
+    return size if size > 0 else (32 if jax.default_backend() == "cpu" else 1000)
