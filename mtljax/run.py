@@ -56,7 +56,7 @@ def resume_dir(cfg: Mapping[str, Any], args: argparse.Namespace) -> tuple[Mappin
     run_dir = Path(args.run_dir) if args.run_dir else rundir.latest_run_dir(args.root, cfg["name"])
     if run_dir is None or not (run_dir / rundir.CONFIG_FILE).exists():
         raise UsageError(f"--resume: no run of {cfg['name']!r} under {args.root}/{cfg['name']}/")
-    saved = rundir.read_json(run_dir / rundir.CONFIG_FILE)
+    saved = config.upgrade(rundir.read_json(run_dir / rundir.CONFIG_FILE))
     if saved.get("name") != cfg["name"]:
         raise UsageError(f"--resume: {run_dir} is a run of {saved.get('name')!r}, not {cfg['name']!r}")
     # The run continues with its own config; --set may still change it (e.g. train.epochs).

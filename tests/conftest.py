@@ -54,6 +54,8 @@ def tiny_config(data_dir, **sections) -> dict:
         "model": {"features": [4, 8, 8], "dense": 16},
         "train": {"epochs": 2, "batch_size": 50, "eval_batch_size": 100},
     }
+    if sections.get("model", {}).get("name", "cnn3") != "cnn3":  # Another backbone: its own small options.
+        cfg["model"] = {"features": [8]}
     for key, value in sections.items():
         cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
     return cfg

@@ -70,18 +70,28 @@ def test_constructions_are_deterministic(seed):
 
 @pytest.mark.parametrize("dataset,tasks,shape", [
     ("colored", ["digit", "color"], (28, 28, 3)),
-    ("two_digit", ["top", "bottom"], (42, 28, 1)),
-    ("multimnist", ["left", "right"], (28, 28, 1)),
+    ("two_digit", ["top", "bottom", "sum"], (42, 28, 1)),
+    ("multimnist", ["left", "right", "sum"], (28, 28, 1)),
 ])
 def test_build_splits_of_each_dataset(tiny_data_dir, dataset, tasks, shape):
-    cfg = config.resolve(tiny_config(tiny_data_dir, tasks=tasks, data={"dataset": dataset, "train_pairs": 300,
-                                                                          "val_pairs": 50, "test_pairs": 80}))
+    pairs = {"train_pairs": 300, "val_pairs": 50, "test_pairs": 80} if dataset == "two_digit" else {}
+    cfg = config.resolve(tiny_config(tiny_data_dir, tasks=tasks, data={"dataset": dataset, **pairs}))
     splits = data.build_splits(cfg)
     for name, split in splits.items():
         assert split.images.shape[1:] == shape and split.images.dtype == np.uint8
         assert set(split.labels) == set(tasks)
+        if "sum" in tasks:  # The regression target: the sum of the two digits' labels, as float32.
+            first, second = tasks[:2]
+            assert split.labels["sum"].dtype == np.float32
+            np.testing.assert_array_equal(split.labels["sum"], split.labels[first] + split.labels[second])
     if dataset == "two_digit":
         assert [len(splits[s]) for s in data.SPLITS] == [300, 50, 80]
+
+
+def test_an_option_of_another_dataset_is_refused(tiny_data_dir):
+    with pytest.raises(config.ConfigError, match="data.train_pairs: not an option of this dataset "
+                                                 r"\(an option of dataset two_digit\)"):
+        config.resolve(tiny_config(tiny_data_dir, data={"train_pairs": 300}))
 
 
 def test_task_needs_its_labels(tiny_data_dir):

@@ -16,13 +16,14 @@ from mtljax.train import checkpoint, epoch, experiment
 from conftest import tiny_config
 
 EXPERIMENTS = sorted(p for p in Path("experiments").glob("*.py") if p.stem != "__init__")
-TINY = ["data.val_size=100", "data.limit=100", "data.train_pairs=100", "data.val_pairs=50",
-        "data.test_pairs=50", "train.batch_size=50", "init.run=None", "seeds=1"]
+TINY = ["data.val_size=100", "data.limit=100", "train.batch_size=50", "init.run=None", "seeds=1"]
+TINY_PAIRS = ["data.train_pairs=100", "data.val_pairs=50", "data.test_pairs=50"]  # Datasets built from pairs.
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
 def test_experiment_file_trains_a_few_steps(path, tiny_data_dir):
-    for cfg in config.load_stages(path, TINY + [f"data.dir={tiny_data_dir}"]):
+    pairs = TINY_PAIRS if "train_pairs" in config.load_stages(path)[0]["data"] else []
+    for cfg in config.load_stages(path, TINY + pairs + [f"data.dir={tiny_data_dir}"]):
         exp = experiment.build_experiment(cfg)
         train_fn, _ = epoch.make_epoch_fns(exp)
         state, data = exp.init_state(), epoch.device_split(exp.splits["train"])

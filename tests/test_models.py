@@ -13,7 +13,7 @@ HEADS = {"digit": 10, "parity": 2, "threshold": 2}
 
 
 def _init(model_cfg, shape=(2, 28, 28, 1)):
-    model = models.build_model({**models.MODEL_DEFAULTS, **model_cfg}, HEADS)
+    model = models.build_model(models.default_config(**model_cfg), HEADS)
     variables = model.init(jax.random.key(0), jnp.zeros(shape), train=False)
     return model, variables
 
@@ -77,7 +77,7 @@ def test_hand_written_backprop_equals_autodiff(activation):
 def test_mlp_scratch_model_gradient_equals_plain_mlp():
     """The whole model: hand-written backprop inside, same parameters and loss as the Flax MLP."""
     x = jnp.asarray(np.random.default_rng(1).random((8, 28, 28, 1)), jnp.float32)
-    cfg = {**models.MODEL_DEFAULTS, "features": [128], "activation": "leaky_relu"}
+    cfg = models.default_config("mlp_scratch", features=[128], activation="leaky_relu")
     hand = models.build_model({**cfg, "name": "mlp_scratch"}, {"digit": 10})
     plain = models.build_model({**cfg, "name": "mlp"}, {"digit": 10})
     params = hand.init(jax.random.key(0), x)["params"]
@@ -100,7 +100,7 @@ def test_mlp_scratch_model_gradient_equals_plain_mlp():
 ])
 def test_new_backbones(name, model_cfg, shape, count):
     heads = {"digit": 10, "parity": 2}
-    model = models.build_model({**models.MODEL_DEFAULTS, "name": name, **model_cfg}, heads)
+    model = models.build_model(models.default_config(name, **model_cfg), heads)
     variables = model.init(jax.random.key(0), jnp.zeros((1, *shape)), train=False)
     out = model.apply(variables, jnp.zeros((3, *shape)))
     assert {t: o.shape for t, o in out.items()} == {"digit": (3, 10), "parity": (3, 2)}

@@ -65,8 +65,8 @@ def test_whole_model_gradients_match_xla_under_jit(features, channels):
     x = jnp.asarray(np.random.default_rng(3).random((50, 28, 28, channels)), jnp.float32)
     grads = []
     for impl in ("xla", "matmul"):
-        model = models.build_model({**models.MODEL_DEFAULTS, "features": features, "dense": 16,
-                                    "conv_impl": impl}, {"digit": 10})
+        model = models.build_model(models.default_config(features=features, dense=16, conv_impl=impl),
+                                   {"digit": 10})
         params = model.init(jax.random.key(0), x[:1])["params"]
         loss = lambda p: jnp.sum(jax.nn.log_softmax(model.apply({"params": p}, x)["digit"])[:, 3])
         grads.append(jax.jit(jax.grad(loss))(params))

@@ -181,9 +181,10 @@ def test_aggregators_jit_and_vmap(name):
 
 # --- Loss weightings by hand ----------------------------------------------------------------------------
 
-def _ctx(step=0, steps_per_epoch=10, weights=(1.0, 1.0), **mtl):
+def _ctx(step=0, steps_per_epoch=10, weights=(1.0, 1.0), strategy="dwa", **options):
+    """The strategies' context, with `strategy`'s options (its defaults, then `options`)."""
     return strategies.context(jax.random.key(0), jnp.asarray(step), steps_per_epoch, jnp.asarray(weights),
-                              {**strategies.MTL_DEFAULTS, **mtl})
+                              strategies.default_config(strategy, **options))
 
 
 def test_uncertainty_weighting_loss_and_gradient():
@@ -218,7 +219,7 @@ def test_dwa_weights_follow_loss_ratios():
 def test_rlw_weights_on_simplex_and_random():
     rlw = strategies.get("rlw")
     values = {float(rlw.loss(jnp.asarray([1.0, 0.0, 0.0]), {}, {},
-                             strategies.context(jax.random.key(k), 0, 1, jnp.ones(3), strategies.MTL_DEFAULTS))[0])
+                             strategies.context(jax.random.key(k), 0, 1, jnp.ones(3), strategies.default_config("rlw")))[0])
               for k in range(5)}
     assert len(values) == 5 and all(0 < v < 1 for v in values)
 
@@ -228,14 +229,14 @@ def test_gradnorm_update_by_hand():
     state = gn.init_state(2)
     g = jnp.asarray([[3.0, 0.0], [0.0, 1.0]])
     losses = jnp.asarray([1.0, 1.0])
-    d, head_w, state = gn.aggregate(g, losses, state, _ctx(gradnorm_alpha=1.5, gradnorm_lr=0.1))
+    d, head_w, state = gn.aggregate(g, losses, state, _ctx(strategy="gradnorm", alpha=1.5, lr=0.1))
     np.testing.assert_allclose(d, [3.0, 1.0]) and np.testing.assert_allclose(head_w, [1.0, 1.0])
     # G = (3, 1), mean 2, r = (1, 1): target 2; ∂L/∂w = sign(G - 2)·‖g‖ = (3, -1); w = (0.7, 1.1)
     # renormalised to sum 2.
     np.testing.assert_allclose(state["weights"], np.array([0.7, 1.1]) * 2 / 1.8, rtol=1e-6)
     np.testing.assert_allclose(state["initial"], [1.0, 1.0])
     # Next step: task 0's loss fell to half, so r_0 < 1 and its target falls.
-    _, _, state2 = gn.aggregate(g, jnp.asarray([0.5, 1.0]), state, _ctx(gradnorm_alpha=1.5, gradnorm_lr=0.1))
+    _, _, state2 = gn.aggregate(g, jnp.asarray([0.5, 1.0]), state, _ctx(strategy="gradnorm", alpha=1.5, lr=0.1))
     w = np.array([0.7, 1.1]) * 2 / 1.8
     gnorm = w * [3.0, 1.0]
     ratio = np.array([0.5, 1.0]) / 0.75

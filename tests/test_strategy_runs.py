@@ -92,10 +92,19 @@ def test_conflict_diagnostics(tmp_path, tiny_data_dir):
 
 @pytest.mark.parametrize("key, value, message", [
     ("strategy", "pcgard", "mtl.strategy: unknown value 'pcgard'"),
-    ("cagrad_c", -1, "mtl.cagrad_c: must be >= 0"),
-    ("dwa_temperature", 0, "mtl.dwa_temperature: must be > 0"),
+    ("cagrad", {"c": -1}, "mtl.cagrad.c: must be >= 0"),
+    ("dwa", {"temperature": 0}, "mtl.dwa.temperature: must be > 0"),
     ("diagnose_every", -2, "mtl.diagnose_every: must be >= 0"),
+    ("cagrad_c", 0.5, "mtl.cagrad_c: unknown key"),
 ])
 def test_bad_mtl_options(tiny_data_dir, key, value, message):
+    strategy = {"strategy": key} if isinstance(value, dict) else {}
     with pytest.raises(config.ConfigError, match=message):
-        config.resolve(tiny_config(tiny_data_dir, mtl={key: value}))
+        config.resolve(tiny_config(tiny_data_dir, mtl={**strategy, key: value}))
+
+
+def test_a_strategys_options_need_that_strategy(tiny_data_dir):
+    with pytest.raises(config.ConfigError, match="mtl.cagrad: options of strategy 'cagrad', but mtl.strategy"):
+        config.resolve(tiny_config(tiny_data_dir, mtl={"strategy": "pcgrad", "cagrad": {"c": 0.5}}))
+    cfg = config.resolve(tiny_config(tiny_data_dir, mtl={"strategy": "cagrad", "cagrad": {"c": 0.5}}))
+    assert cfg["mtl"]["cagrad"]["c"] == 0.5 and "dwa" not in cfg["mtl"]

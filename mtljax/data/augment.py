@@ -13,10 +13,13 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.ndimage import map_coordinates
 
-AUGMENT_DEFAULTS: dict[str, Any] = {
-    "shift": 0.0,  # Largest shift, in pixels, along each axis.
-    "rotate": 0.0,  # Largest rotation, in degrees.
-    "scale": 0.0,  # Largest relative change of size (0.1: 90 % to 110 %).
+from mtljax.registry import Option
+
+# Config `augment.*`.
+AUGMENT_OPTIONS: dict[str, Option] = {
+    "shift": Option(0.0, "largest shift, in pixels, along each axis", minimum=0),
+    "rotate": Option(0.0, "largest rotation, in degrees", minimum=0),
+    "scale": Option(0.0, "largest relative change of size (0.1: 90 % to 110 %)", minimum=0),
 }
 
 
@@ -27,7 +30,7 @@ def to_float(images: jnp.ndarray) -> jnp.ndarray:
 
 def is_active(augment: Mapping[str, float]) -> bool:
     """Whether any augmentation is configured."""
-    return any(augment[k] > 0 for k in AUGMENT_DEFAULTS)
+    return any(augment[k] > 0 for k in AUGMENT_OPTIONS)
 
 
 def affine_warp(images: jnp.ndarray, theta: jnp.ndarray, factor: jnp.ndarray, offset: jnp.ndarray) -> jnp.ndarray:

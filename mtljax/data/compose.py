@@ -52,7 +52,7 @@ def two_digit(batch: Mapping[str, jnp.ndarray], rng: jax.Array | None, repair: b
 def composer(data_cfg: Mapping[str, Any]) -> Callable | None:
     """`compose(batch, rng, aug) -> batch` for `data.compose` "step"/"repair"; None for "host"
     (the training images are stored whole)."""
-    mode = data_cfg["compose"]
+    mode = data_cfg.get("compose", "host")  # Only datasets built from parts own the option.
     if mode == "host":
         return None
     return lambda batch, rng, aug: two_digit(batch, rng, mode == "repair", aug)

@@ -1,45 +1,44 @@
-"""Models: a shared backbone (looked up by name) and one linear head per task.
+"""Models: a shared backbone (registered by name, with the options it owns) and one head per task.
 
 Every model is a pure Flax linen module used through `init`/`apply` with an explicit params pytree,
-so that seeds can later be vmapped. `apply` returns a dict `{task_name: logits}`.
+so that seeds can be vmapped. `apply` returns a dict `{task_name: outputs}`. A backbone is a linen
+module `(x, train) -> features` registered in `BACKBONES` with its options (config `model.*`: its
+dataclass fields, with defaults and checks); `model.name` picks it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from mtljax.models import mlp_scratch, ops
+from mtljax.registry import Option, Registry
 
-BACKBONES: dict[str, type[nn.Module]] = {}
+BACKBONES = Registry("backbone")
 
-# Options every backbone accepts, with their defaults; a backbone may ignore some.
-MODEL_DEFAULTS: dict[str, Any] = {
-    "name": "cnn3",
-    "features": [32, 64, 64],
-    "dense": 128,
-    "dropout": 0.0,
-    "batchnorm": False,
-    "pool": "flatten",  # "flatten" or "gap" (global average pooling) before the dense layer.
-    "pool_last": False,  # Also max-pool after the last conv (the marlon-sb CNN of perf-notes).
-    "conv_impl": "auto",  # "xla", "matmul" (ops.conv3x3_matmul) or "auto": matmul on CPU only.
-    "activation": "relu",  # mlp and mlp_scratch: "relu" or "leaky_relu".
-    "head_hidden": 0,  # >0: each head is Dense(head_hidden) -> ReLU -> Dropout -> output.
-    "head_dropout": 0.0,
+# Options of every model (config `model.*`); each backbone adds its own at registration.
+MODEL_OPTIONS: dict[str, Option] = {
+    "name": Option("cnn3", "the backbone's registered name", choices=lambda: BACKBONES.names()),
+    "head_hidden": Option(0, "> 0: each head is Dense(head_hidden) -> ReLU -> Dropout -> output", minimum=0),
+    "head_dropout": Option(0.0, "dropout rate inside hidden heads", minimum=0, below_one=True),
 }
 
 
-def register_backbone(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator adding a backbone to the registry under `name`."""
+def _features(default):
+    return Option(list(default), "widths of the layers or blocks")
 
-    def add(cls: type[nn.Module]) -> type[nn.Module]:
-        BACKBONES[name] = cls
-        return cls
 
-    return add
+def _dropout(doc="dropout rate after the last layer (0: none)"):
+    return Option(0.0, doc, minimum=0, below_one=True)
+
+
+POOL = Option("flatten", "'flatten' the last feature map or 'gap' (global average pooling)", choices=("flatten", "gap"))
+CONV_IMPL = Option("auto", "'xla', 'matmul' (ops.conv3x3_matmul) or 'auto': matmul on CPU only",
+                   choices=("auto", "xla", "matmul"))
+ACTIVATION = Option("relu", "'relu' or 'leaky_relu'", choices=("relu", "leaky_relu"))
 
 
 def flatten_or_gap(x: jnp.ndarray, pool: str) -> jnp.ndarray:
@@ -47,7 +46,10 @@ def flatten_or_gap(x: jnp.ndarray, pool: str) -> jnp.ndarray:
     return jnp.mean(x, axis=(1, 2)) if pool == "gap" else x.reshape(x.shape[0], -1)
 
 
-@register_backbone("cnn3")
+@BACKBONES.register("cnn3", options={
+    "features": _features([32, 64, 64]), "dense": Option(128, "width of the shared dense layer", positive=True),
+    "dropout": _dropout(), "batchnorm": Option(False, "BatchNorm after every conv"), "pool": POOL,
+    "pool_last": Option(False, "also max-pool after the last conv"), "conv_impl": CONV_IMPL})
 class CNN3(nn.Module):
     """001's baseline trunk: three 3×3 conv layers (VALID), max-pooling after the first two,
     then a shared dense layer.
@@ -65,6 +67,7 @@ class CNN3(nn.Module):
       conv_impl: see `ops.Conv`.
     """
 
+    cpu_microbatch: ClassVar[int] = 32  # Micro-batches that keep im2col patches in cache (train.microbatch -1).
     features: Sequence[int] = (32, 64, 64)
     dense: int = 128
     dropout: float = 0.0
@@ -91,7 +94,9 @@ class CNN3(nn.Module):
         return ops.Dropout(self.dropout)(x, deterministic=not train)
 
 
-@register_backbone("vgg")
+@BACKBONES.register("vgg", options={
+    "features": _features([32, 64, 128]), "dropout": _dropout("dropout rate after Flatten"),
+    "batchnorm": Option(True, "BatchNorm in each block"), "pool": POOL, "conv_impl": CONV_IMPL})
 class VGG(nn.Module):
     """The Keras VGG project's trunk: per width, Conv 3×3 SAME → ReLU → BatchNorm → MaxPool 2;
     then Flatten → Dropout.
@@ -104,6 +109,7 @@ class VGG(nn.Module):
       conv_impl: see `ops.Conv`.
     """
 
+    cpu_microbatch: ClassVar[int] = 32
     features: Sequence[int] = (32, 64, 128)
     dropout: float = 0.0
     batchnorm: bool = True
@@ -123,7 +129,10 @@ class VGG(nn.Module):
         return ops.Dropout(self.dropout)(x, deterministic=not train)
 
 
-@register_backbone("skipcnn")
+@BACKBONES.register("skipcnn", options={
+    "features": _features([32, 64]), "dense": Option(128, "width of the shared dense layer", positive=True),
+    "dropout": _dropout(), "batchnorm": Option(False, "BatchNorm after each conv"), "pool": POOL,
+    "conv_impl": CONV_IMPL})
 class SkipCNN(nn.Module):
     """The coloured-MNIST project's trunk with ResNet-style skips: per width, x = ReLU(conv(x));
     x = ReLU(x + conv(ReLU(conv(x)))); MaxPool 2. Then Flatten (or GAP) → Dense → Dropout.
@@ -137,6 +146,7 @@ class SkipCNN(nn.Module):
       conv_impl: see `ops.Conv`.
     """
 
+    cpu_microbatch: ClassVar[int] = 32
     features: Sequence[int] = (32, 64)
     dense: int = 128
     dropout: float = 0.0
@@ -159,7 +169,8 @@ class SkipCNN(nn.Module):
         return ops.Dropout(self.dropout)(x, deterministic=not train)
 
 
-@register_backbone("mlp")
+@BACKBONES.register("mlp", options={"features": _features([128]), "activation": ACTIVATION,
+                                    "dropout": _dropout("dropout after each hidden layer")})
 class MLP(nn.Module):
     """Flatten, then Dense layers of widths `features` with `activation` (and dropout after each).
 
@@ -182,7 +193,9 @@ class MLP(nn.Module):
         return x
 
 
-register_backbone("mlp_scratch")(mlp_scratch.HandMLP)
+BACKBONES.register("mlp_scratch", mlp_scratch.HandMLP, options={
+    "features": _features([128]), "activation": Option("leaky_relu", "'relu' or 'leaky_relu'",
+                                                       choices=("relu", "leaky_relu"))})
 
 
 class MultiTaskModel(nn.Module):
@@ -232,16 +245,23 @@ def model_params(params: Mapping[str, Any]) -> dict:
     return {k: v for k, v in params.items() if k != "mtl"}
 
 
+def default_config(name: str = "cnn3", **overrides: Any) -> dict[str, Any]:
+    """A `model` config section: backbone `name` with its default options, then `overrides`."""
+    options = {**MODEL_OPTIONS, **BACKBONES.options(name)}
+    return {**{k: o.default for k, o in options.items()}, "name": name, **overrides}
+
+
 def build_model(model_cfg: Mapping[str, Any], heads: Mapping[str, int]) -> MultiTaskModel:
     """Builds the model named in `model_cfg` with one head per task.
 
     Args:
-      model_cfg: the config's `model` section (see MODEL_DEFAULTS).
+      model_cfg: the config's `model` section (MODEL_OPTIONS and the backbone's own options).
       heads: task name -> number of outputs, in config order.
     """
     cls = BACKBONES[model_cfg["name"]]
     fields = {f.name for f in dataclasses.fields(cls)}
     options = {k: v for k, v in model_cfg.items() if k in fields}
-    options["features"] = tuple(options["features"])
+    if "features" in options:
+        options["features"] = tuple(options["features"])
     return MultiTaskModel(backbone=cls(**options), heads=dict(heads), head_hidden=model_cfg["head_hidden"],
                           head_dropout=model_cfg["head_dropout"])

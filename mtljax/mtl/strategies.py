@@ -13,8 +13,8 @@ Two kinds, both composed with the optax chain (they produce the gradient it rece
   its own task's gradient times `head_weights[t]` (1 for the aggregators).
 
 `ctx` holds the step's key (`rng`), the step number, steps per epoch, the configured loss weights
-(T) and the config's `mtl` options. Every function is pure, so strategies run under jit, vmap
-(seeds, sweeps) and sharding.
+(T) and the strategy's own options (`options`: config `mtl.<name>.*`, declared at registration).
+Every function is pure, so strategies run under jit, vmap (seeds, sweeps) and sharding.
 """
 
 from __future__ import annotations
@@ -26,15 +26,13 @@ import jax
 import jax.numpy as jnp
 
 from mtljax.mtl import aggregators
+from mtljax.registry import Option, Registry
 
-MTL_DEFAULTS: dict[str, Any] = {
-    "strategy": "static",  # Name in STRATEGIES.
-    "dwa_temperature": 2.0,  # DWA's T.
-    "gradnorm_alpha": 1.5,  # GradNorm's asymmetry α.
-    "gradnorm_lr": 0.025,  # GradNorm's learning rate for the task weights.
-    "cagrad_c": 0.4,  # CAGrad's c.
-    "diagnose_every": 0,  # Epochs between task-gradient conflict diagnostics; 0: off.
-    "diagnose_batch": 256,  # Training images the diagnostics use (the same ones every time).
+# Options of every strategy (config `mtl.*`); a strategy's own live under `mtl.<name>`.
+MTL_OPTIONS: dict[str, Option] = {
+    "strategy": Option("static", "the strategy's registered name", choices=lambda: STRATEGIES.names()),
+    "diagnose_every": Option(0, "epochs between task-gradient conflict diagnostics; 0: off", minimum=0),
+    "diagnose_batch": Option(256, "training images the diagnostics use (the same ones every time)", positive=True),
 }
 
 
@@ -90,7 +88,7 @@ def _dwa(losses, params, state, ctx):
                          {"sum": jnp.zeros(t), "count": jnp.zeros(()), "last": mean, "before": state["last"],
                           "epochs": state["epochs"] + 1}, state)
     ratio = state["last"] / (state["before"] + aggregators.EPS)
-    weights = jnp.where(state["epochs"] >= 2, t * jax.nn.softmax(ratio / ctx["mtl"]["dwa_temperature"]), 1.0)
+    weights = jnp.where(state["epochs"] >= 2, t * jax.nn.softmax(ratio / ctx["options"]["temperature"]), 1.0)
     weights = jax.lax.stop_gradient(weights)
     state = {**state, "sum": state["sum"] + jax.lax.stop_gradient(losses), "count": state["count"] + 1}
     return _weighted(losses, weights), state
@@ -116,7 +114,7 @@ def _gradnorm_state(t):
 def _gradnorm(g, losses, state, ctx):
     """GradNorm (Chen et al. 2018, Eqs. 1-2): with G_t = w_t‖g_t‖, Ḡ their mean, r_t = L̃_t/mean(L̃)
     and L̃_t = L_t/L_t(0), the weights descend L_grad = Σ_t |G_t − Ḡ·r_t^α| (the target held
-    constant), by SGD with `gradnorm_lr`, then are renormalised to Σw = T. d = Σ w_t g_t with the
+    constant), by SGD with learning rate `lr`, then are renormalised to Σw = T. d = Σ w_t g_t with the
     weights before the update. Here g_t are the gradients of all shared parameters (the paper's W
     is the last shared layer, a cheaper approximation)."""
     weights = state["weights"]
@@ -124,9 +122,9 @@ def _gradnorm(g, losses, state, ctx):
     norms = jnp.linalg.norm(g, axis=1)
     grad_norms = weights * norms
     ratio = (losses / initial) / jnp.mean(losses / initial)
-    target = jax.lax.stop_gradient(jnp.mean(grad_norms) * ratio ** ctx["mtl"]["gradnorm_alpha"])
+    target = jax.lax.stop_gradient(jnp.mean(grad_norms) * ratio ** ctx["options"]["alpha"])
     d_weights = jnp.sign(grad_norms - target) * norms  # ∂L_grad/∂w_t.
-    new = jnp.maximum(weights - ctx["mtl"]["gradnorm_lr"] * d_weights, 1e-6)
+    new = jnp.maximum(weights - ctx["options"]["lr"] * d_weights, 1e-6)
     new = new * g.shape[0] / jnp.sum(new)
     return weights @ g, weights, {"weights": new, "initial": initial, "started": jnp.ones((), bool)}
 
@@ -142,24 +140,26 @@ def _mgda_ub_weights(m):
     return m.shape[0] * aggregators.min_norm_weights_exact(m)
 
 
-STRATEGIES: dict[str, Strategy] = {
-    "equal": Strategy("loss", loss=_equal),
-    "static": Strategy("loss", loss=_static),
-    "uw": Strategy("loss", init_params=lambda t: {"log_var": jnp.zeros(t)}, loss=_uncertainty),
-    "dwa": Strategy("loss", init_state=_dwa_state, loss=_dwa),
-    "rlw": Strategy("loss", loss=_rlw),
-    "gradnorm": Strategy("gradient", init_state=_gradnorm_state, aggregate=_gradnorm),
-    "pcgrad": Strategy("gradient", aggregate=lambda g, losses, state, ctx: (
-        aggregators.pcgrad(g, ctx["rng"]), _ones(g), state)),
-    "mgda": Strategy("gradient", aggregate=_aggregator(aggregators.mgda)),
-    "mgda_ub": Strategy("representation", loss=_static, representation_weights=_mgda_ub_weights),
-    "cagrad": Strategy("gradient", aggregate=lambda g, losses, state, ctx: (
-        aggregators.cagrad(g, ctx["mtl"]["cagrad_c"]), _ones(g), state)),
-    "imtl_g": Strategy("gradient", aggregate=_aggregator(aggregators.imtl_g)),
-    "nash_mtl": Strategy("gradient", aggregate=_aggregator(aggregators.nash_mtl)),
-    "aligned_mtl": Strategy("gradient", aggregate=_aggregator(aggregators.aligned_mtl)),
-    "upgrad": Strategy("gradient", aggregate=_aggregator(aggregators.upgrad)),
-}
+STRATEGIES = Registry("strategy")
+STRATEGIES.register("equal", Strategy("loss", loss=_equal))
+STRATEGIES.register("static", Strategy("loss", loss=_static))
+STRATEGIES.register("uw", Strategy("loss", init_params=lambda t: {"log_var": jnp.zeros(t)}, loss=_uncertainty))
+STRATEGIES.register("dwa", Strategy("loss", init_state=_dwa_state, loss=_dwa),
+                    {"temperature": Option(2.0, "DWA's temperature T", positive=True)})
+STRATEGIES.register("rlw", Strategy("loss", loss=_rlw))
+STRATEGIES.register("gradnorm", Strategy("gradient", init_state=_gradnorm_state, aggregate=_gradnorm),
+                    {"alpha": Option(1.5, "GradNorm's asymmetry α", minimum=0),
+                     "lr": Option(0.025, "learning rate of the task weights", minimum=0)})
+STRATEGIES.register("pcgrad", Strategy("gradient", aggregate=lambda g, losses, state, ctx: (
+    aggregators.pcgrad(g, ctx["rng"]), _ones(g), state)))
+STRATEGIES.register("mgda", Strategy("gradient", aggregate=_aggregator(aggregators.mgda)))
+STRATEGIES.register("mgda_ub", Strategy("representation", loss=_static, representation_weights=_mgda_ub_weights))
+STRATEGIES.register("cagrad", Strategy("gradient", aggregate=lambda g, losses, state, ctx: (
+    aggregators.cagrad(g, ctx["options"]["c"]), _ones(g), state)), {"c": Option(0.4, "CAGrad's c", minimum=0)})
+STRATEGIES.register("imtl_g", Strategy("gradient", aggregate=_aggregator(aggregators.imtl_g)))
+STRATEGIES.register("nash_mtl", Strategy("gradient", aggregate=_aggregator(aggregators.nash_mtl)))
+STRATEGIES.register("aligned_mtl", Strategy("gradient", aggregate=_aggregator(aggregators.aligned_mtl)))
+STRATEGIES.register("upgrad", Strategy("gradient", aggregate=_aggregator(aggregators.upgrad)))
 
 
 def get(name: str) -> Strategy:
@@ -169,5 +169,13 @@ def get(name: str) -> Strategy:
 
 def context(rng: jax.Array, step: jnp.ndarray, steps_per_epoch: int, weights: jnp.ndarray,
             mtl: Mapping[str, Any]) -> dict[str, Any]:
-    """The `ctx` argument of the strategy functions."""
-    return {"rng": rng, "step": step, "steps_per_epoch": steps_per_epoch, "weights": weights, "mtl": mtl}
+    """The `ctx` argument of the strategy functions (`mtl`: the config's `mtl` section)."""
+    return {"rng": rng, "step": step, "steps_per_epoch": steps_per_epoch, "weights": weights,
+            "options": mtl.get(mtl["strategy"], {})}
+
+
+def default_config(name: str = "static", **options: Any) -> dict[str, Any]:
+    """An `mtl` config section: strategy `name` with its default options updated by `options`."""
+    section = {k: o.default for k, o in MTL_OPTIONS.items()}
+    own = {k: o.default for k, o in STRATEGIES.options(name).items()}
+    return {**section, "strategy": name, **({name: {**own, **options}} if own else {})}

@@ -18,9 +18,36 @@ from mtljax import data, models, tasks
 from mtljax.data import compose
 from mtljax.models import ops
 from mtljax.mtl import strategies
+from mtljax.registry import Option
 from mtljax.train import checkpoint, optim, schedules, sweeps
 from mtljax.train.state import TrainState, create_state
 from mtljax.train.step import StepSpec
+
+# Config `train.*`.
+TRAIN_OPTIONS: dict[str, Option] = {
+    "epochs": Option(10, "passes over the training split", positive=True),
+    "batch_size": Option(64, "examples per train step", positive=True),
+    "microbatch": Option(-1, "> 0: accumulate each batch's gradient over micro-batches of this size; 0: off; "
+                         "-1: the backbone's CPU micro-batch on CPU (32 for the convolutional ones), else off"),
+    "eval_batch_size": Option(-1, "-1: 32 on CPU (~3x faster than 1000 there), 1000 elsewhere"),
+    "steps_per_call": Option(-1, "train steps per jitted call (a lax.scan); -1: 10, or 1 for XLA convs on CPU"),
+    "monitor": Option("val/loss", "metric of the best checkpoint and early stopping"),
+    "monitor_mode": Option("min", "'min' or 'max'", choices=("min", "max")),
+    "early_stopping_patience": Option(0, "epochs without improvement before stopping; 0: never", minimum=0),
+    "restore_best": Option(True, "test metrics from the best epoch's parameters"),
+    "keep_checkpoints": Option(3, "latest checkpoints kept", positive=True),
+    "freeze": Option([], "top-level parameter subtrees ('backbone', 'head_<task>') kept fixed"),
+    "nonfinite": Option("stop", "a NaN/Inf loss or gradient: 'stop' the run naming step, epoch and task, "
+                        "or 'skip' such steps (the state is left as it was) and count them", choices=("stop", "skip")),
+    "ema_decay": Option(0.0, "> 0: evaluate, checkpoint and transfer an exponential moving average of the "
+                        "parameters and BatchNorm statistics (decay per step, e.g. 0.999)", minimum=0, below_one=True),
+}
+# Config `init.*`: transfer learning.
+INIT_OPTIONS: dict[str, Option] = {
+    "run": Option(None, "a run directory (or 'stage:<name>', an earlier stage) to take parameters from",
+                  nullable=str),
+    "params": Option(["backbone"], "top-level parameter subtrees taken from its best checkpoint"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,22 +199,26 @@ def configure(cfg: Mapping[str, Any], schedule: Callable, values: Mapping[str, A
 
 
 def resolve_microbatch(cfg: Mapping[str, Any]) -> int:
-    """train.microbatch, with -1 (auto) resolved: 32 on CPU for conv models without BatchNorm (their
-    im2col patches then stay in cache), else 0 (MLPs ran ~30 % slower micro-batched)."""
+    """train.microbatch, with -1 (auto) resolved: on CPU the backbone's `cpu_microbatch` (32 for the
+    conv backbones: their im2col patches then stay in cache; 0 for MLPs, which ran ~30 % slower
+    micro-batched) when it divides the batch and the model keeps no BatchNorm statistics; else 0."""
     microbatch, batch = cfg["train"]["microbatch"], cfg["train"]["batch_size"]
     if microbatch == -1:
-        cpu, conv = jax.default_backend() == "cpu", cfg["model"]["name"] not in ("mlp", "mlp_scratch")
-        microbatch = 32 if cpu and conv and not cfg["model"]["batchnorm"] and batch > 32 and batch % 32 == 0 else 0
+        size = getattr(models.BACKBONES[cfg["model"]["name"]], "cpu_microbatch", 0)
+        fits = jax.default_backend() == "cpu" and size and batch > size and batch % size == 0
+        microbatch = size if fits and not cfg["model"].get("batchnorm", False) else 0
     return microbatch
 
 
 def resolve_steps_per_call(cfg: Mapping[str, Any]) -> int:
     """train.steps_per_call, with -1 (auto) resolved: 10, except 1 for XLA convs on CPU (whose
-    speed collapses inside a loop: ~340 against ~4,900 img/s, benchmarks/speed.py)."""
+    speed collapses inside a loop: ~340 against ~4,900 img/s, benchmarks/speed.py). Backbones
+    without a `conv_impl` option count as matmul ones."""
     k = cfg["train"]["steps_per_call"]
     if k > 0:
         return k
-    xla_on_cpu = jax.default_backend() == "cpu" and ops.resolve_conv_impl(cfg["model"]["conv_impl"]) == "xla"
+    impl = ops.resolve_conv_impl(cfg["model"].get("conv_impl", "auto"))
+    xla_on_cpu = jax.default_backend() == "cpu" and impl == "xla"
     return 1 if xla_on_cpu else 10
 
 

@@ -7,6 +7,18 @@ from typing import Any, Mapping, Sequence
 import jax
 import optax
 
+from mtljax.registry import Option
+
+# Config `optimizer.*`.
+OPTIMIZER_OPTIONS: dict[str, Option] = {
+    "name": Option("adam", "adam, adamw or sgd", choices=("adam", "adamw", "sgd")),
+    "lr": Option(1e-3, "the base learning rate", positive=True),
+    "momentum": Option(0.9, "sgd only", minimum=0),
+    "nesterov": Option(True, "sgd only: Nesterov momentum"),
+    "weight_decay": Option(0.0, "L2 added to the gradient; for adamw, decoupled decay", minimum=0),
+    "decay_on": Option("conv", "'conv': conv kernels only; 'kernels': every kernel", choices=("conv", "kernels")),
+}
+
 
 def decay_mask(params: Any, decay_on: str) -> Any:
     """True for the leaves that get weight decay.

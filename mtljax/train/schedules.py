@@ -7,19 +7,21 @@ ReduceLROnPlateau); its `scale` multiplies every update in the train step.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import optax
 
-SCHEDULE_DEFAULTS: dict[str, Any] = {
-    "name": "constant",
-    "step_epochs": 5,  # step: multiply by gamma every step_epochs epochs (PyTorch's StepLR).
-    "gamma": 0.1,
-    "factor": 0.5,  # plateau: multiply by factor after `patience` epochs without improvement.
-    "patience": 3,
-    "cooldown": 0,
-    "min_lr": 1e-5,  # plateau and cosine: the floor.
-}
+from mtljax.registry import Option, Registry
+
+SCHEDULES = Registry("schedule")
+STEP = {"step_epochs": Option(5, "multiply by gamma every step_epochs epochs (PyTorch's StepLR)", positive=True),
+        "gamma": Option(0.1, "the factor of each step", minimum=0)}
+MIN_LR = Option(1e-5, "the floor of the learning rate", minimum=0)
+PLATEAU = {"factor": Option(0.5, "multiply by factor after `patience` epochs without improvement",
+                            minimum=0, below_one=True),
+           "patience": Option(3, "epochs without improvement of the validation loss", minimum=0),
+           "cooldown": Option(0, "epochs after a reduction before counting again", minimum=0),
+           "min_lr": MIN_LR}
 
 
 def _constant(lr: float, sched: Mapping[str, Any], steps_per_epoch: int, epochs: int) -> optax.Schedule:
@@ -36,12 +38,10 @@ def _cosine(lr: float, sched: Mapping[str, Any], steps_per_epoch: int, epochs: i
                                        alpha=min(sched["min_lr"] / lr, 1.0))
 
 
-SCHEDULES: dict[str, Callable[..., optax.Schedule]] = {
-    "constant": _constant,
-    "step": _step,
-    "cosine": _cosine,
-    "plateau": _constant,  # The plateau controller below does the reducing.
-}
+SCHEDULES.register("constant", _constant)
+SCHEDULES.register("step", _step, STEP)
+SCHEDULES.register("cosine", _cosine, {"min_lr": MIN_LR})
+SCHEDULES.register("plateau", _constant, PLATEAU)  # The plateau controller below does the reducing.
 
 
 def lr_schedule(lr: float, sched: Mapping[str, Any], steps_per_epoch: int, epochs: int) -> optax.Schedule:
@@ -55,10 +55,11 @@ def plateau_controller(lr: float, sched: Mapping[str, Any]) -> optax.GradientTra
     For schedules other than `plateau` it has infinite patience, so its scale stays 1.
     """
     active = sched["name"] == "plateau"
+    options = sched if active else {k: o.default for k, o in PLATEAU.items()}
     return optax.contrib.reduce_on_plateau(
-        factor=sched["factor"],
-        patience=sched["patience"] if active else 2**31 - 1,
-        cooldown=sched["cooldown"],
-        min_scale=min(sched["min_lr"] / lr, 1.0),
+        factor=options["factor"],
+        patience=options["patience"] if active else 2**31 - 1,
+        cooldown=options["cooldown"],
+        min_scale=min(options["min_lr"] / lr, 1.0),
         accumulation_size=1,
     )
