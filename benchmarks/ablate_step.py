@@ -1,6 +1,6 @@
 """What each CPU speed measure of the train step buys: the step with all of them, and with one off.
 
-    python benchmarks/ablate_step.py --update README.md   # batch 128, threshold model and marlon-sb CNN
+    python benchmarks/ablate_step.py --update docs/performance.md   # batch 128, threshold model and marlon-sb CNN
 
 Variants, each built in this one process and timed in alternating windows (this VM's speed drifts
 by up to 2x between minutes, so separate runs cannot be compared): "all" (the default path),
@@ -59,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--update", type=Path, help="README to rewrite between its ablation markers")
+    parser.add_argument("--update", type=Path, help="the Markdown file to rewrite between its ablation markers")
     args = parser.parse_args()
     lines = [f"batch {args.batch}, {args.rounds} alternating windows of 8 calls × 10 steps per variant", "",
              "| model | variant | best img/s | median img/s |", "|---|---|---|---|"]

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Every MTL strategy on MultiMNIST (experiments/multimnist.py's recipe, seed 0), one after another,
-# into checkpoints/strategies/, then the README's strategies table:
+# into checkpoints/strategies/, then the strategies table of docs/strategies.md:
 #   bash benchmarks/compare_strategies.sh [strategy ...]   # default: all of them
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,4 +12,4 @@ for s in "${names[@]}"; do
     python -m mtljax.run experiments/multimnist.py --root checkpoints/strategies \
         --set "mtl.strategy=\"$s\"" "name=\"multimnist_$s\"" "mtl.diagnose_every=3"
 done
-python -m mtljax.results --root checkpoints/strategies --update README.md --section strategies
+python -m mtljax.results --root checkpoints/strategies --update docs/strategies.md --section strategies

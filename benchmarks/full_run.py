@@ -1,6 +1,6 @@
 """Wall time of a whole `threshold.py` run (10 epochs) against the PyTorch reference doing the same work.
 
-    python benchmarks/full_run.py --update README.md   # 2 rounds, table written into the README
+    python benchmarks/full_run.py --update docs/performance.md   # 2 rounds, table written into docs/performance.md
 
 Each round runs, one after another in fresh processes on the otherwise idle machine:
 `python benchmarks/torch_threshold.py` (same split, network, Adam, StepLR, batch 64, validation
@@ -46,7 +46,7 @@ def test_accuracies(stdout: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--update", type=Path, help="README to rewrite between its full-run markers")
+    parser.add_argument("--update", type=Path, help="the Markdown file to rewrite between its full-run markers")
     args = parser.parse_args()
     rows, walls = [], {"pytorch": [], "cold": [], "warm": []}
     with tempfile.TemporaryDirectory() as tmp:

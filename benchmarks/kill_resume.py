@@ -1,7 +1,7 @@
 """SIGKILL a short run at random moments, resume it each time, and compare the end bit for bit
 with an uninterrupted run of the same config on the same machine.
 
-    python benchmarks/kill_resume.py --kills 20      # prints the figure the README reports
+    python benchmarks/kill_resume.py --kills 20      # prints the figure docs/reliability.md reports
 
 The run is small (synthetic digits, 3 epochs, a few steps per jitted call) so that kills land in
 every phase: start-up, compilation, training, evaluation, checkpoint writing, plotting. "Bit for
@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--window", type=float, help="kill within this many seconds of a start (default: the "
                         "uninterrupted run's wall time: kills in start-up, training, writes and after the end)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mtljax-kill-resume"))
-    parser.add_argument("--update", type=Path, help="write the result line into this README (kill markers)")
+    parser.add_argument("--update", type=Path, help="write the result line into this Markdown file (kill markers)")
     args = parser.parse_args()
     import shutil
 

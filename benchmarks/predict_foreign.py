@@ -4,7 +4,7 @@
 exactly as a user's files would be.
 
     pip install scikit-learn      # only for this script: it ships the digits, no download
-    python benchmarks/predict_foreign.py checkpoints/threshold/<run-id> [--count 300] [--update README.md]
+    python benchmarks/predict_foreign.py checkpoints/threshold/<run-id> [--count 300] [--update docs/usage.md]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--count", type=int, default=300)
-    parser.add_argument("--update", type=Path, help="write the result into this README (foreign markers)")
+    parser.add_argument("--update", type=Path, help="write the result into this Markdown file (foreign markers)")
     args = parser.parse_args()
     from PIL import Image
     from sklearn.datasets import load_digits

@@ -1,7 +1,7 @@
 """Seeds vmapped against seeds run one after another, and throughput against device count.
 
     python benchmarks/scaling.py                      # prints both tables
-    python benchmarks/scaling.py --update README.md   # and writes them into the README
+    python benchmarks/scaling.py --update docs/usage.md   # and writes them into docs/usage.md
 
 Model: the threshold.py network (cnn3, 3 heads) at batch 128, the trainer's own jitted train call
 on random data (benchmarks/speed.py's harness), best of five timed windows after compilation.
@@ -76,7 +76,7 @@ def device_table() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--update", type=Path, help="write the tables into this README (scaling markers)")
+    parser.add_argument("--update", type=Path, help="write the tables into this Markdown file (scaling markers)")
     args = parser.parse_args()
     text = seed_table() + "\n\n" + device_table()
     print(text)

@@ -1,6 +1,6 @@
 """Train-step speed of mtljax against PyTorch on this machine, and a threshold.py epoch.
 
-    python benchmarks/speed.py --update README.md   # the full table, also written into the README
+    python benchmarks/speed.py --update docs/performance.md   # the full table, also written into docs/performance.md
     python benchmarks/speed.py --quick              # batch 128 only, no threshold.py epoch
 
 PyTorch comes from the optional `bench` extra (`pip install -e ".[bench]"`, torch==2.13.0, CPU).
@@ -198,7 +198,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="batch 128 only, no threshold.py epoch")
     parser.add_argument("--models", help="only the models whose name contains this text")
-    parser.add_argument("--update", type=Path, help="README to rewrite between its speed markers")
+    parser.add_argument("--update", type=Path, help="the Markdown file to rewrite between its speed markers")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     batches = (128,) if args.quick else BATCHES

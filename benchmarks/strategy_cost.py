@@ -1,7 +1,7 @@
 """What each MTL strategy costs per train step, against static weights (one plain backward pass).
 
     python benchmarks/strategy_cost.py                      # prints the table
-    python benchmarks/strategy_cost.py --update README.md   # and writes it into the README
+    python benchmarks/strategy_cost.py --update docs/strategies.md   # and writes it into docs/strategies.md
 
 Model: the threshold.py network (cnn3, three tasks) at batch 128, the trainer's own jitted train
 call on random data (benchmarks/speed.py's harness), best of five timed windows after compilation.
@@ -41,7 +41,7 @@ def table() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--update", type=Path, help="write the table into this README (strategy-cost markers)")
+    parser.add_argument("--update", type=Path, help="write the table into this Markdown file (strategy-cost markers)")
     args = parser.parse_args()
     text = table()
     print(text)

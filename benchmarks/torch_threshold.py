@@ -1,4 +1,4 @@
-"""experiments/threshold.py's recipe in PyTorch: the wall-time reference for issue 3.
+"""experiments/threshold.py's recipe in PyTorch: the wall-time reference of benchmarks/full_run.py.
 
     python benchmarks/torch_threshold.py
 

@@ -13,13 +13,13 @@ augment.rotate=4.0` gave top 98.68 ± 0.18, bottom 98.76 ± 0.06 % (mean ± std 
     python -m mtljax.run experiments/two_digit_mlp.py   # its MLP, 1176 -> 64 -> 64
 
 Three seeds as one vmapped program (mean ± std; the summary also gives their majority vote).
-One seed (session 2): top 98.62, bottom 98.83 % test accuracy, 5.0 min (run 20261121-233002).
+One seed: top 98.62, bottom 98.83 % test accuracy, 5.0 min (run 20261121-233002).
 
 Measured here (2-core CPU): top 98.61 ± 0.12, bottom 98.69 ± 0.14 % test accuracy (mean ± std of 3
 seeds), 19.3 min (run 20261122-063521). The three seeds' majority vote: top 98.80, bottom 98.85 %.
-Issue 4's targets (top >= 99.0, bottom >= 98.8 %) are not met by this recipe's mean. The same
-recipe with the pairs stacked in the train step, each digit warped on its own and re-paired every
-step (two_digit_repair.py), gave top 98.93 ± 0.18, bottom 98.72 ± 0.18 %.
+The targets (top >= 99.0, bottom >= 98.8 %) are not met by this recipe's mean. The same recipe
+with the pairs stacked in the train step, each digit warped on its own and re-paired every step
+(ablations/two_digit_repair.py), gave top 98.93 ± 0.18, bottom 98.72 ± 0.18 %.
 """
 
 REFERENCE = {"top": 98.08, "bottom": 97.58}  # The NumPy/PyTorch project, test accuracy %.

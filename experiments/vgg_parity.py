@@ -13,7 +13,7 @@ reported 96.20 % digit / 97.17 % parity. Here each image is shifted by up to 2 p
 up to 10 degrees and scaled by up to 10 %, freshly every step, on device.
 
     python -m mtljax.run experiments/vgg_parity.py
-    python -m mtljax.run experiments/vgg_parity_noaug.py   # the same without augmentation
+    python -m mtljax.run experiments/ablations/vgg_parity_noaug.py   # the same without augmentation
 
 Measured here (2-core CPU): digit 99.52, parity 99.73 % test accuracy, 8.5 min (run
 20261121-221959).

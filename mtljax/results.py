@@ -1,10 +1,12 @@
-"""`python -m mtljax.results [--root checkpoints] [--update README.md [--section NAME]]`: results tables.
+"""`python -m mtljax.results [--root checkpoints] [--update FILE.md [--section NAME]] [--canonical]`: results tables.
 
-One row per experiment: its newest finished run's test accuracy per task, beside the numbers its
-source project reported (the `REFERENCE` dict of the experiment file), and the run's timing. With
-`--update`, the table replaces the text between the README's results markers, and the other tables
-made from run directories are regenerated too: the strategy comparison (`<root>/strategies/`) and
-the newest sweep (`--sweep RUN_DIR` picks another).
+One row per experiment: its newest finished run's headline test metric per task (accuracy, or the
+error of a regression task), beside the numbers its source project reported (the `REFERENCE` dict
+of the experiment file), and the run's timing; `--canonical` keeps the experiments of
+`experiments/` itself (not `experiments/ablations/`). With `--update`, the table replaces the text
+between the file's results markers, and the other tables made from run directories are
+regenerated too where the file has their markers: the strategy comparison (`<root>/strategies/`)
+and the newest sweep (`--sweep RUN_DIR` picks another).
 """
 
 from __future__ import annotations
@@ -17,21 +19,26 @@ from typing import Sequence
 
 from mtljax.outputs import rundir
 from mtljax.outputs.summary import format_metric, headlines, markdown_table
-from mtljax.train import sweeps
 
 
 
-def _reference(experiments: Path, name: str) -> dict:
-    """The REFERENCE dict of the experiment file that defines run name `name` (as CONFIG or a stage)."""
-    exact = experiments / f"{name}.py"
-    if exact.exists():
-        return dict(runpy.run_path(str(exact)).get("REFERENCE", {}))
-    for path in sorted(experiments.glob("*.py")):
+def experiment_file(experiments: Path, name: str) -> Path | None:
+    """The experiment file (under `experiments/` or `experiments/ablations/`) that defines run name
+    `name`, as its file name or as a stage's name."""
+    files = sorted(experiments.glob("*.py")) + sorted(experiments.glob("ablations/*.py"))
+    for path in files:
+        if path.stem == name:
+            return path
+    for path in files:
         if "STAGES" in path.read_text():
-            namespace = runpy.run_path(str(path))
-            if any(stage.get("name") == name for stage in namespace.get("STAGES", [])):
-                return dict(namespace.get("REFERENCE", {}))
-    return {}
+            if any(stage.get("name") == name for stage in runpy.run_path(str(path)).get("STAGES", [])):
+                return path
+    return None
+
+
+def _reference(path: Path | None) -> dict:
+    """The REFERENCE dict of an experiment file ({} for none)."""
+    return dict(runpy.run_path(str(path)).get("REFERENCE", {})) if path else {}
 
 
 def _task_cells(summary: dict, reference: dict) -> tuple[str, str]:
@@ -56,8 +63,9 @@ def _task_cells(summary: dict, reference: dict) -> tuple[str, str]:
     return "<br>".join(headline), "<br>".join(secondary)
 
 
-def results_table(root: Path, experiments: Path) -> str:
-    """A Markdown table of the newest finished run of every experiment under `root`."""
+def results_table(root: Path, experiments: Path, canonical: bool = False) -> str:
+    """A Markdown table of the newest finished run of every experiment under `root` (`canonical`:
+    only those whose file is directly in `experiments`)."""
     rows = ["| experiment | run | epochs | test accuracy % or error (reference) | macro precision/recall % or RMSE | wall time | s/epoch |",
             "|---|---|---|---|---|---|---|"]
     for exp_dir in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -65,8 +73,11 @@ def results_table(root: Path, experiments: Path) -> str:
         finished = [p for p in sorted(exp_dir.glob(f"*/{rundir.SUMMARY_FILE}")) if "sweep" not in rundir.read_json(p)]
         if not finished:
             continue
+        path = experiment_file(experiments, exp_dir.name)
+        if canonical and (path is None or path.parent != experiments):
+            continue
         summary = rundir.read_json(finished[-1])
-        accuracy, pr = _task_cells(summary, _reference(experiments, exp_dir.name))
+        accuracy, pr = _task_cells(summary, _reference(path))
         rows.append(f"| {exp_dir.name} | {finished[-1].parent.name} | {summary['epochs_run']} | {accuracy} | {pr} | "
                     f"{summary['wall_time_s'] / 60:.1f} min | {summary['mean_epoch_time_s']:.1f} |")
     return "\n".join(rows)
@@ -83,12 +94,18 @@ def update_readme(readme: Path, table: str, section: str = "results") -> None:
     readme.write_text(f"{head}{start}\n{table}\n{end}{tail}")
 
 
+def has_markers(path: Path, section: str) -> bool:
+    """Whether `path` has the start marker of `section`."""
+    return f"<!-- {section}:start -->" in path.read_text()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mtljax.results", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path("checkpoints"))
     parser.add_argument("--experiments", type=Path, default=Path("experiments"))
-    parser.add_argument("--update", type=Path, help="README to rewrite between the results markers")
-    parser.add_argument("--section", default="results", help="name of the README markers to rewrite")
+    parser.add_argument("--update", type=Path, help="Markdown file to rewrite between its results markers")
+    parser.add_argument("--section", default="results", help="name of the markers to rewrite")
+    parser.add_argument("--canonical", action="store_true", help="only the experiments of experiments/ itself")
     parser.add_argument("--sweep", type=Path, metavar="RUN_DIR",
                         help="instead: the table of this sweep run (its rows, mean ± std), for the sweep markers")
     args = parser.parse_args(argv)
@@ -97,17 +114,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.root.is_dir():
         print(f"error: no run directory root {args.root}", file=sys.stderr)
         return 2
-    table = results_table(args.root, args.experiments)
+    table = results_table(args.root, args.experiments, args.canonical)
     print(table)
     if args.update:
         try:
             update_readme(args.update, table, section=args.section)
-            if args.section == "results":  # The other run-directory tables, with the same command.
-                if (args.root / "strategies").is_dir():
+            if args.section == "results" and not args.canonical:  # The other run-directory tables.
+                if (args.root / "strategies").is_dir() and has_markers(args.update, "strategies"):
                     update_readme(args.update, results_table(args.root / "strategies", args.experiments), "strategies")
                 sweeps_done = sorted((p.parent for p in args.root.glob(f"*/*/{rundir.SUMMARY_FILE}")
                                       if "sweep" in rundir.read_json(p)), key=lambda d: d.name)
-                if sweeps_done:
+                if sweeps_done and has_markers(args.update, "sweep"):
                     return _sweep_main(sweeps_done[-1], args.update)
         except (OSError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)

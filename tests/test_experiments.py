@@ -15,7 +15,7 @@ from mtljax import config, run
 from mtljax.train import checkpoint, epoch, experiment
 from conftest import tiny_config
 
-EXPERIMENTS = sorted(p for p in Path("experiments").glob("*.py") if p.stem != "__init__")
+EXPERIMENTS = sorted(p for p in Path("experiments").glob("**/*.py") if p.stem != "__init__")
 TINY = ["data.val_size=100", "data.limit=100", "train.batch_size=50", "init.run=None", "seeds=1"]
 TINY_PAIRS = ["data.train_pairs=100", "data.val_pairs=50", "data.test_pairs=50"]  # Datasets built from pairs.
 

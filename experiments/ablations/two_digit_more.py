@@ -1,7 +1,7 @@
 """two_digit.py's CNN recipe on 120,000 training pairs (data.train_pairs; the test set is the same
 4,000 pairs), 10 epochs with step decay at 7: more distinct pairs instead of more passes.
 
-    python -m mtljax.run experiments/two_digit_more.py
+    python -m mtljax.run experiments/ablations/two_digit_more.py
 
 Measured here (2-core CPU): top 98.75, bottom 98.88 % test accuracy, 10.5 min (run 20261122-004436).
 """

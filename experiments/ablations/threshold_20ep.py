@@ -1,6 +1,6 @@
 """001 ablation of experiments/threshold.py: 20 epochs instead of 10 (StepLR still x0.1 every 5 epochs).
 
-    python -m mtljax.run experiments/threshold_20ep.py
+    python -m mtljax.run experiments/ablations/threshold_20ep.py
 
 Measured here (2-core CPU): digit 99.39, parity 99.66, threshold 99.55 % test accuracy, 3.0 min (run
 20261121-224126).

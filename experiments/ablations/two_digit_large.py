@@ -1,7 +1,7 @@
 """experiments/two_digit.py with 200,000 training pairs instead of 40,000 (the same 4,000 test
 pairs): with 40k pairs the CNN fits its training set (100 % train, 98.4 % validation accuracy).
 
-    python -m mtljax.run experiments/two_digit_large.py
+    python -m mtljax.run experiments/ablations/two_digit_large.py
 
 Measured here (2-core CPU): top 98.38, bottom 98.70 % test accuracy, 6.0 min (run 20261121-223322).
 """

@@ -1,6 +1,6 @@
 """001 ablation of experiments/threshold.py: BatchNorm after every conv.
 
-    python -m mtljax.run experiments/threshold_bn.py
+    python -m mtljax.run experiments/ablations/threshold_bn.py
 
 Measured here (2-core CPU): digit 99.39, parity 99.64, threshold 99.58 % test accuracy, 1.5 min (run
 20261121-223031).

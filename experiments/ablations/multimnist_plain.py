@@ -1,7 +1,7 @@
-"""MultiMNIST (experiments/multimnist.py's data and network) with the plain recipe of session 1: no
+"""MultiMNIST (experiments/multimnist.py's data and network) with the first, plain recipe: no
 BatchNorm, no augmentation, 12 epochs with step decay at 8, three seeds.
 
-    python -m mtljax.run experiments/multimnist_plain.py
+    python -m mtljax.run experiments/ablations/multimnist_plain.py
 
 It overfits (train loss ~0.002) and stays ~0.3 % under multimnist.py on both tasks.
 

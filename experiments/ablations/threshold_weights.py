@@ -1,6 +1,6 @@
 """001 ablation of experiments/threshold.py: loss weights (2, 1, 1): digit counts double.
 
-    python -m mtljax.run experiments/threshold_weights.py
+    python -m mtljax.run experiments/ablations/threshold_weights.py
 
 Measured here (2-core CPU): digit 99.29, parity 99.67, threshold 99.53 % test accuracy, 1.5 min (run
 20261121-220035).

@@ -3,7 +3,7 @@ mtljax/data/compose.py): each digit warped by its own random map (shifts <= 2 px
 degrees), and the bottom digits re-paired within every batch, so no pair repeats. Validation and
 test are two_digit.py's fixed pairs.
 
-    python -m mtljax.run experiments/two_digit_repair.py
+    python -m mtljax.run experiments/ablations/two_digit_repair.py
 
 Three seeds as one vmapped program (two_digit.py's `seeds: 3`). Measured here (2-core CPU): top
 98.93 ± 0.18, bottom 98.72 ± 0.18 % test accuracy (mean ± std of 3 seeds; seeds 98.75/98.52,

@@ -1,6 +1,6 @@
 """experiments/vgg_parity.py without augmentation.
 
-    python -m mtljax.run experiments/vgg_parity_noaug.py
+    python -m mtljax.run experiments/ablations/vgg_parity_noaug.py
 
 Measured here (2-core CPU): digit 99.27, parity 99.62 % test accuracy, 5.3 min (run
 20261121-214917).

@@ -1,7 +1,7 @@
 """MultiMNIST (experiments/multimnist.py) with BatchNorm, dropout 0.3, augmentation (shifts <= 2 px,
 rotations <= 8 degrees, the whole canvas) and 20 epochs (step decay at 14).
 
-    python -m mtljax.run experiments/multimnist_aug.py
+    python -m mtljax.run experiments/ablations/multimnist_aug.py
 
 Run as `experiments/multimnist.py --set ...` with exactly these values (identical config), while other
 jobs shared the CPU.
