@@ -141,6 +141,21 @@ def test_nash_solves_its_bargaining_equations(g):
     np.testing.assert_allclose(alpha * (m @ alpha), 1.0, rtol=2e-3)
 
 
+def test_nash_weights_with_conflicting_gradients():
+    """A case where Newton's method on log α left the region Mα > 0 and returned NaN: the damped
+    Newton iteration on φ(α) = ½αᵀMα − Σ log α solves the bargaining equations."""
+    g = np.array([[1.0, 0, 0, 0, 0, 0], [1.0, 0, 0, 0, 1.0, 0], [-1.0, 0, 0, 0, 0, 0.5]], np.float32)
+    m = g.astype(np.float64) @ g.T.astype(np.float64)
+    alpha = np.asarray(aggregators.nash_weights(jnp.asarray(g @ g.T)), np.float64)
+    assert np.all(alpha > 0)
+    np.testing.assert_allclose(alpha * (m @ alpha), 1.0, rtol=1e-4)
+    # The same minimiser found independently: SciPy's L-BFGS-B on φ within α > 0.
+    phi = lambda a: (0.5 * a @ m @ a - np.log(a).sum(), m @ a - 1.0 / a)
+    found = minimize(phi, np.ones(3), jac=True, method="L-BFGS-B", bounds=[(1e-9, None)] * 3,
+                     options={"gtol": 1e-12, "ftol": 1e-15})
+    np.testing.assert_allclose(alpha, found.x, rtol=1e-4)
+
+
 @settings(max_examples=20, deadline=None)
 @given(gradient_matrices(2, 3))
 def test_cagrad_direction_lies_on_the_ball_around_the_mean(g):

@@ -55,7 +55,7 @@ class CNN3(nn.Module):
     then a shared dense layer.
 
     With `features=(32, 64)`, `pool_last=True` and `dropout=0.5` it is marlon-sb's MNIST CNN
-    (Conv 32 → pool → Conv 64 → pool → Flatten 1600 → Dense 128 → Dropout), perf-notes' reference.
+    (Conv 32 → pool → Conv 64 → pool → Flatten 1600 → Dense 128 → Dropout), the reference network of benchmarks/speed.py.
 
     Attributes:
       features: channels of the three conv layers.

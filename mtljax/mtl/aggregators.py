@@ -143,20 +143,23 @@ def imtl_g(g: jnp.ndarray) -> jnp.ndarray:
 
 
 def nash_weights(m: jnp.ndarray, iters: int = 50) -> jnp.ndarray:
-    """The α > 0 solving (Mα)_t = 1/α_t for every t (Navon et al. 2022, Eq. 5), by damped Newton
-    steps on log α (which keeps α positive), from α = 1/√diag(M)."""
-    a = jnp.log(1.0 / jnp.sqrt(jnp.diag(m) + EPS))
-    ridge = 1e-8 * jnp.trace(m) / m.shape[0]
-    m = m + ridge * jnp.eye(m.shape[0], dtype=m.dtype)
+    """The α > 0 solving (Mα)_t = 1/α_t for every t (Navon et al. 2022, Eq. 5).
 
-    def body(_, a):
-        alpha = jnp.exp(a)
-        f = alpha * (m @ alpha) - 1.0  # α_t (Mα)_t = 1.
-        jac = alpha[:, None] * m * alpha[None, :] + jnp.diag(alpha * (m @ alpha))
-        step = jnp.linalg.solve(jac, f)
-        return a - jnp.clip(step, -1.0, 1.0)
+    They are the minimiser of φ(α) = ½αᵀMα − Σ_t log α_t over α > 0 (∇φ = Mα − 1/α), a strictly
+    convex, self-concordant function, so damped Newton steps α ← α − H⁻¹∇φ / (1 + λ), with
+    H = M + diag(1/α²) and λ the Newton decrement, stay inside α > 0 and converge from any start
+    (Nesterov 2004, Sec. 4.1.5); started at α = 1/√diag(M). (Newton on log α, used before, could
+    leave the region where Mα > 0 when gradients conflict, and returned NaN.)"""
+    t = m.shape[0]
+    m = m + 1e-8 * jnp.trace(m) / t * jnp.eye(t, dtype=m.dtype)
 
-    return jnp.exp(jax.lax.fori_loop(0, iters, body, a))
+    def body(_, alpha):
+        grad = m @ alpha - 1.0 / alpha
+        step = jnp.linalg.solve(m + jnp.diag(1.0 / alpha**2), grad)
+        decrement = jnp.sqrt(jnp.maximum(grad @ step, 0.0))
+        return alpha - step / (1.0 + decrement)
+
+    return jax.lax.fori_loop(0, iters, body, 1.0 / jnp.sqrt(jnp.diag(m) + EPS))
 
 
 def nash_mtl(g: jnp.ndarray) -> jnp.ndarray:

@@ -18,17 +18,17 @@ from mtljax.train.monitor import seed_mean
 def build_summary(exp: Any, result: RunResult) -> dict:
     """The JSON-ready summary of `exp`'s finished run `result`.
 
-    Metrics logged are seed means, with per-seed values under `test_seeds` and mean/std/ci95 under
+    Metrics logged are means over replicas (seeds × sweep points), with each replica's under `test_seeds` and mean/std/ci95 under
     `test_stats` when there are several replicas; `confusion` sums the counts over seeds (one
     seed: its own) for the classification tasks; `tasks` records each task's kind and headline
     metric, so that tables read any summary without the task registry."""
-    cfg, n_seeds = exp.cfg, len(exp.seeds)
+    cfg, n_replicas = exp.cfg, len(exp.seeds)
     epoch_times = [r["epoch_time_s"] for r in result.history]
     summary = {
         "name": cfg["name"],
         "seeds": exp.seeds,
         "epochs_run": len(result.history),
-        "best_epoch": result.best_epochs if n_seeds > 1 else result.best_epochs[0],
+        "best_epoch": result.best_epochs if n_replicas > 1 else result.best_epochs[0],
         "test": seed_mean(result.test_seeds),
         "confusion": confusions(exp.tasks, result.test_preds, result.test_truth),
         "wall_time_s": result.wall_time_s,
@@ -38,11 +38,11 @@ def build_summary(exp: Any, result: RunResult) -> dict:
         "tasks": {t: {"kind": task.kind, "headline": task.headline, "higher_is_better": task.higher_is_better}
                   for t, task in exp.tasks.items()},
     }
-    if n_seeds > 1:
+    if n_replicas > 1:
         summary["test_seeds"] = result.test_seeds
         summary["test_stats"] = seedstats.summarize_runs(result.test_seeds)
     classified = {t: p for t, p in result.test_preds.items() if exp.tasks[t].kind == "classification"}
-    if n_seeds > 1 and not cfg["sweep"] and classified:  # Seeds of one configuration: also their ensemble.
+    if n_replicas > 1 and not cfg["sweep"] and classified:  # Seeds of one configuration: also their ensemble.
         summary["test_vote"] = seedstats.vote_accuracy(classified, result.test_truth)
     if cfg["sweep"]:  # One row per point; "test" above is then the mean over all replicas.
         summary["sweep"] = {"keys": list(cfg["sweep"]), "seeds_per_point": cfg["seeds"],

@@ -171,7 +171,7 @@ class RunCheckpoints:
         return self.load_variables(which)["params"]
 
     def load_variables(self, which: str = "best") -> dict:
-        """`{"params", "batch_stats"}` of the newest `which` checkpoint, as saved (leading seed axis):
+        """`{"params", "batch_stats"}` of the newest `which` checkpoint, as saved (leading replica axis):
         their moving average when the run kept one (`train.ema_decay`), as evaluation used."""
         restored = self._restore_newest(which, ocp.args.Composite(state=ocp.args.StandardRestore()))
         tree = restored["state"]["train"] if which == "latest" else restored["state"]

@@ -18,7 +18,8 @@ from mtljax.train.step import NO_STEP, make_eval_step, make_train_step, step_met
 
 def make_epoch_fns(exp: Experiment):
     """Jitted `train(state, sums, data, idx, rng)` and `evaluate(params, stats, images, labels)`,
-    vmapped over the leading seed axis of state, sums, idx (S×K×batch) and rng.
+    vmapped over the leading replica axis (seeds × sweep points) of state, sums, idx (R×K×batch)
+    and rng.
 
     `evaluate` runs a block of examples (`eval_data` cuts splits into blocks of one size) as a
     `lax.map` over chunks; on this CPU chunks of 32 ran ~3x faster than batches of 1000.
@@ -62,18 +63,18 @@ def make_epoch_fns(exp: Experiment):
 
         return jax.lax.map(one, (images, labels), batch_size=eval_chunk)
 
-    # Every seed at once: state, sums, indices and keys carry a leading seed axis; data are shared.
+    # Every replica at once: state, sums, indices and keys carry a leading replica axis; data are shared.
     options = experiment.compiler_options()
     return (jax.jit(parallel.over_replicas(train, in_axes=(0, 0, None, 0, 0)), donate_argnums=(0, 1),
                     compiler_options=options),
             jax.jit(parallel.over_replicas(evaluate, in_axes=(0, 0, None, None)), compiler_options=options))
 
 
-def zero_sums(tasks: Mapping[str, Any], n_seeds: int) -> dict[str, jax.Array]:
-    """Zeroed per-seed accumulators of the train step's metrics (`step.step_metric_names`): `loss`,
+def zero_sums(tasks: Mapping[str, Any], n_replicas: int) -> dict[str, jax.Array]:
+    """Zeroed per-replica accumulators of the train step's metrics (`step.step_metric_names`): `loss`,
     `<task>/loss` and each task's step metrics, and the non-finite counts `nan/steps`,
     `nan/grads`, `nan/<task>` and first step `nan/first`."""
-    return reset_sums({key: jnp.zeros((n_seeds,)) for key in step_metric_names(tasks)})
+    return reset_sums({key: jnp.zeros((n_replicas,)) for key in step_metric_names(tasks)})
 
 
 def reset_sums(sums: Mapping[str, jax.Array]) -> dict[str, jax.Array]:

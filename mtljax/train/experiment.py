@@ -138,16 +138,16 @@ def graft_params(state: TrainState, init: Mapping[str, Any]) -> TrainState:
     finally:
         source.close()
     params = dict(state.params)
-    n_seeds = jax.tree.leaves(state.params)[0].shape[0]
+    n_replicas = jax.tree.leaves(state.params)[0].shape[0]
     for name in init["params"]:
-        # Both sides carry a leading seed axis; one source seed is shared by every seed here.
+        # Both sides carry a leading replica axis; one source replica is shared by every replica here.
         ours = jax.tree.map(lambda a: a.shape[1:], params.get(name))
         theirs = jax.tree.map(lambda a: a.shape[1:], loaded.get(name))
         source_seeds = {a.shape[0] for a in jax.tree.leaves(loaded.get(name))}
-        if ours != theirs or not source_seeds <= {1, n_seeds}:
+        if ours != theirs or not source_seeds <= {1, n_replicas}:
             raise checkpoint.CheckpointError(f"init.params {name!r}: {init['run']} has shapes {theirs} "
-                                             f"({source_seeds} seeds), this model {ours} ({n_seeds} seeds)")
-        params[name] = jax.tree.map(lambda a: jnp.broadcast_to(jnp.asarray(a), (n_seeds, *a.shape[1:])), loaded[name])
+                                             f"({source_seeds} seeds), this model {ours} ({n_replicas} replicas)")
+        params[name] = jax.tree.map(lambda a: jnp.broadcast_to(jnp.asarray(a), (n_replicas, *a.shape[1:])), loaded[name])
     if state.ema:  # The average starts from the grafted parameters too (own buffers: both are donated).
         state = state.replace(ema={**state.ema, "params": jax.tree.map(jnp.copy, params)})
     return state.replace(params=params)

@@ -152,18 +152,18 @@ def compile_calls(run: Run) -> float:
     """Places state and data on the devices and compiles the train and evaluation calls (and the
     plateau update and diagnostics) into `run.calls`; returns the seconds it took."""
     exp, cfg = run.exp, run.exp.cfg
-    batch_size, n_seeds = cfg["train"]["batch_size"], len(exp.seeds)
+    batch_size, n_replicas = cfg["train"]["batch_size"], len(exp.seeds)
     run.mesh = mesh = parallel.data_mesh()  # None on one device; else batches are split over all of them.
     if mesh is not None and batch_size % mesh.size:
         raise ValueError(f"train.batch_size {batch_size} is not a multiple of the {mesh.size} devices")
     train_fn, eval_fn = make_epoch_fns(exp)
     run.data["val"] = eval_data(exp.splits["val"], exp, mesh)
     run.state, run.best, run.data["sums"], run.data["train"], run.data["rng"] = parallel.replicate(
-        (run.state, run.best, zero_sums(exp.tasks, n_seeds), device_split(exp.splits["train"]), exp.dropout_rng()), mesh)
+        (run.state, run.best, zero_sums(exp.tasks, n_replicas), device_split(exp.splits["train"]), exp.dropout_rng()), mesh)
     call_steps = min(resolve_steps_per_call(cfg), exp.steps_per_epoch)
     t_compile = time.perf_counter()
     block = run.data["val"].blocks[0]
-    idx = parallel.shard_batch(np.zeros((n_seeds, call_steps, batch_size), np.int32), mesh)
+    idx = parallel.shard_batch(np.zeros((n_replicas, call_steps, batch_size), np.int32), mesh)
     lowered = [train_fn.lower(run.state, run.data["sums"], run.data["train"], idx, run.data["rng"]),
                eval_fn.lower(run.state.params, run.state.batch_stats, block["image"],
                              {t: block[t] for t in exp.loss_weights})]
@@ -219,21 +219,21 @@ def run_epoch(run: Run, epoch: int, received: list[int]) -> tuple[dict[str, np.n
 def end_epoch(run: Run, epoch: int, sums: dict[str, np.ndarray], lrs: list[float], seconds: float) -> None:
     """Validates, steps the plateau controller, diagnoses, records the epoch, updates early stopping
     and the best state, and queues the epoch's checkpoint."""
-    exp, loop, n_seeds = run.exp, run.loop, len(run.exp.seeds)
+    exp, loop, n_replicas = run.exp, run.loop, len(run.exp.seeds)
     counted = np.maximum(exp.steps_per_epoch - sums["nan/steps"], 1)  # Skipped steps add zeros.
-    train_seeds = [{key: float(v[k]) / float(counted[k]) for key, v in sums.items() if not key.startswith("nan/")}
-                   | {"nonfinite_steps": float(sums["nan/steps"][k])} for k in range(n_seeds)]
-    val_seeds, _ = evaluate_split(run.calls["eval"], run.state, run.data["val"], exp)
-    val_loss = np.asarray([m["loss"] for m in val_seeds], np.float32)
+    train_replicas = [{key: float(v[k]) / float(counted[k]) for key, v in sums.items() if not key.startswith("nan/")}
+                   | {"nonfinite_steps": float(sums["nan/steps"][k])} for k in range(n_replicas)]
+    val_replicas, _ = evaluate_split(run.calls["eval"], run.state, run.data["val"], exp)
+    val_loss = np.asarray([m["loss"] for m in val_replicas], np.float32)
     run.state = run.state.replace(plateau=run.calls["plateau"](run.state.plateau, val_loss))
     per_seed = [{"lr": lr, **{f"train/{key}": v for key, v in tr.items()}, **{f"val/{key}": v for key, v in va.items()}}
-                for lr, tr, va in zip(lrs, train_seeds, val_seeds)]
+                for lr, tr, va in zip(lrs, train_replicas, val_replicas)]
     if run.calls["diagnose"] is not None and epoch % exp.cfg["mtl"]["diagnose_every"] == 0:
         for key, values in run.calls["diagnose"](run.state).items():
             for m, v in zip(per_seed, values):
                 m[key] = v
     record = {"epoch": epoch, "epoch_time_s": seconds, **seed_mean(per_seed)}
-    if n_seeds > 1:
+    if n_replicas > 1:
         record["seeds"] = {key: [m[key] for m in per_seed] for key in per_seed[0]}
     loop.history.append(record)
     monitor = exp.cfg["train"]["monitor"]

@@ -1,5 +1,5 @@
-"""What the training loop watches: seed means, per-seed best states, early stopping and the
-task-gradient conflict diagnostics."""
+"""What the training loop watches: means over replicas (seeds × sweep points), each replica's best
+state, early stopping and the task-gradient conflict diagnostics."""
 
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ from mtljax.train import parallel
 
 
 def seed_mean(per_seed: list[Mapping[str, float]]) -> dict[str, float]:
-    """The mean over seeds of every metric (for one seed: its own values, exactly)."""
+    """The mean over replicas of every metric (for one replica: its own values, exactly)."""
     return {key: float(np.mean([m[key] for m in per_seed])) if len(per_seed) > 1 else per_seed[0][key]
             for key in per_seed[0]}
 
 
 @jax.jit
 def select_seeds(mask: np.ndarray, new: Any, old: Any) -> Any:
-    """Per seed (leading axis), `new` where `mask` else `old` (jitted: on many processes a host
+    """Per replica (leading axis), `new` where `mask` else `old` (jitted: on many processes a host
     mask cannot meet global arrays outside a jit)."""
     return jax.tree.map(lambda a, b: jnp.where(mask.reshape(-1, *[1] * (a.ndim - 1)), a, b), new, old)
 
@@ -57,8 +57,8 @@ class EarlyStopping:
 
 def make_diagnostics(exp: Any, train_data: Mapping[str, jax.Array]) -> Callable[[Any], dict]:
     """`diagnose(state) -> {key: value}`: task-gradient conflict on the first `mtl.diagnose_batch`
-    training images (the same ones every time), per seed: `conflict/cos/<a>|<b>` for each pair of
-    tasks and `conflict/norm_ratio/<t>` (‖g_t‖ over the mean norm), as lists over seeds."""
+    training images (the same ones every time), per replica: `conflict/cos/<a>|<b>` for each pair of
+    tasks and `conflict/norm_ratio/<t>` (‖g_t‖ over the mean norm), as lists over replicas."""
     names = list(exp.tasks)
     n = min(exp.cfg["mtl"]["diagnose_batch"], len(exp.splits["train"]))
     batch = {key: value[:n] for key, value in train_data.items()}
