@@ -19,7 +19,7 @@ from pathlib import Path
 
 import jax
 
-from mtljax import config, results
+from mtljax import config, models, results
 from mtljax.models import ops
 from mtljax.train import parallel
 
@@ -65,7 +65,7 @@ def main() -> None:
              "| model | variant | best img/s | median img/s |", "|---|---|---|---|"]
     print("\n".join(lines))
     for name, overrides, task_names, _ in MODELS[:2]:  # The two cnn3 models: the ones the measures apply to.
-        model_cfg = {**config.DEFAULTS["model"], **overrides}
+        model_cfg = models.default_config(**overrides)
         windows = {v: build_variant(changes, model_cfg, task_names, args.batch) for v, changes in VARIANTS.items()}
         rates = {v: [] for v in windows}
         for _ in range(args.rounds):

@@ -37,7 +37,7 @@ def measure(seeds: int) -> tuple[float, float]:
     sys.path.insert(0, str(Path(__file__).parent))
     import speed
 
-    name, model_cfg, task_names = speed.MODELS[0]
+    name, model_cfg, task_names, _ = speed.MODELS[0]
     return speed.mtljax_step_rate(model_cfg, task_names, BATCH, seeds=seeds)
 
 

@@ -31,7 +31,10 @@ import numpy as np
 import optax
 
 from mtljax import config, models, results
-from mtljax.train import parallel, schedules, steps, trainer
+from mtljax.train import parallel, schedules
+from mtljax.train.epoch import make_epoch_fns, zero_sums
+from mtljax.train.experiment import Experiment, resolve_steps_per_call
+from mtljax.train.state import create_state
 
 # (name, model overrides, tasks, image channels): every backbone of the registry, as the experiments use it.
 MODELS = [
@@ -101,9 +104,9 @@ def train_bench(model_cfg: dict, task_names: list[str], batch: int, microbatch: 
                           "train": {"batch_size": batch, "microbatch": microbatch, "steps_per_call": steps_per_call}})
     heads = {t: 10 if t == "digit" else 2 for t in task_names}
     model = models.build_model(cfg["model"], heads)
-    exp = trainer.Experiment(cfg=cfg, splits={}, model=model, tx=optax.adam(1e-3),
-                             plateau=schedules.plateau_controller(1e-3, cfg["schedule"]), schedule=None,
-                             steps_per_epoch=100, loss_weights={t: 1.0 for t in task_names})
+    exp = Experiment(cfg=cfg, splits={}, model=model, tx=optax.adam(1e-3),
+                     plateau=schedules.plateau_controller(1e-3, cfg["schedule"]), schedule=None,
+                     steps_per_epoch=100, loss_weights={t: 1.0 for t in task_names})
     rng = np.random.default_rng(0)
     n = 8192
     labels = rng.integers(0, 10, n)
@@ -111,12 +114,11 @@ def train_bench(model_cfg: dict, task_names: list[str], batch: int, microbatch: 
                "digit": jnp.asarray(labels, jnp.int32), "parity": jnp.asarray(labels % 2, jnp.int32),
                "threshold": jnp.asarray(labels >= 5, jnp.int32), "color": jnp.asarray(rng.integers(0, 2, n), jnp.int32)}
     dataset = {k: v for k, v in dataset.items() if k == "image" or k in task_names}
-    state = jax.vmap(lambda key: steps.create_state(model, exp.tx, exp.plateau, key, (28, 28, channels),
-                                                    cfg["mtl"]["strategy"]))(
+    state = jax.vmap(lambda key: create_state(model, exp.tx, exp.plateau, key, (28, 28, channels), exp.strategy))(
         jax.random.split(jax.random.key(0), seeds))  # The trainer's functions take a leading seed axis.
-    train_fn, _ = trainer.make_epoch_fns(exp)
-    sums = trainer.zero_sums(task_names, seeds)
-    k = trainer.resolve_steps_per_call(cfg)  # Steps per jitted call, as the trainer runs them.
+    train_fn, _ = make_epoch_fns(exp)
+    sums = zero_sums(exp.tasks, seeds)
+    k = resolve_steps_per_call(cfg)  # Steps per jitted call, as the trainer runs them.
     perm = rng.permutation(n).astype(np.int32)
     mesh = parallel.data_mesh()
     idx = [parallel.shard_batch(np.broadcast_to(perm[(c * k * batch) % (n - k * batch):][: k * batch].reshape(
@@ -209,7 +211,7 @@ def main() -> None:
              "|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines))
     for name, overrides, task_names, channels in [m for m in MODELS if args.models is None or args.models in m[0]]:
-        model_cfg = {**config.DEFAULTS["model"], **overrides}
+        model_cfg = models.default_config(**overrides)
         model = models.build_model({**model_cfg, "conv_impl": "xla"}, {t: 10 if t == "digit" else 2 for t in task_names})
         variables = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, channels)))
         flops = 3 * forward_flops(model, variables, (64, 28, 28, channels))

@@ -27,7 +27,7 @@ BATCH = 128
 
 
 def table() -> str:
-    _, model_cfg, task_names = speed.MODELS[0]
+    _, model_cfg, task_names, _ = speed.MODELS[0]
     rows = [f"Per-step cost of each strategy, threshold model (3 tasks), batch {BATCH} "
             "(`python benchmarks/strategy_cost.py`):", "",
             "| strategy | kind | img/s | step time vs static | compile s |", "|---|---|---|---|---|"]

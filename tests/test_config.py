@@ -57,3 +57,19 @@ def test_cli_missing_file_and_resume_without_run(tmp_path, capsys):
     assert run.main([_write(tmp_path, "CONFIG = {}"), "--root", str(root), "--resume"]) == 2
     assert "--resume: no run of 'exp'" in capsys.readouterr().err
     assert not root.exists()
+
+
+def test_configs_saved_before_components_owned_their_options_still_load():
+    """Runs saved every option of every component in flat sections; `upgrade` moves a strategy's
+    options under its name and drops what the selected components never read."""
+    saved = config.thaw(config.resolve({"mtl": {"strategy": "cagrad"}}))
+    saved["mtl"] = {"strategy": "cagrad", "dwa_temperature": 2.0, "gradnorm_alpha": 1.5, "gradnorm_lr": 0.025,
+                    "cagrad_c": 0.7, "diagnose_every": 0, "diagnose_batch": 256}
+    saved["model"].update(activation="relu")  # An mlp-only option, stored by every old run.
+    saved["data"].update(train_pairs=40000, val_pairs=4000, test_pairs=4000, compose="host")
+    saved["schedule"].update(step_epochs=5, gamma=0.1, factor=0.5, patience=3, cooldown=0, min_lr=1e-5)
+    with pytest.raises(config.ConfigError):
+        config.resolve(saved)
+    cfg = config.resolve(config.upgrade(saved))
+    assert cfg["mtl"]["cagrad"]["c"] == 0.7 and "cagrad_c" not in cfg["mtl"]
+    assert "activation" not in cfg["model"] and "train_pairs" not in cfg["data"] and "gamma" not in cfg["schedule"]
