@@ -6,7 +6,7 @@ same seeds, so points differ only in their values (common random numbers).
 
 Only values that can be traced arguments of the train step are sweepable: they change numbers, not
 shapes or program structure (SWEEPABLE). Each replica carries its values in `TrainState.hyper`, and
-the step rebuilds model and optimizer from them inside the trace (`trainer.configure`). Everything
+the step rebuilds model and optimizer from them inside the trace (`experiment.configure`). Everything
 else (widths, tasks, batch size, epochs, schedule kind, ...) is refused: run one job per value.
 
 How each key acts (all exact, not approximations):
