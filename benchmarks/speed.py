@@ -218,7 +218,8 @@ def main() -> None:
         for batch in batches:
             fast, compile_s = mtljax_step_rate(model_cfg, task_names, batch, channels=channels)
             # The naive path: XLA convs, one jitted step per call, no micro-batching.
-            plain, _ = mtljax_step_rate({**model_cfg, "conv_impl": "xla"}, task_names, batch, 0, 1, channels=channels)
+            xla = {**model_cfg, "conv_impl": "xla"} if "conv_impl" in model_cfg else model_cfg  # MLPs have none.
+            plain, _ = mtljax_step_rate(xla, task_names, batch, 0, 1, channels=channels)
             torch_rate = torch_step_rate(model_cfg, task_names, batch, channels)
             gflops = fast * flops / 1e9
             ratio = f"{fast / torch_rate:.2f}x" if torch_rate else "n/a"
