@@ -41,42 +41,31 @@ TOP_OPTIONS: dict[str, Option] = {
 # Dicts whose keys are checked in _check_cross: task -> weight (tasks not named get 1.0), and
 # dotted key -> list of values, trained as one vmapped program of values x seeds replicas.
 FREE_FORM = ("loss_weights", "sweep")
-# Section -> (registry, the key that selects from it): the selected entry's options join the section.
-SELECTED: dict[str, tuple[Registry, str]] = {"data": (data.DATASETS, "dataset"), "model": (models.BACKBONES, "name"),
-                                             "schedule": (schedules.SCHEDULES, "name"),
-                                             "mtl": (strategies.STRATEGIES, "strategy")}
+# Section -> (the options every config has there, the registry, the key that selects from it): the
+# selected entry's options join the section (a strategy's under its own name).
+SELECTED: dict[str, tuple[dict[str, Option], Registry, str]] = {
+    "data": (DATA_OPTIONS, data.DATASETS, "dataset"),
+    "model": (models.MODEL_OPTIONS, models.BACKBONES, "name"),
+    "schedule": (schedules.SCHEDULE_OPTIONS, schedules.SCHEDULES, "name"),
+    "mtl": (strategies.MTL_OPTIONS, strategies.STRATEGIES, "strategy"),
+}
 
 
 def schema(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Every option a config may set (nested Options), given the components `raw` selects."""
-    pick = lambda section: _selected(raw, section)
-    owned = {section: registry.options(pick(section)) if pick(section) in registry else {}
-             for section, (registry, _) in SELECTED.items()}
-    strategy = pick("mtl")
+    selected = {}
+    for section, (common, registry, key) in SELECTED.items():
+        part = raw.get(section, {})
+        name = part.get(key, common[key].default) if isinstance(part, Mapping) else None
+        owned = registry.options(name) if name in registry else {}
+        nested = section == "mtl" and owned
+        selected[section] = {**common, **({name: owned} if nested else {} if section == "mtl" else owned)}
     return {
         **{k: TOP_OPTIONS[k] for k in ("name", "imports", "seed", "seeds", "tasks")}, "loss_weights": {},
-        "single_task": TOP_OPTIONS["single_task"], "sweep": {}, "init": INIT_OPTIONS,
-        "data": {**DATA_OPTIONS, **owned["data"]},
-        "model": {**models.MODEL_OPTIONS, **owned["model"]},
-        "optimizer": optim.OPTIMIZER_OPTIONS,
-        "schedule": {"name": Option("constant", "the schedule's registered name",
-                                    choices=lambda: schedules.SCHEDULES.names()), **owned["schedule"]},
-        "augment": augment.AUGMENT_OPTIONS,
-        "mtl": {**strategies.MTL_OPTIONS, **({strategy: owned["mtl"]} if owned["mtl"] else {})},
-        "train": TRAIN_OPTIONS,
+        "single_task": TOP_OPTIONS["single_task"], "sweep": {}, "init": INIT_OPTIONS, "data": selected["data"],
+        "model": selected["model"], "optimizer": optim.OPTIMIZER_OPTIONS, "schedule": selected["schedule"],
+        "augment": augment.AUGMENT_OPTIONS, "mtl": selected["mtl"], "train": TRAIN_OPTIONS,
     }
-
-
-def _selected(raw: Mapping[str, Any], section: str) -> Any:
-    registry, key = SELECTED[section]
-    part = raw.get(section, {})
-    return part.get(key, defaults(schema_of_section(section))[key]) if isinstance(part, Mapping) else None
-
-
-def schema_of_section(section: str) -> dict[str, Option]:
-    """The options every config's `section` has, whichever component it selects."""
-    return {"data": DATA_OPTIONS, "model": models.MODEL_OPTIONS, "mtl": strategies.MTL_OPTIONS,
-            "schedule": {"name": Option("constant")}}[section]
 
 
 DEFAULTS: dict[str, Any] = defaults(schema({}))  # The config of an empty experiment file.
@@ -130,7 +119,7 @@ def _unknown_key(path: str, options: Mapping[str, Any]) -> str:
     """The error line of an unknown key, naming the components that do own it, if any."""
     section, _, key = path.rpartition(".")
     if section in SELECTED:
-        registry, _ = SELECTED[section]
+        registry = SELECTED[section][1]
         owners = [name for name in registry if key in registry.options(name)]
         if owners:
             return (f"{path}: not an option of this {registry.kind} (an option of {registry.kind} "

@@ -14,6 +14,10 @@ import optax
 from mtljax.registry import Option, Registry
 
 SCHEDULES = Registry("schedule")
+# Options of every schedule (config `schedule.*`); a schedule adds its own at registration.
+SCHEDULE_OPTIONS: dict[str, Option] = {
+    "name": Option("constant", "the schedule's registered name", choices=lambda: SCHEDULES.names()),
+}
 STEP = {"step_epochs": Option(5, "multiply by gamma every step_epochs epochs (PyTorch's StepLR)", positive=True),
         "gamma": Option(0.1, "the factor of each step", minimum=0)}
 MIN_LR = Option(1e-5, "the floor of the learning rate", minimum=0)
