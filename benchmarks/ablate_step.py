@@ -19,7 +19,7 @@ from pathlib import Path
 
 import jax
 
-from mtljax import config, models, results
+from mtljax import models, results
 from mtljax.models import ops
 from mtljax.train import parallel
 

@@ -117,10 +117,6 @@ class Registry:
         self._entries[name] = Entry(name, value, dict(options or {}))
         return value
 
-    def unregister(self, name: str) -> None:
-        """Removes `name` (tests that register a component for a while)."""
-        del self._entries[name]
-
     def __getitem__(self, name: str) -> Any:
         try:
             return self._entries[name].value

@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import numpy as np
 
-from mtljax import config, tasks
+from mtljax import config
 from mtljax.data import mnist
 from mtljax.outputs import history, plots, rundir, summary as summaries, tblog
 from mtljax.train import checkpoint, guard, loop, parallel, sweeps

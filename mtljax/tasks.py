@@ -74,8 +74,14 @@ class Task:
         return abs(float(prediction) - float(label)) < 0.5
 
     def format(self, value: float) -> str:
-        """The headline metric as a table cell: accuracy in %, errors as numbers."""
-        return f"{100 * value:.2f}%" if self.headline == "accuracy" else f"{value:.3f}"
+        """The headline metric as shown in log lines: accuracy in %, errors as numbers."""
+        return format_metric(self.headline, value) + ("%" if self.headline == "accuracy" else "")
+
+
+def format_metric(metric: str, value: float) -> str:
+    """A metric's value as shown: accuracy, precision, recall and F1 in % (no sign), errors as
+    plain numbers."""
+    return f"{100 * value:.2f}" if metric in ("accuracy", "precision", "recall", "f1") else f"{value:.3f}"
 
 
 def _cross_entropy(logits, labels):

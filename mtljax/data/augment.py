@@ -7,7 +7,7 @@ absent: they turn 6 into 9 and 2 into 5.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Mapping
 
 import jax
 import jax.numpy as jnp

@@ -9,8 +9,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from mtljax import metrics, tasks
+from mtljax.tasks import format_metric
 from mtljax.outputs import seedstats
-from mtljax.train import sweeps
 from mtljax.train.loop import RunResult
 from mtljax.train.monitor import seed_mean
 
@@ -62,11 +62,6 @@ def headlines(summary: Mapping[str, Any]) -> dict[str, str]:
     if "tasks" in summary:
         return {t: info["headline"] for t, info in summary["tasks"].items()}
     return {k.split("/")[0]: "accuracy" for k in summary["test"] if k.endswith("/accuracy")}
-
-
-def format_metric(metric: str, value: float) -> str:
-    """A headline value as shown: accuracies in %, errors as plain numbers."""
-    return f"{100 * value:.2f}" if metric in ("accuracy", "precision", "recall", "f1") else f"{value:.3f}"
 
 
 def point_rows(points: Sequence[Mapping[str, float]], per_replica: Sequence[Mapping[str, float]],

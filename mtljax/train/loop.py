@@ -21,8 +21,8 @@ import numpy as np
 from tqdm import tqdm
 
 from mtljax.train import checkpoint, guard, parallel
-from mtljax.train.epoch import (accumulate, device_split, epoch_chunks, epoch_lrs, epoch_permutation,  # noqa: F401
-                                make_epoch_fns, pad_chunk, reset_sums, zero_sums)
+from mtljax.train.epoch import (device_split, epoch_chunks, epoch_lrs, epoch_permutation, make_epoch_fns, pad_chunk,
+                                reset_sums, zero_sums)
 from mtljax.train.evaluation import EvalData, eval_data, evaluate_split
 from mtljax.train.experiment import Experiment, resolve_steps_per_call
 from mtljax.train.monitor import EarlyStopping, make_diagnostics, seed_mean, select_seeds
@@ -75,8 +75,10 @@ class Run:
     best: Any
     loop: LoopState
     mesh: Any = None
-    calls: dict = dataclasses.field(default_factory=dict)
-    data: dict = dataclasses.field(default_factory=dict)
+    calls: dict = dataclasses.field(default_factory=dict)  # The compiled train, eval, plateau and diagnose calls.
+    data: dict = dataclasses.field(default_factory=dict)  # Device data: train, val, sums, rng.
+    chunks: list[tuple[int, int]] = dataclasses.field(default_factory=list)  # (first step, steps) of each call.
+    call_steps: int = 1  # Rows of every train call (the last one padded).
 
     def global_step(self) -> int:
         return int(parallel.host_value(self.state.step)[0])
@@ -169,8 +171,7 @@ def compile_calls(run: Run) -> float:
                              {t: block[t] for t in exp.loss_weights})]
     run.calls["train"], run.calls["eval"] = [low.compile() for low in lowered]  # In threads: no faster (measured).
     run.calls["plateau"] = jax.jit(jax.vmap(lambda st, v: exp.plateau.update(jnp.zeros(()), st, value=v)[1]))
-    run.calls["chunks"] = epoch_chunks(exp.steps_per_epoch, call_steps)
-    run.calls["call_steps"] = call_steps
+    run.chunks, run.call_steps = epoch_chunks(exp.steps_per_epoch, call_steps), call_steps
     every = cfg["mtl"]["diagnose_every"]
     run.calls["diagnose"] = make_diagnostics(exp, run.data["train"]) if every and len(exp.tasks) > 1 else None
     return time.perf_counter() - t_compile
@@ -183,7 +184,7 @@ def run_epoch(run: Run, epoch: int, received: list[int]) -> tuple[dict[str, np.n
       guard.StopRequested: a signal arrived; the state after the current call was checkpointed.
     """
     exp, loop, train_cfg = run.exp, run.loop, run.exp.cfg["train"]
-    batch_size, chunks = train_cfg["batch_size"], run.calls["chunks"]
+    batch_size, chunks = train_cfg["batch_size"], run.chunks
     perms = [epoch_permutation(seed, epoch, len(exp.splits["train"])) for seed in exp.seeds]
     if loop.position:  # Resuming inside this epoch: its learning rates and partial sums.
         start, lrs = loop.position["chunk"], loop.position["lrs"]
@@ -197,7 +198,7 @@ def run_epoch(run: Run, epoch: int, received: list[int]) -> tuple[dict[str, np.n
         for k in range(start, len(chunks)):
             first, n = chunks[k]
             idx = np.stack([p[first * batch_size:(first + n) * batch_size].reshape(n, batch_size) for p in perms])
-            idx = parallel.shard_batch(pad_chunk(idx, run.calls["call_steps"]), run.mesh)
+            idx = parallel.shard_batch(pad_chunk(idx, run.call_steps), run.mesh)
             run.state, sums = run.calls["train"](run.state, sums, run.data["train"], idx, run.data["rng"])
             bar.update(n)
             if k % 10 == 9:  # Syncs with the device, so only now and then.

@@ -21,7 +21,7 @@ How each key acts (all exact, not approximations):
 from __future__ import annotations
 
 import itertools
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
