@@ -19,10 +19,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
+import jax
+import jax.numpy as jnp
+
 from mtljax import data, models, tasks
 from mtljax.data import augment, compose
 from mtljax.data.datasets import DATA_OPTIONS
 from mtljax.mtl import strategies
+from mtljax.models.architectures import ARCHITECTURE_OPTIONS
 from mtljax.outputs import rundir
 from mtljax.registry import Option, Registry, defaults
 from mtljax.train import optim, schedules, sweeps
@@ -41,25 +45,33 @@ TOP_OPTIONS: dict[str, Option] = {
 # Dicts whose keys are checked in _check_cross: task -> weight (tasks not named get 1.0), and
 # dotted key -> list of values, trained as one vmapped program of values x seeds replicas.
 FREE_FORM = ("loss_weights", "sweep")
-# Section -> (the options every config has there, the registry, the key that selects from it): the
-# selected entry's options join the section (a strategy's under its own name).
-SELECTED: dict[str, tuple[dict[str, Option], Registry, str]] = {
-    "data": (DATA_OPTIONS, data.DATASETS, "dataset"),
-    "model": (models.MODEL_OPTIONS, models.BACKBONES, "name"),
-    "schedule": (schedules.SCHEDULE_OPTIONS, schedules.SCHEDULES, "name"),
-    "mtl": (strategies.MTL_OPTIONS, strategies.STRATEGIES, "strategy"),
+# Section -> (the options every config has there, its selections): each selection is (registry,
+# the key that selects from it, nested); the selected entry's options join the section, under the
+# entry's own name when nested (`mtl.cagrad.c`, `model.mmoe.experts`).
+SELECTED: dict[str, tuple[dict[str, Option], tuple[tuple[Registry, str, bool], ...]]] = {
+    "data": (DATA_OPTIONS, ((data.DATASETS, "dataset", False),)),
+    "model": ({**models.MODEL_OPTIONS, **ARCHITECTURE_OPTIONS},
+              ((models.BACKBONES, "name", False), (models.ARCHITECTURES, "architecture", True))),
+    "schedule": (schedules.SCHEDULE_OPTIONS, ((schedules.SCHEDULES, "name", False),)),
+    "mtl": (strategies.MTL_OPTIONS, ((strategies.STRATEGIES, "strategy", True),)),
 }
+
+
+def _selected(section: str, part: Any) -> dict[str, Any]:
+    """A section's options, given its part of a raw config: the common ones and the selected entries'."""
+    common, selections = SELECTED[section]
+    options = dict(common)
+    for registry, key, nested in selections:
+        name = part.get(key, common[key].default) if isinstance(part, Mapping) else None
+        owned = registry.options(name) if name in registry else {}
+        if owned:
+            options.update({name: owned} if nested else owned)
+    return options
 
 
 def schema(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Every option a config may set (nested Options), given the components `raw` selects."""
-    selected = {}
-    for section, (common, registry, key) in SELECTED.items():
-        part = raw.get(section, {})
-        name = part.get(key, common[key].default) if isinstance(part, Mapping) else None
-        owned = registry.options(name) if name in registry else {}
-        nested = section == "mtl" and owned
-        selected[section] = {**common, **({name: owned} if nested else {} if section == "mtl" else owned)}
+    selected = {section: _selected(section, raw.get(section, {})) for section in SELECTED}
     return {
         **{k: TOP_OPTIONS[k] for k in ("name", "imports", "seed", "seeds", "tasks")}, "loss_weights": {},
         "single_task": TOP_OPTIONS["single_task"], "sweep": {}, "init": INIT_OPTIONS, "data": selected["data"],
@@ -118,14 +130,16 @@ def _merge(options: Mapping[str, Any], overrides: Mapping[str, Any], prefix: str
 def _unknown_key(path: str, options: Mapping[str, Any]) -> str:
     """The error line of an unknown key, naming the components that do own it, if any."""
     section, _, key = path.rpartition(".")
-    if section in SELECTED:
-        registry = SELECTED[section][1]
+    for registry, selector, nested in SELECTED.get(section, ({}, ()))[1]:
+        if nested and key in registry:
+            return f"{path}: options of {registry.kind} {key!r}, but {section}.{selector} selects another"
         owners = [name for name in registry if key in registry.options(name)]
+        if owners and nested:
+            return (f"{path}: an option of {registry.kind} {', '.join(owners)}, set under its name "
+                    f"({section}.{owners[0]}.{key}) with {section}.{selector} = {owners[0]!r}")
         if owners:
             return (f"{path}: not an option of this {registry.kind} (an option of {registry.kind} "
                     f"{', '.join(owners)}); its options: {', '.join(sorted(options))}")
-    if section == "mtl" and key in strategies.STRATEGIES:
-        return f"{path}: options of strategy {key!r}, but mtl.strategy selects another"
     return f"{path}: unknown key; known keys here: {', '.join(sorted(options))}"
 
 
@@ -153,9 +167,11 @@ def _check_cross(cfg: dict) -> None:
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
             raise ConfigError(f"loss_weights.{task}: expected a number >= 0, got {weight!r}")
     _check_sweep(cfg)
+    _check_architecture(cfg)
     train = cfg["train"]
-    known = {"backbone"} | {f"head_{t}" for t in cfg["tasks"]}
-    for key, names in (("train.freeze", train["freeze"]), ("init.params", cfg["init"]["params"])):
+    named = (("train.freeze", train["freeze"]), ("init.params", cfg["init"]["params"]))
+    known = _param_subtrees(cfg) if any(names for _, names in named) else set()
+    for key, names in named:
         for name in names:
             if name not in known:
                 raise ConfigError(f"{key}: unknown parameter subtree {name!r}; choose from {', '.join(sorted(known))}")
@@ -174,6 +190,40 @@ def _check_cross(cfg: dict) -> None:
         raise ConfigError(f"train.monitor: unknown metric {monitor!r}; e.g. val/loss or val/{cfg['tasks'][0]}/accuracy")
     if cfg["name"] and not cfg["name"].replace("_", "").replace("-", "").isalnum():
         raise ConfigError(f"name: expected letters, digits, '-' or '_', got {cfg['name']!r}")
+
+
+def _model(cfg: Mapping[str, Any]):
+    return models.build_model(cfg["model"], {t: tasks.get(t).outputs for t in cfg["tasks"]})
+
+
+def _check_architecture(cfg: dict) -> None:
+    """The architecture with its backbone, and the MTL strategy with the architecture."""
+    model, name, mtl = _model(cfg), cfg["model"]["architecture"], cfg["mtl"]
+    if model.needs_blocks and not models.has_blocks(model.backbone):
+        usable = [b for b in models.BACKBONES if models.has_blocks(models.BACKBONES[b]())]
+        raise ConfigError(f"model.architecture: {name!r} runs the backbone block by block, which backbone "
+                          f"{cfg['model']['name']!r} cannot; usable backbones: {', '.join(usable)}")
+    problem = model.config_problem() if hasattr(model, "config_problem") else None
+    if problem:
+        raise ConfigError(f"model.{name}.{problem}")
+    kind = strategies.get(mtl["strategy"]).kind
+    if mtl["rep_grad"] and kind != "gradient":
+        raise ConfigError(f"mtl.rep_grad: only for gradient aggregators; {mtl['strategy']!r} is a {kind} strategy")
+    if (mtl["rep_grad"] or kind == "representation") and not model.shared_representation:
+        what, instead = (("mtl.rep_grad", "mtl.rep_grad False") if mtl["rep_grad"] else
+                         (f"mtl.strategy: {mtl['strategy']!r}", "strategy 'mgda' (on the shared parameters)"))
+        raise ConfigError(f"{what} needs one representation shared by every task, which architecture {name!r} "
+                          f"does not have (its tasks read their own features); use 'hard' or {instead}")
+
+
+def _param_subtrees(cfg: Mapping[str, Any]) -> set[str]:
+    """The model's top-level parameter subtrees, and 'shared' (the architecture's shared ones)."""
+    if cfg["model"]["architecture"] == "hard":  # Known without tracing the model's init.
+        return {"shared", "backbone", *[f"head_{t}" for t in cfg["tasks"]]}
+    model = _model(cfg)
+    shape = (1, *data.image_shape(cfg["data"]))
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape)))
+    return {"shared", *variables["params"]}
 
 
 def _check_sweep(cfg: dict) -> None:

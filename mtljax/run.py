@@ -115,13 +115,17 @@ def train_run(exp: Experiment, run_dir: Path, resume: bool) -> dict:
 
 
 def single_task_config(cfg: Mapping[str, Any], task: str) -> Mapping[str, Any]:
-    """`cfg` for one task alone: same backbone and recipe, one head."""
+    """`cfg` for one task alone: same backbone and recipe, one head (hard sharing's network)."""
     plain = config.thaw(cfg)
     plain.update(tasks=[task], single_task=False,
                  loss_weights={t: w for t, w in plain["loss_weights"].items() if t == task},
                  sweep={k: v for k, v in plain["sweep"].items() if not k.startswith("loss_weights.")})
-    plain["train"]["freeze"] = [n for n in plain["train"]["freeze"] if n in ("backbone", f"head_{task}")]
-    plain["init"]["params"] = [n for n in plain["init"]["params"] if n in ("backbone", f"head_{task}")]
+    architecture = plain["model"].get("architecture", "hard")  # One task alone: hard sharing's network.
+    plain["model"].pop(architecture, None)
+    plain["model"]["architecture"] = "hard"
+    for section, key in (("train", "freeze"), ("init", "params")):
+        names = ["backbone" if n == "shared" else n for n in plain[section][key]]
+        plain[section][key] = [n for n in names if n in ("backbone", f"head_{task}")]
     if plain["train"]["monitor"] != "val/loss" and plain["train"]["monitor"].split("/")[1] != task:
         plain["train"]["monitor"] = "val/loss"  # The monitored task is not in this run.
     return config.resolve(plain)

@@ -46,6 +46,18 @@ def flatten_or_gap(x: jnp.ndarray, pool: str) -> jnp.ndarray:
     return jnp.mean(x, axis=(1, 2)) if pool == "gap" else x.reshape(x.shape[0], -1)
 
 
+@nn.compact
+def blocks_call(self, x: jnp.ndarray, train: bool, start: int = 0, stop: int | None = None) -> jnp.ndarray:
+    """A block-structured backbone's `__call__`: its blocks `start` to `stop` (default: all) in order.
+
+    Soft-sharing architectures (mtljax/models/architectures.py) run the blocks one at a time;
+    every submodule is named explicitly, so each block keeps its parameters whichever way it runs.
+    """
+    for i in range(start, self.num_blocks if stop is None else stop):
+        x = self.block(i, x, train)
+    return x
+
+
 @BACKBONES.register("cnn3", options={
     "features": _features([32, 64, 64]), "dense": Option(128, "width of the shared dense layer", positive=True),
     "dropout": _dropout(), "batchnorm": Option(False, "BatchNorm after every conv"), "pool": POOL,
@@ -76,22 +88,26 @@ class CNN3(nn.Module):
     pool_last: bool = False
     conv_impl: str = "auto"
 
-    @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-        for i, width in enumerate(self.features):
-            pooled = i < len(self.features) - 1 or self.pool_last
-            if pooled and not self.batchnorm:  # conv, ReLU and pool in one op where that is faster.
-                x = ops.Conv(width, impl=self.conv_impl, relu_pool=True)(x)
-                continue
-            x = ops.Conv(width, use_bias=not self.batchnorm, impl=self.conv_impl)(x)
-            if self.batchnorm:
-                x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
-            x = nn.relu(x)
-            if pooled:
-                x = ops.max_pool_2x2(x)
-        x = flatten_or_gap(x, self.pool)
-        x = nn.relu(nn.Dense(self.dense)(x))
-        return ops.Dropout(self.dropout)(x, deterministic=not train)
+    @property
+    def num_blocks(self) -> int:
+        """One block per conv layer, then the dense block."""
+        return len(self.features) + 1
+
+    def block(self, i: int, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+        """Block `i`: conv i (→ BatchNorm) → ReLU (→ pool), or flatten/GAP → Dense → ReLU → Dropout."""
+        if i == len(self.features):
+            x = nn.relu(nn.Dense(self.dense, name="Dense_0")(flatten_or_gap(x, self.pool)))
+            return ops.Dropout(self.dropout, name="Dropout_0")(x, deterministic=not train)
+        width, pooled = self.features[i], i < len(self.features) - 1 or self.pool_last
+        if pooled and not self.batchnorm:  # conv, ReLU and pool in one op where that is faster.
+            return ops.Conv(width, impl=self.conv_impl, relu_pool=True, name=f"Conv_{i}")(x)
+        x = ops.Conv(width, use_bias=not self.batchnorm, impl=self.conv_impl, name=f"Conv_{i}")(x)
+        if self.batchnorm:
+            x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"BatchNorm_{i}")(x)
+        x = nn.relu(x)
+        return ops.max_pool_2x2(x) if pooled else x
+
+    __call__ = blocks_call
 
 
 @BACKBONES.register("vgg", options={
@@ -116,17 +132,23 @@ class VGG(nn.Module):
     pool: str = "flatten"
     conv_impl: str = "auto"
 
-    @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-        for width in self.features:
-            if not self.batchnorm:
-                x = ops.Conv(width, padding="SAME", impl=self.conv_impl, relu_pool=True)(x)
-                continue
-            x = nn.relu(ops.Conv(width, padding="SAME", impl=self.conv_impl)(x))
-            x = nn.BatchNorm(use_running_average=not train, momentum=0.99)(x)
-            x = ops.max_pool_2x2(x)
-        x = flatten_or_gap(x, self.pool)
-        return ops.Dropout(self.dropout)(x, deterministic=not train)
+    @property
+    def num_blocks(self) -> int:
+        """One block per width, then Flatten (or GAP) → Dropout."""
+        return len(self.features) + 1
+
+    def block(self, i: int, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+        """Block `i`: conv → ReLU → BatchNorm → pool, or the final flatten/GAP → Dropout."""
+        if i == len(self.features):
+            return ops.Dropout(self.dropout, name="Dropout_0")(flatten_or_gap(x, self.pool), deterministic=not train)
+        conv = ops.Conv(self.features[i], padding="SAME", impl=self.conv_impl, relu_pool=not self.batchnorm,
+                        name=f"Conv_{i}")
+        if not self.batchnorm:
+            return conv(x)
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.99, name=f"BatchNorm_{i}")(nn.relu(conv(x)))
+        return ops.max_pool_2x2(x)
+
+    __call__ = blocks_call
 
 
 @BACKBONES.register("skipcnn", options={
@@ -154,19 +176,29 @@ class SkipCNN(nn.Module):
     pool: str = "flatten"
     conv_impl: str = "auto"
 
-    @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-        def conv(x, width):
-            x = ops.Conv(width, padding="SAME", impl=self.conv_impl, use_bias=not self.batchnorm)(x)
-            return nn.BatchNorm(use_running_average=not train, momentum=0.9)(x) if self.batchnorm else x
+    @property
+    def num_blocks(self) -> int:
+        """One residual block per width, then the dense block."""
+        return len(self.features) + 1
 
-        for width in self.features:
-            x = nn.relu(conv(x, width))
-            x = nn.relu(x + conv(nn.relu(conv(x, width)), width))
-            x = ops.max_pool_2x2(x)
-        x = flatten_or_gap(x, self.pool)
-        x = nn.relu(nn.Dense(self.dense)(x))
-        return ops.Dropout(self.dropout)(x, deterministic=not train)
+    def block(self, i: int, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+        """Block `i`: the residual block of width i and its pool, or flatten/GAP → Dense → ReLU → Dropout."""
+        if i == len(self.features):
+            x = nn.relu(nn.Dense(self.dense, name="Dense_0")(flatten_or_gap(x, self.pool)))
+            return ops.Dropout(self.dropout, name="Dropout_0")(x, deterministic=not train)
+
+        def conv(x, k):  # The block's k-th conv (named as the single-call trunk numbered them).
+            n = 3 * i + k
+            x = ops.Conv(self.features[i], padding="SAME", impl=self.conv_impl, use_bias=not self.batchnorm,
+                         name=f"Conv_{n}")(x)
+            return nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"BatchNorm_{n}")(x) \
+                if self.batchnorm else x
+
+        x = nn.relu(conv(x, 0))
+        x = nn.relu(x + conv(nn.relu(conv(x, 1)), 2))
+        return ops.max_pool_2x2(x)
+
+    __call__ = blocks_call
 
 
 @BACKBONES.register("mlp", options={"features": _features([128]), "activation": ACTIVATION,
@@ -184,13 +216,18 @@ class MLP(nn.Module):
     activation: str = "relu"
     dropout: float = 0.0
 
-    @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-        x = x.reshape(x.shape[0], -1)
+    @property
+    def num_blocks(self) -> int:
+        """One block per hidden layer."""
+        return len(self.features)
+
+    def block(self, i: int, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+        """Hidden layer `i` (the first one flattens its input)."""
         act = nn.leaky_relu if self.activation == "leaky_relu" else nn.relu
-        for width in self.features:
-            x = ops.Dropout(self.dropout)(act(nn.Dense(width)(x)), deterministic=not train)
-        return x
+        x = act(nn.Dense(self.features[i], name=f"Dense_{i}")(x.reshape(x.shape[0], -1)))
+        return ops.Dropout(self.dropout, name=f"Dropout_{i}")(x, deterministic=not train)
+
+    __call__ = blocks_call
 
 
 BACKBONES.register("mlp_scratch", mlp_scratch.HandMLP, options={
@@ -199,7 +236,7 @@ BACKBONES.register("mlp_scratch", mlp_scratch.HandMLP, options={
 
 
 class MultiTaskModel(nn.Module):
-    """A backbone shared by every task, and one head per task.
+    """Hard parameter sharing: a backbone shared by every task, and one head per task.
 
     Attributes:
       backbone: the backbone module.
@@ -209,14 +246,22 @@ class MultiTaskModel(nn.Module):
       head_dropout: dropout rate inside hidden heads.
     """
 
+    needs_blocks: ClassVar[bool] = False  # As every architecture declares (models/architectures.py).
+    shared_representation: ClassVar[bool] = True
     backbone: nn.Module
     heads: Mapping[str, int]
     head_hidden: int = 0
     head_dropout: float = 0.0
 
+    def shared_params(self) -> tuple[str, ...]:
+        """The parameters every task's loss depends on: the backbone's."""
+        return ("backbone",)
+
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool = False) -> dict[str, jnp.ndarray]:
-        features = self.backbone(x, train=train)
+    def __call__(self, x: jnp.ndarray, train: bool = False, features: jnp.ndarray | None = None) -> dict[str, jnp.ndarray]:
+        """Each task's outputs; given `features` (the representation), only the heads run on them."""
+        if features is None:
+            features = self.backbone(x, train=train)
         if not self.is_initializing():  # Keeps `perturbations` out of init's variables.
             # A zero perturbation when a "perturbations" collection is passed: its gradient is the
             # gradient of the shared representation (MGDA-UB); otherwise a no-op.
@@ -251,17 +296,16 @@ def default_config(name: str = "cnn3", **overrides: Any) -> dict[str, Any]:
     return {**{k: o.default for k, o in options.items()}, "name": name, **overrides}
 
 
-def build_model(model_cfg: Mapping[str, Any], heads: Mapping[str, int]) -> MultiTaskModel:
-    """Builds the model named in `model_cfg` with one head per task.
+def encode(model: MultiTaskModel, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    """The shared representation of hard sharing (use as `model.apply(..., method=encode)`)."""
+    return model.backbone(x, train=train)
 
-    Args:
-      model_cfg: the config's `model` section (MODEL_OPTIONS and the backbone's own options).
-      heads: task name -> number of outputs, in config order.
-    """
+
+def build_backbone(model_cfg: Mapping[str, Any]) -> nn.Module:
+    """The backbone named in `model_cfg` (the config's `model` section), with its own options."""
     cls = BACKBONES[model_cfg["name"]]
     fields = {f.name for f in dataclasses.fields(cls)}
     options = {k: v for k, v in model_cfg.items() if k in fields}
     if "features" in options:
         options["features"] = tuple(options["features"])
-    return MultiTaskModel(backbone=cls(**options), heads=dict(heads), head_hidden=model_cfg["head_hidden"],
-                          head_dropout=model_cfg["head_dropout"])
+    return cls(**options)

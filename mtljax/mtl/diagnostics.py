@@ -16,16 +16,18 @@ from mtljax.mtl import aggregators
 
 def make_task_gradients(model, tasks: Mapping[str, Any]) -> Callable:
     """Returns `task_gradients(params, batch_stats, batch) -> G`, the T×P matrix of each task's
-    mean-loss gradient with respect to the shared (`backbone`) parameters, in inference mode (no
-    dropout, BatchNorm's running statistics): the input of the conflict diagnostics."""
+    mean-loss gradient with respect to the shared parameters (the architecture's
+    `shared_params()`), in inference mode (no dropout, BatchNorm's running statistics): the input
+    of the conflict diagnostics."""
+    names = model.shared_params()
 
     def task_gradients(params, batch_stats, batch):
-        def losses(backbone):
-            variables = {"params": {**model_params(params), "backbone": backbone}, "batch_stats": batch_stats}
+        def losses(shared):
+            variables = {"params": {**model_params(params), **shared}, "batch_stats": batch_stats}
             outputs = model.apply(variables, to_float(batch["image"]), train=False)
             return jnp.stack([task.loss(outputs[t], batch[t]).mean() for t, task in tasks.items()])
 
-        jac = jax.jacrev(losses)(params["backbone"])
+        jac = jax.jacrev(losses)({name: params[name] for name in names if name in params})
         return jax.vmap(lambda tree: ravel_pytree(tree)[0])(jac)
 
     return task_gradients

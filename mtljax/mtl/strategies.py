@@ -33,6 +33,8 @@ MTL_OPTIONS: dict[str, Option] = {
     "strategy": Option("static", "the strategy's registered name", choices=lambda: STRATEGIES.names()),
     "diagnose_every": Option(0, "epochs between task-gradient conflict diagnostics; 0: off", minimum=0),
     "diagnose_batch": Option(256, "training images the diagnostics use (the same ones every time)", positive=True),
+    "rep_grad": Option(False, "gradient aggregators: combine the task gradients of the shared representation "
+                       "instead of the shared parameters (cheaper; architectures with one shared representation)"),
 }
 
 

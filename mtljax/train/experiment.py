@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +36,8 @@ TRAIN_OPTIONS: dict[str, Option] = {
     "early_stopping_patience": Option(0, "epochs without improvement before stopping; 0: never", minimum=0),
     "restore_best": Option(True, "test metrics from the best epoch's parameters"),
     "keep_checkpoints": Option(3, "latest checkpoints kept", positive=True),
-    "freeze": Option([], "top-level parameter subtrees ('backbone', 'head_<task>') kept fixed"),
+    "freeze": Option([], "top-level parameter subtrees kept fixed ('backbone', 'head_<task>', 'shared': those "
+                     "every task shares)"),
     "nonfinite": Option("stop", "a NaN/Inf loss or gradient: 'stop' the run naming step, epoch and task, "
                         "or 'skip' such steps (the state is left as it was) and count them", choices=("stop", "skip")),
     "ema_decay": Option(0.0, "> 0: evaluate, checkpoint and transfer an exponential moving average of the "
@@ -46,7 +47,8 @@ TRAIN_OPTIONS: dict[str, Option] = {
 INIT_OPTIONS: dict[str, Option] = {
     "run": Option(None, "a run directory (or 'stage:<name>', an earlier stage) to take parameters from",
                   nullable=str),
-    "params": Option(["backbone"], "top-level parameter subtrees taken from its best checkpoint"),
+    "params": Option(["shared"], "top-level parameter subtrees taken from its best checkpoint; 'shared': "
+                     "those every task shares (hard sharing: 'backbone')"),
 }
 
 
@@ -81,7 +83,8 @@ class Experiment:
         return StepSpec(model=self.model, tx=self.tx, tasks=self.tasks, loss_weights=self.loss_weights,
                         strategy=self.strategy, mtl=cfg["mtl"], microbatch=resolve_microbatch(cfg),
                         augment=cfg["augment"], configure=self.configure, steps_per_epoch=self.steps_per_epoch,
-                        compose=compose.composer(cfg["data"]), ema_decay=cfg["train"]["ema_decay"])
+                        compose=compose.composer(cfg["data"]), ema_decay=cfg["train"]["ema_decay"],
+                        shared=tuple(self.model.shared_params()))
 
     @property
     def points(self) -> list[dict[str, float]]:
@@ -105,7 +108,10 @@ class Experiment:
         state = jax.jit(create, compiler_options=compiler_options())(keys)
         hyper = {key: jnp.asarray(v) for key, v in sweeps.replica_values(self.points, self.cfg["seeds"]).items()}
         state = state.replace(hyper=hyper)
-        return graft_params(state, self.cfg["init"]) if self.cfg["init"]["run"] else state
+        init = self.cfg["init"]
+        if not init["run"]:
+            return state
+        return graft_params(state, init["run"], models.expand_shared(self.model, init["params"]))
 
     def dropout_rng(self) -> jax.Array:
         """Each seed's base key of the train steps (each step folds in its step number)."""
@@ -125,27 +131,28 @@ def compiler_options() -> dict[str, int] | None:
     return {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None
 
 
-def graft_params(state: TrainState, init: Mapping[str, Any]) -> TrainState:
-    """Replaces the subtrees `init.params` of the state's params by those of run `init.run`'s best
-    checkpoint (transfer learning). The optimizer state is unchanged: it does not depend on values.
+def graft_params(state: TrainState, run: str, names: Sequence[str]) -> TrainState:
+    """Replaces the parameter subtrees `names` of the state by those of run directory `run`'s best
+    checkpoint (transfer learning, config `init`). The optimizer state is unchanged: it does not
+    depend on values.
 
     Raises:
       checkpoint.CheckpointError: no such checkpoint, or a subtree of another shape.
     """
-    source = checkpoint.RunCheckpoints(Path(init["run"]))
+    source = checkpoint.RunCheckpoints(Path(run))
     try:
         loaded = source.load_params("best")
     finally:
         source.close()
     params = dict(state.params)
     n_replicas = jax.tree.leaves(state.params)[0].shape[0]
-    for name in init["params"]:
+    for name in [n for n in names if n in params or n in loaded]:
         # Both sides carry a leading replica axis; one source replica is shared by every replica here.
         ours = jax.tree.map(lambda a: a.shape[1:], params.get(name))
         theirs = jax.tree.map(lambda a: a.shape[1:], loaded.get(name))
         source_seeds = {a.shape[0] for a in jax.tree.leaves(loaded.get(name))}
         if ours != theirs or not source_seeds <= {1, n_replicas}:
-            raise checkpoint.CheckpointError(f"init.params {name!r}: {init['run']} has shapes {theirs} "
+            raise checkpoint.CheckpointError(f"init.params {name!r}: {run} has shapes {theirs} "
                                              f"({source_seeds} seeds), this model {ours} ({n_replicas} replicas)")
         params[name] = jax.tree.map(lambda a: jnp.broadcast_to(jnp.asarray(a), (n_replicas, *a.shape[1:])), loaded[name])
     if state.ema:  # The average starts from the grafted parameters too (own buffers: both are donated).
@@ -195,7 +202,8 @@ def configure(cfg: Mapping[str, Any], schedule: Callable, values: Mapping[str, A
     tx = optim.build_optimizer(opt_cfg, schedule)
     if "optimizer.lr" in values:
         tx = optim.scale_lr(tx, values["optimizer.lr"] / cfg["optimizer"]["lr"])
-    return models.build_model(model_cfg, heads), optim.freeze(tx, cfg["train"]["freeze"])
+    model = models.build_model(model_cfg, heads)
+    return model, optim.freeze(tx, models.expand_shared(model, cfg["train"]["freeze"]))
 
 
 def resolve_microbatch(cfg: Mapping[str, Any]) -> int:

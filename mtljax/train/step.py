@@ -19,6 +19,7 @@ from jax.flatten_util import ravel_pytree
 from mtljax.data import augment as augmentation
 from mtljax.mtl import aggregators, strategies
 from mtljax.models import model_params
+from mtljax.models.backbones import encode
 from mtljax.train.state import TrainState, ema_update
 
 AUGMENT_KEY = 1_000_003  # fold_in tag of the augmentation key; micro-batch indices are small.
@@ -46,6 +47,8 @@ class StepSpec:
       compose: `compose(batch, key, aug) -> batch` builds training images from stored parts
         (mtljax/data/compose.py); it applies the augmentation itself, to each part.
       ema_decay: > 0: each step also updates `state.ema`.
+      shared: the top-level parameter subtrees every task shares (the architecture's
+        `shared_params()`): gradient aggregators combine the task gradients of these.
     """
 
     model: Any
@@ -60,6 +63,7 @@ class StepSpec:
     steps_per_epoch: int = 1
     compose: Callable | None = None
     ema_decay: float = 0.0
+    shared: tuple[str, ...] = ("backbone",)
 
 
 def make_train_step(spec: StepSpec) -> Callable:
@@ -70,7 +74,7 @@ def make_train_step(spec: StepSpec) -> Callable:
     (the step is skipped) and is counted in the `nan/...` metrics. Metrics are batch means:
     `loss` (Σ_t w_t L_t with the configured weights), `<task>/loss` and each task's step metrics.
     """
-    gradient = GRADIENTS[spec.strategy.kind]
+    gradient = gradient_fn(spec)
 
     def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], rng: jax.Array):
         step_rng = jax.random.fold_in(rng, state.step)
@@ -142,9 +146,17 @@ def task_losses(spec: StepSpec, model, params, batch_stats, batch, rng):
     variables = {"params": model_params(params), "batch_stats": batch_stats}
     outputs, updated = model.apply(variables, augmentation.to_float(batch["image"]), train=True,
                                    rngs={"dropout": rng}, mutable=["batch_stats"])
-    losses = jnp.stack([task.loss(outputs[t], batch[t]).mean() for t, task in spec.tasks.items()])
-    counts = {f"{t}/{m}": v for t, task in spec.tasks.items() for m, v in task.step_metrics(outputs[t], batch[t]).items()}
-    return losses, (counts, updated.get("batch_stats", {}))
+    return task_losses_of(spec, outputs, batch), (task_counts(spec, outputs, batch), updated.get("batch_stats", {}))
+
+
+def task_losses_of(spec: StepSpec, outputs: Mapping[str, jnp.ndarray], batch) -> jnp.ndarray:
+    """The T per-task mean losses of the model's outputs on `batch`."""
+    return jnp.stack([task.loss(outputs[t], batch[t]).mean() for t, task in spec.tasks.items()])
+
+
+def task_counts(spec: StepSpec, outputs: Mapping[str, jnp.ndarray], batch) -> dict[str, jnp.ndarray]:
+    """{`task/metric`: batch sum} of every task's step metrics."""
+    return {f"{t}/{m}": v for t, task in spec.tasks.items() for m, v in task.step_metrics(outputs[t], batch[t]).items()}
 
 
 def microbatched(fn: Callable, batch: Mapping[str, jnp.ndarray], rng: jax.Array, size: int) -> tuple[Any, Any, int]:
@@ -160,11 +172,7 @@ def microbatched(fn: Callable, batch: Mapping[str, jnp.ndarray], rng: jax.Array,
       ValueError: the batch is not a multiple of `size`, or a micro-batched model keeps batch
         statistics (they would be per micro-batch).
     """
-    total = batch["image"].shape[0]
-    size = size if 0 < size < total else total
-    if total % size:
-        raise ValueError(f"batch size {total} is not a multiple of the micro-batch {size}")
-    n = total // size
+    n, size, _ = _chunking(batch, rng, size)
     if n == 1:
         sums, aux = fn(batch, rng)
         return sums, aux, 1
@@ -180,6 +188,16 @@ def microbatched(fn: Callable, batch: Mapping[str, jnp.ndarray], rng: jax.Array,
     init = jax.tree.map(lambda a: jnp.zeros(a.shape, jnp.float32), first[0])
     sums, _ = jax.lax.scan(add, init, (chunks, jnp.arange(n)))
     return sums, None, n
+
+
+def _chunking(batch: Mapping[str, jnp.ndarray], rng: jax.Array, size: int) -> tuple[int, int, jax.Array]:
+    """(number of micro-batches, their size, their keys `fold_in(rng, k)`) of `batch` and `size`."""
+    total = batch["image"].shape[0]
+    size = size if 0 < size < total else total
+    if total % size:
+        raise ValueError(f"batch size {total} is not a multiple of the micro-batch {size}")
+    n = total // size
+    return n, size, jax.vmap(lambda k: jax.random.fold_in(rng, k))(jnp.arange(n))
 
 
 def _mean(tree: Any, n: int) -> Any:
@@ -248,7 +266,7 @@ def aggregated_gradient(spec: StepSpec, model, state: TrainState, batch, rng, ct
 
     (losses, counts, jac), stats, n = microbatched(chunk, batch, rng, spec.microbatch)
     losses, jac = _mean(losses, n), _mean(jac, n)
-    grads, mtl_state = combine_task_grads(spec.strategy, jac, losses, state.mtl, ctx)
+    grads, mtl_state = combine_task_grads(spec.strategy, jac, losses, state.mtl, ctx, spec.shared)
     return losses, counts, state.batch_stats if stats is None else stats, grads, mtl_state
 
 
@@ -256,18 +274,85 @@ GRADIENTS: dict[str, Callable] = {"loss": loss_gradient, "representation": repre
                                   "gradient": aggregated_gradient}
 
 
-def combine_task_grads(strategy, jac: Mapping[str, Any], losses: jnp.ndarray, mtl_state: Any, ctx: Mapping):
+def gradient_fn(spec: StepSpec) -> Callable:
+    """The gradient function of the spec's strategy: by its kind, and for gradient aggregators with
+    `mtl.rep_grad` the aggregation of the shared representation's task gradients."""
+    if spec.strategy.kind == "gradient" and spec.mtl.get("rep_grad", False):
+        return rep_aggregated_gradient
+    return GRADIENTS[spec.strategy.kind]
+
+
+def task_weighted(jac: Mapping[str, Any], weights: jnp.ndarray) -> dict[str, Any]:
+    """Σ_t weights[t] · jac[t] of every subtree (leaves with a leading task axis)."""
+    return {name: jax.tree.map(lambda a: jnp.tensordot(weights, a, axes=1), sub) for name, sub in jac.items()}
+
+
+def combine_task_grads(strategy, jac: Mapping[str, Any], losses: jnp.ndarray, mtl_state: Any, ctx: Mapping,
+                       shared: tuple[str, ...] = ("backbone",)):
     """One gradient from per-task gradients (`jac`, every leaf with a leading task axis): the shared
-    parameters (`backbone`) get the strategy's direction, every other subtree (the heads) the sum of
-    its tasks' gradients times the strategy's head weights (a head only has its own task's)."""
-    shared = jac["backbone"]
-    flat = jax.vmap(lambda tree: ravel_pytree(tree)[0])(shared)
+    subtrees get the strategy's direction, every other subtree (heads, gates, a task's own experts)
+    the sum of its tasks' gradients times the strategy's head weights (only its own task's is
+    non-zero)."""
+    common = {name: jac[name] for name in shared if name in jac}  # (A parameter-free expert has none.)
+    flat = jax.vmap(lambda tree: ravel_pytree(tree)[0])(common)
     direction, head_weights, mtl_state = strategy.aggregate(flat, losses, mtl_state, ctx)
-    unravel = ravel_pytree(jax.tree.map(lambda a: a[0], shared))[1]
-    grads = {name: jax.tree.map(lambda a: jnp.tensordot(head_weights, a, axes=1), sub)
-             for name, sub in jac.items() if name != "backbone"}
-    grads["backbone"] = unravel(direction)
-    return grads, mtl_state
+    unravel = ravel_pytree(jax.tree.map(lambda a: a[0], common))[1]
+    grads = task_weighted({name: sub for name, sub in jac.items() if name not in common}, head_weights)
+    return {**grads, **unravel(direction)}, mtl_state
+
+
+def rep_aggregated_gradient(spec: StepSpec, model, state: TrainState, batch, rng, ctx):
+    """Gradient aggregation on the shared representation (`mtl.rep_grad`, hard sharing): each
+    task's gradient of the features z (B×D, through the heads only), aggregated as rows of a
+    T×(B·D) matrix; the backbone gets the direction pulled back through it (one backward pass), the
+    heads their own task's gradient times the head weights. Micro-batches: a first pass collects
+    every micro-batch's rows (the batch's matrix), a second pulls the direction back, micro-batch by
+    micro-batch, with the same keys (so the same dropout masks)."""
+    variables = {"params": model_params(state.params), "batch_stats": state.batch_stats}
+
+    def encoder(part, key):
+        return lambda backbone: model.apply({**variables, "params": {**variables["params"], "backbone": backbone}},
+                                            augmentation.to_float(part["image"]), train=True, rngs={"dropout": key},
+                                            mutable=["batch_stats"], method=encode)
+
+    def rows(part, key):
+        z, pull, stats = jax.vjp(encoder(part, key), state.params["backbone"], has_aux=True)
+
+        def losses_of(params, z):
+            outputs = model.apply({**variables, "params": model_params(params)}, None, train=True, features=z,
+                                  rngs={"dropout": key})
+            return task_losses_of(spec, outputs, part), task_counts(spec, outputs, part)
+
+        losses, vjp_fn, counts = jax.vjp(losses_of, state.params, z, has_aux=True)
+        grads = [vjp_fn(jax.nn.one_hot(k, len(spec.tasks), dtype=losses.dtype)) for k in range(len(spec.tasks))]
+        stack = lambda *a: jnp.stack(a)
+        return (losses, counts, jax.tree.map(stack, *[g[0] for g in grads]), jnp.stack([g[1] for g in grads])), \
+            stats.get("batch_stats", {}), pull
+
+    n, size, keys = _chunking(batch, rng, spec.microbatch)
+    if n == 1:
+        (losses, counts, jac, zjac), stats, pull = rows(batch, rng)
+    else:
+        chunks = jax.tree.map(lambda a: a.reshape(n, size, *a.shape[1:]), batch)
+        (losses, counts, jac, zjac) = jax.lax.map(lambda xs: rows(*xs)[0], (chunks, keys))
+        losses, jac = jnp.mean(losses, 0), jax.tree.map(lambda a: jnp.mean(a, 0), jac)
+        counts, zjac, stats = jax.tree.map(lambda a: jnp.sum(a, 0), counts), jnp.moveaxis(zjac, 0, 1) / n, None
+    flat_z = zjac.reshape(len(spec.tasks), -1)
+    direction, head_weights, mtl_state = spec.strategy.aggregate(flat_z, losses, state.mtl, ctx)
+    grads = task_weighted({k: v for k, v in jac.items() if k != "backbone"}, head_weights)
+    if n == 1:
+        grads["backbone"] = pull(direction.reshape(zjac.shape[1:]))[0]
+    else:
+        d_chunks = direction.reshape(n, *zjac.shape[2:])
+
+        def add(acc, xs):
+            part, key, d = xs
+            _, pull, _ = jax.vjp(encoder(part, key), state.params["backbone"], has_aux=True)
+            return jax.tree.map(jnp.add, acc, pull(d)[0]), None
+
+        zero = jax.tree.map(jnp.zeros_like, state.params["backbone"])
+        grads["backbone"], _ = jax.lax.scan(add, zero, (chunks, keys, d_chunks))
+    return losses, counts, state.batch_stats if not stats else stats, grads, mtl_state
 
 
 def make_eval_step(model) -> Callable:
