@@ -1,5 +1,5 @@
-"""An experiment using the three components of this folder: the task `mod3` beside `parity`, the
-backbone `conv_gap` and the strategy `hardest_first`.
+"""An experiment using the four components of this folder: the task `mod3` beside `parity`, the
+backbone `conv_gap` in the architecture `adapters`, and the strategy `hardest_first`.
 
     python -m mtljax.run examples/extended_experiment.py
 
@@ -8,9 +8,9 @@ and again by `evaluate`, `predict` and `--resume`, which read the run's config.j
 """
 
 CONFIG = {
-    "imports": ["examples.my_task", "examples.my_backbone", "examples.my_strategy"],
+    "imports": ["examples.my_task", "examples.my_backbone", "examples.my_architecture", "examples.my_strategy"],
     "tasks": ["mod3", "parity"],
-    "model": {"name": "conv_gap", "width": 16, "dense": 32},
+    "model": {"name": "conv_gap", "width": 16, "dense": 32, "architecture": "adapters", "adapters": {"hidden": 8}},
     "mtl": {"strategy": "hardest_first", "hardest_first": {"temperature": 2.0}},
     "train": {"epochs": 2, "batch_size": 64},
 }

@@ -353,6 +353,7 @@ def upgrade(saved: Mapping[str, Any]) -> dict:
     (`mtl.cagrad_c` -> `mtl.cagrad.c`), and options the selected dataset, backbone, schedule or
     strategy does not own (and so never read) are dropped."""
     cfg = copy.deepcopy(thaw(saved))
+    import_components(cfg.get("imports", []))  # The run's own components own options too.
     mtl = cfg.get("mtl", {})
     for old, (name, key) in LEGACY_MTL_KEYS.items():
         if old in mtl:

@@ -6,7 +6,8 @@ of the experiment file), and the run's timing; `--canonical` keeps the experimen
 `experiments/` itself (not `experiments/ablations/`). With `--update`, the table replaces the text
 between the file's results markers, and the other tables made from run directories are
 regenerated too where the file has their markers: the strategy comparison (`<root>/strategies/`)
-and the newest sweep (`--sweep RUN_DIR` picks another).
+the newest sweep (`--sweep RUN_DIR` picks another) and the architectures beside hard sharing
+(`<problem>_<architecture>` experiments).
 """
 
 from __future__ import annotations
@@ -83,6 +84,32 @@ def results_table(root: Path, experiments: Path, canonical: bool = False) -> str
     return "\n".join(rows)
 
 
+def architecture_table(root: Path, problems: Sequence[str] = ("multimnist", "threshold")) -> str:
+    """Each architecture beside hard sharing on each problem: the newest finished run of every
+    `<problem>_<architecture>` experiment under `root`, with the model's parameter count (one
+    seed's) and its mean epoch time relative to hard sharing's."""
+    from mtljax import config, data, models, tasks  # noqa: PLC0415 - only this table builds models.
+
+    rows = ["| problem | architecture | parameters | test (mean ± std of seeds) | s/epoch | vs hard | wall time |",
+            "|---|---|---|---|---|---|---|"]
+    for problem in problems:
+        hard_epoch = None
+        for arch in models.ARCHITECTURES:
+            finished = sorted((root / f"{problem}_{arch}").glob(f"*/{rundir.SUMMARY_FILE}"))
+            if not finished:
+                continue
+            summary, cfg = rundir.read_json(finished[-1]), config.load_run_config(finished[-1].parent)
+            model = models.build_model(cfg["model"], {t: tasks.get(t).outputs for t in cfg["tasks"]})
+            count = models.param_count(model, data.image_shape(cfg["data"]))
+            epoch = summary["mean_epoch_time_s"]
+            hard_epoch = epoch if arch == "hard" else hard_epoch
+            ratio = f"{epoch / hard_epoch:.2f}x" if hard_epoch else "n/a"
+            cells = _task_cells(summary, {})[0].replace(f" ({len(summary['seeds'])} seeds)", "")
+            rows.append(f"| {problem} | {arch} | {count:,} | {cells} | {epoch:.1f} | {ratio} | "
+                        f"{summary['wall_time_s'] / 60:.1f} min |")
+    return "\n".join(rows)
+
+
 def update_readme(readme: Path, table: str, section: str = "results") -> None:
     """Replaces the text between `<!-- {section}:start -->` and `<!-- {section}:end -->` with `table`."""
     start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
@@ -120,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             update_readme(args.update, table, section=args.section)
             if args.section == "results" and not args.canonical:  # The other run-directory tables.
+                if has_markers(args.update, "architectures"):
+                    update_readme(args.update, architecture_table(args.root), "architectures")
                 if (args.root / "strategies").is_dir() and has_markers(args.update, "strategies"):
                     update_readme(args.update, results_table(args.root / "strategies", args.experiments), "strategies")
                 sweeps_done = sorted((p.parent for p in args.root.glob(f"*/*/{rundir.SUMMARY_FILE}")

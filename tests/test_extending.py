@@ -1,4 +1,4 @@
-"""Adding a task, a backbone and a strategy, each in one new file (examples/, docs/extending.md),
+"""Adding a task, a backbone, an architecture and a strategy, each in one new file (examples/, docs/extending.md),
 without editing the package: registered, configured by name, trained, evaluated and predicted."""
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def test_the_example_components_train_evaluate_and_predict(tmp_path, tiny_data_d
     assert run.main(args) == 0
     run_dir = next((tmp_path / "extended_experiment").iterdir())
     saved = json.loads((run_dir / "config.json").read_text())
-    assert saved["model"] == {"name": "conv_gap", "head_hidden": 0, "head_dropout": 0.0, "width": 16, "dense": 32}
+    assert saved["model"] == {"name": "conv_gap", "head_hidden": 0, "head_dropout": 0.0, "width": 16, "dense": 32,
+                              "architecture": "adapters", "adapters": {"hidden": 8}}
     assert saved["mtl"]["hardest_first"] == {"temperature": 2.0}
     summary = json.loads((run_dir / "summary.json").read_text())
     assert set(summary["confusion"]) == {"mod3", "parity"} and len(summary["confusion"]["mod3"]) == 3

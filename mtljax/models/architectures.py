@@ -399,6 +399,12 @@ def expand_shared(model: nn.Module, names: Sequence[str]) -> list[str]:
     return out
 
 
+def param_count(model: nn.Module, image_shape: Sequence[int]) -> int:
+    """The number of the model's parameters (one replica), from its abstract init (nothing computed)."""
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, *image_shape))))
+    return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(variables["params"]))
+
+
 def build_model(model_cfg: Mapping[str, Any], heads: Mapping[str, int]) -> nn.Module:
     """Builds the architecture named in `model_cfg` (default hard sharing) around its backbone,
     with one head per task.
