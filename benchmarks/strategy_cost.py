@@ -2,6 +2,7 @@
 
     python benchmarks/strategy_cost.py                      # prints the table
     python benchmarks/strategy_cost.py --update docs/strategies.md   # and writes it into docs/strategies.md
+    python benchmarks/strategy_cost.py --architectures --update docs/architectures.md   # the architectures
 
 Model: the threshold.py network (cnn3, three tasks) at batch 128, the trainer's own jitted train
 call on random data (benchmarks/speed.py's harness), best of five timed windows after compilation.
@@ -20,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import speed  # noqa: E402
 
-from mtljax import results
+from mtljax import models, results
 from mtljax.mtl import strategies  # noqa: E402
 
 BATCH = 128
@@ -29,24 +30,50 @@ BATCH = 128
 def table() -> str:
     _, model_cfg, task_names, _ = speed.MODELS[0]
     rows = [f"Per-step cost of each strategy, threshold model (3 tasks), batch {BATCH} "
-            "(`python benchmarks/strategy_cost.py`):", "",
+            "(`python benchmarks/strategy_cost.py`); `+ rep_grad`: the aggregator on the shared "
+            "representation's task gradients (`mtl.rep_grad`):", "",
             "| strategy | kind | img/s | step time vs static | compile s |", "|---|---|---|---|---|"]
     for name, strategy in strategies.STRATEGIES.items():
-        rate, compile_s = speed.mtljax_step_rate(model_cfg, task_names, BATCH, mtl={"strategy": name})
-        rows.append((name, strategy.kind, rate, compile_s))
+        for rep_grad in (False, True) if strategy.kind == "gradient" else (False,):
+            rate, compile_s = speed.mtljax_step_rate(model_cfg, task_names, BATCH,
+                                                     mtl={"strategy": name, "rep_grad": rep_grad})
+            rows.append((f"{name} + rep_grad" if rep_grad else name, strategy.kind, rate, compile_s))
     static = next(r for r in rows[4:] if r[0] == "static")[2]
     lines = rows[:4] + [f"| {n} | {k} | {r:,.0f} | {static / r:.2f}x | {c:.1f} |" for n, k, r, c in rows[4:]]
     return "\n".join(lines)
 
 
+def architecture_table() -> str:
+    """Each architecture's train step beside hard sharing's: the threshold model's backbone and
+    tasks, static weights and UPGrad (a gradient aggregator: every task's backward pass)."""
+    _, model_cfg, task_names, _ = speed.MODELS[0]
+    heads = {t: 10 if t == "digit" else 2 for t in task_names}
+    rows = [f"Per-step cost of each architecture around the threshold model's CNN (3 tasks), batch {BATCH} "
+            "(`python benchmarks/strategy_cost.py --architectures`), static weights and UPGrad:", "",
+            "| architecture | parameters | img/s static | step time vs hard | img/s upgrad | upgrad vs its static "
+            "| compile s (static) |", "|---|---|---|---|---|---|---|"]
+    hard = None
+    for arch in models.ARCHITECTURES:
+        cfg = {**model_cfg, "architecture": arch}
+        count = models.param_count(models.build_model(models.default_config(**cfg), heads), (28, 28, 1))
+        rate, compile_s = speed.mtljax_step_rate(cfg, task_names, BATCH, mtl={"strategy": "static"})
+        upgrad, _ = speed.mtljax_step_rate(cfg, task_names, BATCH, mtl={"strategy": "upgrad"})
+        hard = hard or rate
+        rows.append(f"| {arch} | {count:,} | {rate:,.0f} | {hard / rate:.2f}x | {upgrad:,.0f} | {rate / upgrad:.2f}x "
+                    f"| {compile_s:.1f} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--update", type=Path, help="write the table into this Markdown file (strategy-cost markers)")
+    parser.add_argument("--update", type=Path, help="write the table into this Markdown file (strategy-cost "
+                        "markers; architecture-cost markers with --architectures)")
+    parser.add_argument("--architectures", action="store_true", help="the architectures' table instead")
     args = parser.parse_args()
-    text = table()
+    text = architecture_table() if args.architectures else table()
     print(text)
     if args.update:
-        results.update_readme(args.update, text, section="strategy-cost")
+        results.update_readme(args.update, text, section="architecture-cost" if args.architectures else "strategy-cost")
 
 
 if __name__ == "__main__":

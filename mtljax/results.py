@@ -3,7 +3,7 @@
 One row per experiment: its newest finished run's headline test metric per task (accuracy, or the
 error of a regression task), beside the numbers its source project reported (the `REFERENCE` dict
 of the experiment file), and the run's timing; `--canonical` keeps the experiments of
-`experiments/` itself (not `experiments/ablations/`). With `--update`, the table replaces the text
+`experiments/` itself (not `experiments/ablations/`, nor the `<problem>_<architecture>` ones). With `--update`, the table replaces the text
 between the file's results markers, and the other tables made from run directories are
 regenerated too where the file has their markers: the strategy comparison (`<root>/strategies/`)
 the newest sweep (`--sweep RUN_DIR` picks another) and the architectures beside hard sharing
@@ -75,13 +75,20 @@ def results_table(root: Path, experiments: Path, canonical: bool = False) -> str
         if not finished:
             continue
         path = experiment_file(experiments, exp_dir.name)
-        if canonical and (path is None or path.parent != experiments):
+        if canonical and (path is None or path.parent != experiments or _architecture_run(exp_dir.name)):
             continue
         summary = rundir.read_json(finished[-1])
         accuracy, pr = _task_cells(summary, _reference(path))
         rows.append(f"| {exp_dir.name} | {finished[-1].parent.name} | {summary['epochs_run']} | {accuracy} | {pr} | "
                     f"{summary['wall_time_s'] / 60:.1f} min | {summary['mean_epoch_time_s']:.1f} |")
     return "\n".join(rows)
+
+
+def _architecture_run(name: str) -> bool:
+    """Whether `name` is a `<problem>_<architecture>` experiment (the architecture table has them)."""
+    from mtljax import models  # noqa: PLC0415
+
+    return any(name.endswith(f"_{arch}") for arch in models.ARCHITECTURES)
 
 
 def architecture_table(root: Path, problems: Sequence[str] = ("multimnist", "threshold")) -> str:
@@ -141,7 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.root.is_dir():
         print(f"error: no run directory root {args.root}", file=sys.stderr)
         return 2
-    table = results_table(args.root, args.experiments, args.canonical)
+    if args.section == "architectures":
+        table = architecture_table(args.root)
+    else:
+        table = results_table(args.root, args.experiments, args.canonical)
     print(table)
     if args.update:
         try:

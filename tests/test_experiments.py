@@ -20,7 +20,22 @@ TINY = ["data.val_size=100", "data.limit=100", "train.batch_size=50", "init.run=
 TINY_PAIRS = ["data.train_pairs=100", "data.val_pairs=50", "data.test_pairs=50"]  # Datasets built from pairs.
 
 
-@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+# threshold_<architecture>.py differ from threshold_hard.py in the architecture only, which its
+# multimnist_<architecture>.py twin trains: these are resolved, not trained (each compile costs seconds).
+RESOLVED_ONLY = [p for p in EXPERIMENTS if p.stem.startswith("threshold_") and p.stem != "threshold_hard"
+                 and f"multimnist_{p.stem[len('threshold_'):]}" in {q.stem for q in EXPERIMENTS}]
+
+
+@pytest.mark.parametrize("path", RESOLVED_ONLY, ids=lambda p: p.stem)
+def test_architecture_variant_resolves(path):
+    cfg = config.load_experiment(path)
+    twin = config.load_experiment(path.parent / f"threshold_hard.py")
+    assert cfg["model"]["architecture"] == path.stem[len("threshold_"):]
+    assert {**config.thaw(cfg["model"]), "architecture": "hard"} == {
+        **config.thaw(twin["model"]), **{k: v for k, v in config.thaw(cfg["model"]).items() if k not in twin["model"]}}
+
+
+@pytest.mark.parametrize("path", [p for p in EXPERIMENTS if p not in RESOLVED_ONLY], ids=lambda p: p.stem)
 def test_experiment_file_trains_a_few_steps(path, tiny_data_dir):
     pairs = TINY_PAIRS if "train_pairs" in config.load_stages(path)[0]["data"] else []
     for cfg in config.load_stages(path, TINY + pairs + [f"data.dir={tiny_data_dir}"]):

@@ -1,4 +1,5 @@
-"""Data parallel: 8 fake CPU devices give the loss curves of one device (seeds x data parallel)."""
+"""Data parallel: 8 fake CPU devices give the loss curves of one device (seeds x data parallel),
+with hard sharing and with a soft-sharing architecture."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import tiny_config
 
@@ -27,8 +29,9 @@ def _run(tmp_path, name, cfg, devices):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_eight_devices_match_one(tmp_path, tiny_data_dir):
-    cfg = tiny_config(tiny_data_dir, train={"epochs": 2, "batch_size": 40})
+@pytest.mark.parametrize("architecture", ["hard", "ple"])
+def test_eight_devices_match_one(tmp_path, tiny_data_dir, architecture):
+    cfg = tiny_config(tiny_data_dir, train={"epochs": 2, "batch_size": 40}, model={"architecture": architecture})
     one = _run(tmp_path, "one", cfg, 1)
     eight = _run(tmp_path, "eight", cfg, 8)
     for a, b in zip(one, eight):
