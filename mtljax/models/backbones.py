@@ -46,6 +46,12 @@ def flatten_or_gap(x: jnp.ndarray, pool: str) -> jnp.ndarray:
     return jnp.mean(x, axis=(1, 2)) if pool == "gap" else x.reshape(x.shape[0], -1)
 
 
+def dense_block(module: nn.Module, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    """The last block of cnn3 and skipcnn: flatten (or GAP) → Dense(module.dense) → ReLU → Dropout."""
+    x = nn.relu(nn.Dense(module.dense, name="Dense_0")(flatten_or_gap(x, module.pool)))
+    return ops.Dropout(module.dropout, name="Dropout_0")(x, deterministic=not train)
+
+
 @nn.compact
 def blocks_call(self, x: jnp.ndarray, train: bool, start: int = 0, stop: int | None = None) -> jnp.ndarray:
     """A block-structured backbone's `__call__`: its blocks `start` to `stop` (default: all) in order.
@@ -96,8 +102,7 @@ class CNN3(nn.Module):
     def block(self, i: int, x: jnp.ndarray, train: bool) -> jnp.ndarray:
         """Block `i`: conv i (→ BatchNorm) → ReLU (→ pool), or flatten/GAP → Dense → ReLU → Dropout."""
         if i == len(self.features):
-            x = nn.relu(nn.Dense(self.dense, name="Dense_0")(flatten_or_gap(x, self.pool)))
-            return ops.Dropout(self.dropout, name="Dropout_0")(x, deterministic=not train)
+            return dense_block(self, x, train)
         width, pooled = self.features[i], i < len(self.features) - 1 or self.pool_last
         if pooled and not self.batchnorm:  # conv, ReLU and pool in one op where that is faster.
             return ops.Conv(width, impl=self.conv_impl, relu_pool=True, name=f"Conv_{i}")(x)
@@ -184,8 +189,7 @@ class SkipCNN(nn.Module):
     def block(self, i: int, x: jnp.ndarray, train: bool) -> jnp.ndarray:
         """Block `i`: the residual block of width i and its pool, or flatten/GAP → Dense → ReLU → Dropout."""
         if i == len(self.features):
-            x = nn.relu(nn.Dense(self.dense, name="Dense_0")(flatten_or_gap(x, self.pool)))
-            return ops.Dropout(self.dropout, name="Dropout_0")(x, deterministic=not train)
+            return dense_block(self, x, train)
 
         def conv(x, k):  # The block's k-th conv (named as the single-call trunk numbered them).
             n = 3 * i + k
