@@ -210,9 +210,8 @@ class MMoE(MultiTaskArchitecture):
 
     E experts, each a whole copy of the backbone (`expert_<e>`, as LibMTL's image MMoE), and one
     gate per task (`gate_<task>`): a softmax over the experts of a linear map of the flattened
-    input. Task t's features are Σ_e g_t(x)_e f_e(x). The paper leaves E open (8 in its
-    experiments, on small MLP experts); here E = 3 whole CNNs by default, what the 2-core CPU
-    affords. With one expert this is hard sharing. Shared: the experts (each gate is its task's).
+    input. Task t's features are Σ_e g_t(x)_e f_e(x). The paper leaves E open; here E = 3 whole
+    CNNs by default, chosen for what the 2-core CPU affords. With one expert this is hard sharing. Shared: the experts (each gate is its task's).
     """
 
     experts: int = 3
@@ -233,10 +232,10 @@ class MMoE(MultiTaskArchitecture):
 class CGC(MultiTaskArchitecture):
     """Customized Gate Control (Tang, Liu, Zhao & Gong, RecSys 2020, Sec. 4.2, Eq. 2-4).
 
-    Shared experts (`shared_<e>`) and each task's own experts (`<task>_<e>`), every expert a
-    whole copy of the backbone; task t's gate (`gate_<task>`) is a softmax over its own and the
-    shared experts, from the flattened input. Defaults: one shared and one expert per task, the
-    smallest configuration the paper's ablations use. Shared: the shared experts.
+    Shared experts (`expert_shared_<e>`) and each task's own experts (`expert_<task>_<e>`), every
+    expert a whole copy of the backbone; task t's gate (`gate_<task>`) is a softmax over its own
+    and the shared experts, from the flattened input. Defaults: one shared and one expert per task,
+    the smallest CGC, chosen for the cost of whole-CNN experts. Shared: the shared experts.
     """
 
     shared_experts: int = 1
@@ -265,7 +264,8 @@ class PLE(MultiTaskArchitecture):
     """Progressive Layered Extraction (Tang, Liu, Zhao & Gong, RecSys 2020, Sec. 4.3, Eq. 5-6).
 
     CGC stacked in levels: the backbone's blocks are split into `levels` consecutive groups, and
-    at level l every expert is a copy of group l (`level<l>_shared_<e>`, `level<l>_<task>_<e>`).
+    at level l every expert is a copy of group l (`level<l>_expert_shared_<e>`,
+    `level<l>_expert_<task>_<e>`).
     Task t's gate (`level<l>_gate_<task>`) mixes its own and the shared experts and feeds task t's
     experts of the next level; below the top level a shared gate (`level<l>_gate_shared`) mixes
     every expert and feeds the next level's shared experts. Gates read the flattened input of
@@ -368,7 +368,7 @@ class DSelectK(MultiTaskArchitecture):
     MMoE with each task's softmax gate replaced by a per-example DSelect-k gate (`gate_<task>`,
     `DSelectGate`): k differentiable single-expert selectors built from the smooth-step function,
     so that each task ends up using at most k of the E experts (`expert_<e>`, whole backbone
-    copies). Defaults: E = 4, k = 2, γ = 1 (the paper's MultiMNIST setting uses k = 2; its
+    copies). Defaults: E = 4, k = 2, γ = 1, chosen for the cost of whole-CNN experts (the paper's
     entropy regulariser, which speeds the selectors' convergence, is not used). Shared: the experts.
     """
 
