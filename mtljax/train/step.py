@@ -172,7 +172,7 @@ def microbatched(fn: Callable, batch: Mapping[str, jnp.ndarray], rng: jax.Array,
       ValueError: the batch is not a multiple of `size`, or a micro-batched model keeps batch
         statistics (they would be per micro-batch).
     """
-    n, size, _ = _chunking(batch, rng, size)
+    n, size = _chunking(batch, size)
     if n == 1:
         sums, aux = fn(batch, rng)
         return sums, aux, 1
@@ -190,14 +190,13 @@ def microbatched(fn: Callable, batch: Mapping[str, jnp.ndarray], rng: jax.Array,
     return sums, None, n
 
 
-def _chunking(batch: Mapping[str, jnp.ndarray], rng: jax.Array, size: int) -> tuple[int, int, jax.Array]:
-    """(number of micro-batches, their size, their keys `fold_in(rng, k)`) of `batch` and `size`."""
+def _chunking(batch: Mapping[str, jnp.ndarray], size: int) -> tuple[int, int]:
+    """(number of micro-batches, their size) of `batch` for micro-batch `size` (0: the whole batch)."""
     total = batch["image"].shape[0]
     size = size if 0 < size < total else total
     if total % size:
         raise ValueError(f"batch size {total} is not a multiple of the micro-batch {size}")
-    n = total // size
-    return n, size, jax.vmap(lambda k: jax.random.fold_in(rng, k))(jnp.arange(n))
+    return total // size, size
 
 
 def _mean(tree: Any, n: int) -> Any:
@@ -246,7 +245,7 @@ def representation_gram(spec: StepSpec, model, params, batch_stats, batch, rng) 
 
     def losses_of(perturbations):
         outputs, _ = apply({**variables, "perturbations": perturbations}, ["batch_stats"])
-        return jnp.stack([task.loss(outputs[t], batch[t]).mean() for t, task in spec.tasks.items()])
+        return task_losses_of(spec, outputs, batch)
 
     z = jax.vmap(lambda tree: ravel_pytree(tree)[0])(jax.jacrev(losses_of)(zeros))
     return aggregators.gram(z)
@@ -329,7 +328,8 @@ def rep_aggregated_gradient(spec: StepSpec, model, state: TrainState, batch, rng
         return (losses, counts, jax.tree.map(stack, *[g[0] for g in grads]), jnp.stack([g[1] for g in grads])), \
             stats.get("batch_stats", {}), pull
 
-    n, size, keys = _chunking(batch, rng, spec.microbatch)
+    n, size = _chunking(batch, spec.microbatch)
+    keys = jax.vmap(lambda k: jax.random.fold_in(rng, k))(jnp.arange(n))  # As `microbatched` gives them.
     if n == 1:
         (losses, counts, jac, zjac), stats, pull = rows(batch, rng)
     else:
