@@ -1,5 +1,6 @@
 #!/bin/bash
-# Every MTL strategy on MultiMNIST (experiments/multimnist.py's recipe, seed 0), one after another,
+# Every MTL strategy on MultiMNIST (experiments/multimnist.py's recipe shortened to 12 epochs, seed 0
+# only), one after another,
 # into checkpoints/strategies/, then the strategies table of docs/strategies.md:
 #   bash benchmarks/compare_strategies.sh [strategy ...]   # default: all of them
 set -euo pipefail
@@ -9,7 +10,7 @@ if [ ${#names[@]} -eq 0 ]; then
     names=($(python -c "from mtljax import strategies; print(' '.join(strategies.STRATEGIES))"))
 fi
 for s in "${names[@]}"; do
-    python -m mtljax.run experiments/multimnist.py --root checkpoints/strategies \
-        --set "mtl.strategy=\"$s\"" "name=\"multimnist_$s\"" "mtl.diagnose_every=3"
+    python -m mtljax.run experiments/multimnist.py --root checkpoints/strategies --seeds 1 \
+        --set "train.epochs=12" "mtl.strategy=\"$s\"" "name=\"multimnist_$s\"" "mtl.diagnose_every=3"
 done
 python -m mtljax.results --root checkpoints/strategies --update docs/strategies.md --section strategies
