@@ -206,9 +206,13 @@ def _check_architecture(cfg: dict) -> None:
     problem = model.config_problem() if hasattr(model, "config_problem") else None
     if problem:
         raise ConfigError(f"model.{name}.{problem}")
-    kind = strategies.get(mtl["strategy"]).kind
+    strategy = strategies.get(mtl["strategy"])
+    kind = strategy.kind
     if mtl["rep_grad"] and kind != "gradient":
         raise ConfigError(f"mtl.rep_grad: only for gradient aggregators; {mtl['strategy']!r} is a {kind} strategy")
+    if mtl["rep_grad"] and strategy.samples > 1:
+        raise ConfigError(f"mtl.rep_grad: {mtl['strategy']!r} compares independent samples of the batch, whose "
+                          "representations are different rows; use it on the shared parameters (rep_grad False)")
     if (mtl["rep_grad"] or kind == "representation") and not model.shared_representation:
         what, instead = (("mtl.rep_grad", "mtl.rep_grad False") if mtl["rep_grad"] else
                          (f"mtl.strategy: {mtl['strategy']!r}", "strategy 'mgda' (on the shared parameters)"))

@@ -215,7 +215,7 @@ def test_uncertainty_weighting_loss_and_gradient():
 
 def test_dwa_weights_follow_loss_ratios():
     dwa = strategies.get("dwa")
-    state = dwa.init_state(2)
+    state = dwa.init_state(2, 0)
     losses_by_epoch = [jnp.asarray([1.0, 1.0]), jnp.asarray([0.5, 0.9])]
     step = 0
     for epoch_losses in losses_by_epoch:  # Two epochs of two steps each.
@@ -241,7 +241,7 @@ def test_rlw_weights_on_simplex_and_random():
 
 def test_gradnorm_update_by_hand():
     gn = strategies.get("gradnorm")
-    state = gn.init_state(2)
+    state = gn.init_state(2, 2)
     g = jnp.asarray([[3.0, 0.0], [0.0, 1.0]])
     losses = jnp.asarray([1.0, 1.0])
     d, head_w, state = gn.aggregate(g, losses, state, _ctx(strategy="gradnorm", alpha=1.5, lr=0.1))

@@ -214,3 +214,71 @@ def upgrad(g: jnp.ndarray) -> jnp.ndarray:
     """UPGrad (Quinton & Rey 2024): d = (1/T) Σ_i π(g_i), π the projection onto the dual cone
     {x : g_j·x ≥ 0 ∀j}; scaled by T, so that non-conflicting gradients give their sum."""
     return g.shape[0] * (upgrad_weights(gram(g)) @ g)
+
+
+def dualproj(g: jnp.ndarray) -> jnp.ndarray:
+    """DualProj (Quinton & Rey 2024, Sec. 2 / TorchJD): the mean gradient projected onto the dual
+    cone of the rows of G, π(ḡ) = argmin_{d: Gd ≥ 0} ‖d − ḡ‖ = vᵀG with v = argmin_{v ≥ 1/T} vᵀMv
+    (the dual of the projection, as for UPGrad); scaled by T (agreeing gradients give their sum)."""
+    t = g.shape[0]
+    m = gram(g)
+    return t * (_box_qp_exact(m, jnp.full((t,), 1.0 / t, m.dtype)) @ g)
+
+
+def config_direction(g: jnp.ndarray) -> jnp.ndarray:
+    """ConFIG (Liu et al. 2024, Eqs. 3-4): with U the unit task gradients (rows g_t/‖g_t‖), the unit
+    direction û ∝ U⁺·1 has the same cosine with every task gradient; its length is the sum of the
+    projections, d = (Σ_t g_t·û)·û (the sum for agreeing gradients). U⁺·1 = Uᵀ(UUᵀ)⁺·1."""
+    u = g / (jnp.linalg.norm(g, axis=1, keepdims=True) + EPS)
+    x = jnp.linalg.pinv(gram(u), hermitian=True) @ jnp.ones(g.shape[0], g.dtype) @ u
+    unit = x / (jnp.linalg.norm(x) + EPS)
+    return jnp.sum(g @ unit) * unit
+
+
+def graddrop(g: jnp.ndarray, rng: jax.Array, leak: float = 0.0) -> jnp.ndarray:
+    """GradDrop (Chen et al. 2020, Eqs. 1-3): per coordinate, the positive sign purity
+    P = ½(1 + Σ_t g_t / Σ_t |g_t|) and one U ~ Uniform(0, 1); task t keeps its entry where
+    (P > U and g_t > 0) or (P < U and g_t < 0), so each coordinate keeps one sign; d = Σ_t M_t g_t.
+    `leak` ∈ [0, 1] keeps that fraction of every dropped entry (1: the plain sum). The paper drops
+    at a layer's activations; here it acts on the rows it is given (parameters, or the
+    representation with `mtl.rep_grad`)."""
+    purity = 0.5 * (1.0 + jnp.sum(g, axis=0) / (jnp.sum(jnp.abs(g), axis=0) + EPS))
+    u = jax.random.uniform(rng, purity.shape, g.dtype)
+    keep = ((purity > u) & (g > 0)) | ((purity < u) & (g < 0))
+    return jnp.sum((leak + (1.0 - leak) * keep) * g, axis=0)
+
+
+def fairgrad_weights(m: jnp.ndarray, alpha: float, iters: int = 60) -> jnp.ndarray:
+    """The w > 0 solving (Mw)_t = w_t^(−1/α) (Ban & Ji 2024, Eq. 8; α = 1 is Nash-MTL's equation).
+
+    They minimise φ(w) = ½wᵀMw − Σ_t h(w_t) with h' = w^(−1/α) (h(w) = log w for α = 1, else
+    w^(1−1/α)/(1−1/α)): strictly convex on w > 0, so Newton steps with H = M + diag(w^(−1/α−1)/α),
+    damped by 1/(1 + decrement) and kept to 90 % of the way to the boundary w = 0, converge."""
+    t = m.shape[0]
+    m = m + 1e-8 * jnp.trace(m) / t * jnp.eye(t, dtype=m.dtype)
+
+    def body(_, w):
+        grad = m @ w - w ** (-1.0 / alpha)
+        newton = jnp.linalg.solve(m + jnp.diag(w ** (-1.0 / alpha - 1.0) / alpha), grad)
+        step = newton / (1.0 + jnp.sqrt(jnp.maximum(grad @ newton, 0.0)))
+        room = jnp.min(jnp.where(step > 0, 0.9 * w / jnp.where(step > 0, step, 1.0), jnp.inf))
+        return w - jnp.minimum(1.0, room) * step
+
+    return jax.lax.fori_loop(0, iters, body, 1.0 / jnp.sqrt(jnp.diag(m) + EPS))
+
+
+def fairgrad(g: jnp.ndarray, alpha: float = 1.0) -> jnp.ndarray:
+    """FairGrad (Ban & Ji 2024): d = wᵀG with GGᵀw = w^(−1/α), the α-fair allocation of the update
+    among the tasks (each task's utility d·g_t = w_t^(−1/α)); solved exactly by `fairgrad_weights`
+    where the authors use a least-squares solver."""
+    return fairgrad_weights(gram(g), alpha) @ g
+
+
+def project_simplex(v: jnp.ndarray) -> jnp.ndarray:
+    """The Euclidean projection of v onto the simplex {w ≥ 0, Σw = 1} (sort-based, Held et al. 1974)."""
+    u = jnp.sort(v)[::-1]
+    cssv = jnp.cumsum(u) - 1.0
+    k = jnp.arange(1, v.shape[0] + 1, dtype=v.dtype)
+    rho = jnp.max(jnp.where(u - cssv / k > 0, k, 0.0))
+    theta = jnp.sum(jnp.where(k <= rho, u, 0.0)) / jnp.maximum(rho, 1.0) - 1.0 / jnp.maximum(rho, 1.0)
+    return jnp.maximum(v - theta, 0.0)

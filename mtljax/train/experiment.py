@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -17,6 +18,7 @@ import jax.numpy as jnp
 from mtljax import data, models, tasks
 from mtljax.data import compose
 from mtljax.models import ops
+from mtljax.models.backbones import encode
 from mtljax.mtl import strategies
 from mtljax.registry import Option
 from mtljax.train import checkpoint, optim, schedules, sweeps
@@ -103,8 +105,9 @@ class Experiment:
         strategy = self.strategy
         # One compiled program: run eagerly, flax's initialisers compiled ~100 small ops one by one (~3 s).
         ema = self.cfg["train"]["ema_decay"] > 0
+        rows = self.representation_rows() if self.cfg["mtl"]["rep_grad"] else 0
         create = jax.vmap(lambda key: create_state(self.model, self.tx, self.plateau, key, image_shape, strategy,
-                                                         ema))
+                                                   ema, rows))
         state = jax.jit(create, compiler_options=compiler_options())(keys)
         hyper = {key: jnp.asarray(v) for key, v in sweeps.replica_values(self.points, self.cfg["seeds"]).items()}
         state = state.replace(hyper=hyper)
@@ -112,6 +115,13 @@ class Experiment:
         if not init["run"]:
             return state
         return graft_params(state, init["run"], models.expand_shared(self.model, init["params"]))
+
+    def representation_rows(self) -> int:
+        """B·D: the length of a task's row of representation gradients (`mtl.rep_grad`)."""
+        shape = (1, *data.image_shape(self.cfg["data"]))
+        features = jax.eval_shape(lambda: self.model.apply(self.model.init(jax.random.key(0), jnp.zeros(shape)),
+                                                           jnp.zeros(shape), train=False, method=encode))
+        return self.cfg["train"]["batch_size"] * math.prod(features.shape[1:])
 
     def dropout_rng(self) -> jax.Array:
         """Each seed's base key of the train steps (each step folds in its step number)."""

@@ -37,10 +37,11 @@ class TrainState:
 
 
 def create_state(model, tx: optax.GradientTransformation, plateau, rng: jax.Array,
-                 image_shape: tuple[int, ...], strategy: Any, ema: bool = False) -> TrainState:
+                 image_shape: tuple[int, ...], strategy: Any, ema: bool = False, rows: int = 0) -> TrainState:
     """Initialises parameters with `rng`, the MTL `strategy`'s parameters (under `params["mtl"]`,
     trained by the same optimizer) and state, and the optimizer and plateau states; with `ema`,
-    the moving average starts at the initial parameters and statistics."""
+    the moving average starts at the initial parameters and statistics. The strategy's state is
+    sized for task-gradient rows of `rows` entries (0: the model's shared parameters)."""
     variables = model.init(rng, jnp.zeros((1, *image_shape), jnp.float32), train=False)
     params = dict(variables["params"])
     n_tasks = len(model.heads)
@@ -54,7 +55,8 @@ def create_state(model, tx: optax.GradientTransformation, plateau, rng: jax.Arra
         batch_stats=batch_stats,
         opt_state=tx.init(params),
         plateau=plateau.init(jnp.zeros(())),
-        mtl=strategy.init_state(n_tasks),
+        mtl=strategy.init_state(n_tasks, rows or sum(a.size for name in model.shared_params() if name in params
+                                                     for a in jax.tree.leaves(params[name]))),
         ema={"params": params, "batch_stats": batch_stats} if ema else None,
     )
 

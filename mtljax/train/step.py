@@ -17,6 +17,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from mtljax.data import augment as augmentation
+from mtljax import mtl
 from mtljax.mtl import aggregators, strategies
 from mtljax.models import model_params
 from mtljax.models.backbones import encode
@@ -89,6 +90,9 @@ def make_train_step(spec: StepSpec) -> Callable:
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         updates = jax.tree.map(lambda u: u * state.plateau.scale, updates)
         params = optax.apply_updates(state.params, updates)
+        if spec.strategy.after_update is not None:  # The same batch's losses after the update (FAMO).
+            after = task_losses(spec, model, params, state.batch_stats, batch, step_rng)[0]
+            mtl_state = spec.strategy.after_update(mtl_state, losses, jax.lax.stop_gradient(after), ctx)
         ok, metrics = step_metrics(spec, weights, losses, counts, grads, state.step, batch["image"].shape[0])
         ema = state.ema
         if spec.ema_decay:
@@ -141,17 +145,25 @@ def step_metric_names(tasks: Mapping[str, Any]) -> list[str]:
     return [*keys, "nan/steps", "nan/grads", *[f"nan/{t}" for t in tasks], "nan/first"]
 
 
-def task_losses(spec: StepSpec, model, params, batch_stats, batch, rng):
-    """Per-task mean losses (T), and ({`task/metric`: batch sum}, updated batch stats)."""
+def task_losses(spec: StepSpec, model, params, batch_stats, batch, rng, parts: int = 1):
+    """Per-task mean losses (T; S×T for `parts` S > 1, see `task_losses_of`), and
+    ({`task/metric`: batch sum}, updated batch stats)."""
     variables = {"params": model_params(params), "batch_stats": batch_stats}
     outputs, updated = model.apply(variables, augmentation.to_float(batch["image"]), train=True,
                                    rngs={"dropout": rng}, mutable=["batch_stats"])
-    return task_losses_of(spec, outputs, batch), (task_counts(spec, outputs, batch), updated.get("batch_stats", {}))
+    losses = task_losses_of(spec, outputs, batch, parts)
+    return losses, (task_counts(spec, outputs, batch), updated.get("batch_stats", {}))
 
 
-def task_losses_of(spec: StepSpec, outputs: Mapping[str, jnp.ndarray], batch) -> jnp.ndarray:
-    """The T per-task mean losses of the model's outputs on `batch`."""
-    return jnp.stack([task.loss(outputs[t], batch[t]).mean() for t, task in spec.tasks.items()])
+def task_losses_of(spec: StepSpec, outputs: Mapping[str, jnp.ndarray], batch, parts: int = 1) -> jnp.ndarray:
+    """The T per-task mean losses of the model's outputs on `batch`; for `parts` S > 1 an S×T
+    matrix, row s from the examples i with i mod S = s (independent samples of the batch), each
+    scaled by S/B, so that the mean of the rows is the batch's mean loss."""
+    if parts == 1:
+        return jnp.stack([task.loss(outputs[t], batch[t]).mean() for t, task in spec.tasks.items()])
+    size = batch[next(iter(spec.tasks))].shape[0]
+    member = (jnp.arange(size)[None, :] % parts == jnp.arange(parts)[:, None]) * (parts / size)
+    return jnp.stack([member @ task.loss(outputs[t], batch[t]) for t, task in spec.tasks.items()], axis=1)
 
 
 def task_counts(spec: StepSpec, outputs: Mapping[str, jnp.ndarray], batch) -> dict[str, jnp.ndarray]:
@@ -251,21 +263,31 @@ def representation_gram(spec: StepSpec, model, params, batch_stats, batch, rng) 
     return aggregators.gram(z)
 
 
+def differentiated(spec: StepSpec, losses: jnp.ndarray, params) -> jnp.ndarray:
+    """The task losses a gradient aggregator differentiates: the strategy's transform of them
+    (IMTL-L's scales, DB-MTL's logarithm) where it has one, else the losses themselves."""
+    scale = spec.strategy.scale_losses
+    return losses if scale is None else scale(losses, params.get("mtl", {}))
+
+
 def aggregated_gradient(spec: StepSpec, model, state: TrainState, batch, rng, ctx):
-    """Gradient aggregation: each task's gradient (one forward pass and one `jax.vjp` pullback per
-    task, averaged over micro-batches), then `combine_task_grads`."""
+    """Gradient aggregation: each task's gradient (`mtl.task_gradients`: one forward pass and one
+    pullback per task; per independent sample with `strategy.samples`), averaged over
+    micro-batches, then combined by `mtl.combine`."""
+    parts = spec.strategy.samples
 
     def chunk(part, key):
-        losses, vjp_fn, (counts, stats) = jax.vjp(
-            lambda p: task_losses(spec, model, p, state.batch_stats, part, key), state.params, has_aux=True)
-        # One backward pass per task, one after another: on XLA:CPU this ran faster than
-        # jax.jacrev's vmapped backward pass (benchmarks/strategy_cost.py).
-        rows = [vjp_fn(jax.nn.one_hot(k, len(spec.tasks), dtype=losses.dtype))[0] for k in range(len(spec.tasks))]
-        return (losses, counts, jax.tree.map(lambda *a: jnp.stack(a), *rows)), stats
+        def losses_of(p):
+            losses, aux = task_losses(spec, model, p, state.batch_stats, part, key, parts)
+            return differentiated(spec, losses, p), (losses, aux)
+
+        _, jac, (losses, (counts, stats)) = mtl.task_gradients(losses_of, state.params, has_aux=True)
+        return (losses, counts, jac), stats
 
     (losses, counts, jac), stats, n = microbatched(chunk, batch, rng, spec.microbatch)
     losses, jac = _mean(losses, n), _mean(jac, n)
-    grads, mtl_state = combine_task_grads(spec.strategy, jac, losses, state.mtl, ctx, spec.shared)
+    losses = losses if parts == 1 else jnp.mean(losses, axis=0)
+    grads, mtl_state = mtl.combine(spec.strategy, jac, losses, state.mtl, ctx, spec.shared)
     return losses, counts, state.batch_stats if stats is None else stats, grads, mtl_state
 
 
@@ -279,25 +301,6 @@ def gradient_fn(spec: StepSpec) -> Callable:
     if spec.strategy.kind == "gradient" and spec.mtl.get("rep_grad", False):
         return rep_aggregated_gradient
     return GRADIENTS[spec.strategy.kind]
-
-
-def task_weighted(jac: Mapping[str, Any], weights: jnp.ndarray) -> dict[str, Any]:
-    """Σ_t weights[t] · jac[t] of every subtree (leaves with a leading task axis)."""
-    return {name: jax.tree.map(lambda a: jnp.tensordot(weights, a, axes=1), sub) for name, sub in jac.items()}
-
-
-def combine_task_grads(strategy, jac: Mapping[str, Any], losses: jnp.ndarray, mtl_state: Any, ctx: Mapping,
-                       shared: tuple[str, ...] = ("backbone",)):
-    """One gradient from per-task gradients (`jac`, every leaf with a leading task axis): the shared
-    subtrees get the strategy's direction, every other subtree (heads, gates, a task's own experts)
-    the sum of its tasks' gradients times the strategy's head weights (only its own task's is
-    non-zero)."""
-    common = {name: jac[name] for name in shared if name in jac}  # (A parameter-free expert has none.)
-    flat = jax.vmap(lambda tree: ravel_pytree(tree)[0])(common)
-    direction, head_weights, mtl_state = strategy.aggregate(flat, losses, mtl_state, ctx)
-    unravel = ravel_pytree(jax.tree.map(lambda a: a[0], common))[1]
-    grads = task_weighted({name: sub for name, sub in jac.items() if name not in common}, head_weights)
-    return {**grads, **unravel(direction)}, mtl_state
 
 
 def rep_aggregated_gradient(spec: StepSpec, model, state: TrainState, batch, rng, ctx):
@@ -317,16 +320,15 @@ def rep_aggregated_gradient(spec: StepSpec, model, state: TrainState, batch, rng
     def rows(part, key):
         z, pull, stats = jax.vjp(encoder(part, key), state.params["backbone"], has_aux=True)
 
-        def losses_of(params, z):
+        def losses_of(inputs):
+            params, z = inputs
             outputs = model.apply({**variables, "params": model_params(params)}, None, train=True, features=z,
                                   rngs={"dropout": key})
-            return task_losses_of(spec, outputs, part), task_counts(spec, outputs, part)
+            losses = task_losses_of(spec, outputs, part)
+            return differentiated(spec, losses, params), (losses, task_counts(spec, outputs, part))
 
-        losses, vjp_fn, counts = jax.vjp(losses_of, state.params, z, has_aux=True)
-        grads = [vjp_fn(jax.nn.one_hot(k, len(spec.tasks), dtype=losses.dtype)) for k in range(len(spec.tasks))]
-        stack = lambda *a: jnp.stack(a)
-        return (losses, counts, jax.tree.map(stack, *[g[0] for g in grads]), jnp.stack([g[1] for g in grads])), \
-            stats.get("batch_stats", {}), pull
+        _, (jac, zjac), (losses, counts) = mtl.task_gradients(losses_of, (state.params, z), has_aux=True)
+        return (losses, counts, jac, zjac), stats.get("batch_stats", {}), pull
 
     n, size = _chunking(batch, spec.microbatch)
     keys = jax.vmap(lambda k: jax.random.fold_in(rng, k))(jnp.arange(n))  # As `microbatched` gives them.
@@ -339,7 +341,7 @@ def rep_aggregated_gradient(spec: StepSpec, model, state: TrainState, batch, rng
         counts, zjac, stats = jax.tree.map(lambda a: jnp.sum(a, 0), counts), jnp.moveaxis(zjac, 0, 1) / n, None
     flat_z = zjac.reshape(len(spec.tasks), -1)
     direction, head_weights, mtl_state = spec.strategy.aggregate(flat_z, losses, state.mtl, ctx)
-    grads = task_weighted({k: v for k, v in jac.items() if k != "backbone"}, head_weights)
+    grads = mtl.task_weighted({k: v for k, v in jac.items() if k != "backbone"}, head_weights)
     if n == 1:
         grads["backbone"] = pull(direction.reshape(zjac.shape[1:]))[0]
     else:
