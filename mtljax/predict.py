@@ -90,22 +90,25 @@ def prepare(rgb: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     return (out * 255).round().astype(np.uint8)
 
 
-def load_model(run_dir: Path, seed: int = 0) -> tuple[Any, dict, Any]:
-    """The run's config, model and variables of seed index `seed` from its best checkpoint.
+def load_model(run_dir: Path, seed: int = 0, which: str = "best") -> tuple[Any, dict, Any]:
+    """The run's config, model and variables (`{"params", "batch_stats"}`, for `model.apply`) of
+    seed index `seed` from its `which` ("best" or "latest") checkpoint.
 
     Raises:
-      checkpoint.CheckpointError: no best checkpoint (or a damaged one).
+      checkpoint.CheckpointError: no such checkpoint (or a damaged one).
+      ValueError: no such seed.
     """
     cfg = config.load_run_config(run_dir)
     model = models.build_model(cfg["model"], {t: tasks.get(t).outputs for t in cfg["tasks"]})
     ckpts = checkpoint.RunCheckpoints(run_dir)
     try:
-        variables = ckpts.load_variables("best")
+        variables = ckpts.load_variables(which)
     finally:
         ckpts.close()
     n_seeds = jax.tree.leaves(variables["params"])[0].shape[0]
     if not 0 <= seed < n_seeds:
         raise ValueError(f"--seed {seed}: the run has seeds 0..{n_seeds - 1}")
+    variables = {"params": models.model_params(variables["params"]), "batch_stats": variables["batch_stats"]}
     return cfg, model, jax.tree.map(lambda a: jnp.asarray(a[seed]), variables)
 
 
