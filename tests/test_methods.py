@@ -16,6 +16,15 @@ from mtljax.mtl import aggregators, stateful, strategies, weightings
 from test_strategies import gradient_matrices
 
 
+# Jitted once per shape (hypothesis draws a few shapes), rather than traced op by op per example.
+_dualproj, _config, _graddrop = jax.jit(aggregators.dualproj), jax.jit(aggregators.config_direction), \
+    jax.jit(aggregators.graddrop, static_argnames="leak")
+_fair_weights, _fair, _nash = jax.jit(aggregators.fairgrad_weights), jax.jit(aggregators.fairgrad), \
+    jax.jit(aggregators.nash_mtl)
+_gradvac, _pcgrad = jax.jit(stateful.gradvac), jax.jit(aggregators.pcgrad)
+_sdmgrad = jax.jit(stateful.sdmgrad, static_argnames="iters")
+
+
 def _simplex_qp(objective, t):
     """argmin over the simplex of `objective` (SciPy SLSQP), from the uniform point."""
     res = minimize(objective, np.full(t, 1.0 / t), method="SLSQP", bounds=[(0, 1)] * t,
@@ -33,7 +42,7 @@ def _ctx(name, step=0, steps_per_epoch=1, weights=None, t=2, key=0, **options):
 @given(gradient_matrices(2, 4))
 def test_dualproj_projects_the_mean_onto_the_dual_cone(g):
     gd = g.astype(np.float64)
-    d = np.asarray(aggregators.dualproj(jnp.asarray(g)), np.float64)
+    d = np.asarray(_dualproj(jnp.asarray(g)), np.float64)
     scale = np.abs(gd).sum() * (np.abs(d).sum() + 1)
     assert np.all(gd @ d >= -1e-4 * scale)  # Never conflicts with a task.
     mean = gd.mean(0)
@@ -50,7 +59,7 @@ def test_config_has_equal_positive_cosines(g):
     u = gd / np.linalg.norm(gd, axis=1, keepdims=True)
     if np.linalg.svd(u, compute_uv=False)[-1] < 1e-2:
         return  # Nearly dependent unit gradients: no direction has equal cosines with all of them.
-    d = np.asarray(aggregators.config_direction(jnp.asarray(g)), np.float64)
+    d = np.asarray(_config(jnp.asarray(g)), np.float64)
     cos = u @ d / np.linalg.norm(d)
     assert np.all(cos > 0)
     np.testing.assert_allclose(cos, cos.mean(), atol=1e-3)
@@ -63,14 +72,14 @@ def test_config_has_equal_positive_cosines(g):
 @given(gradient_matrices(2, 4))
 def test_graddrop_matches_numpy_with_the_same_draws(g):
     key = jax.random.key(5)
-    d = np.asarray(aggregators.graddrop(jnp.asarray(g), key))
+    d = np.asarray(_graddrop(jnp.asarray(g), key))
     u = np.asarray(jax.random.uniform(key, (g.shape[1],)))
     purity = 0.5 * (1 + g.sum(0) / (np.abs(g).sum(0) + 1e-12))
     keep = ((purity > u) & (g > 0)) | ((purity < u) & (g < 0))
     np.testing.assert_allclose(d, (keep * g).sum(0), rtol=1e-5, atol=1e-6)
     kept = np.where(keep, g, 0.0)  # Each coordinate keeps entries of one sign only.
     assert np.all((kept >= 0).all(0) | (kept <= 0).all(0))
-    np.testing.assert_allclose(aggregators.graddrop(jnp.asarray(g), key, leak=1.0), g.sum(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_graddrop(jnp.asarray(g), key, leak=1.0), g.sum(0), rtol=1e-5, atol=1e-6)
 
 
 @settings(max_examples=15, deadline=None)
@@ -80,12 +89,12 @@ def test_fairgrad_solves_its_equations_and_matches_scipy(g):
     if np.linalg.eigvalsh(m)[0] < 1e-2:
         return  # Nearly singular: the α-fair weights grow without bound.
     for alpha in (0.5, 2.0):
-        w = np.asarray(aggregators.fairgrad_weights(jnp.asarray(m, jnp.float32), alpha), np.float64)
+        w = np.asarray(_fair_weights(jnp.asarray(m, jnp.float32), alpha), np.float64)
         assert np.all(w > 0)
         np.testing.assert_allclose(m @ w, w ** (-1 / alpha), rtol=2e-3)
         ref = root(lambda v: m @ np.exp(v) - np.exp(v) ** (-1 / alpha), np.zeros(len(g)), tol=1e-12)
         np.testing.assert_allclose(w, np.exp(ref.x), rtol=2e-3)
-    np.testing.assert_allclose(aggregators.fairgrad(jnp.asarray(g), 1.0), aggregators.nash_mtl(jnp.asarray(g)),
+    np.testing.assert_allclose(_fair(jnp.asarray(g), 1.0), _nash(jnp.asarray(g)),
                                rtol=1e-3, atol=1e-4)  # α = 1: Nash-MTL.
 
 
@@ -104,8 +113,8 @@ def test_project_simplex_matches_scipy(g):
 def test_gradvac_with_zero_targets_is_pcgrad(g):
     key = jax.random.key(7)
     t = len(g)
-    d, targets = stateful.gradvac(jnp.asarray(g), jnp.zeros((t, t)), key, beta=0.0)
-    np.testing.assert_allclose(d, aggregators.pcgrad(jnp.asarray(g), key), rtol=1e-4, atol=1e-5)
+    d, targets = _gradvac(jnp.asarray(g), jnp.zeros((t, t)), key, 0.0)
+    np.testing.assert_allclose(d, _pcgrad(jnp.asarray(g), key), rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(targets, np.zeros((t, t)))
 
 
@@ -190,10 +199,8 @@ def test_modo_update_by_hand_and_its_fixed_point_is_mgda():
     np.testing.assert_allclose(lam, expected, atol=1e-5)
     np.testing.assert_allclose(d, 3 * expected @ g[2], rtol=1e-3, atol=1e-5)
     one = jnp.asarray(g[0])  # One sample, many small steps: MGDA's min-norm weights.
-    lam = jnp.full(3, 1 / 3)
-    step_fn = jax.jit(lambda lam: stateful.modo(one, lam, gamma=0.05, rho=0.0)[1])
-    for _ in range(3000):
-        lam = step_fn(lam)
+    lam = jax.jit(lambda: jax.lax.fori_loop(0, 3000, lambda _, l: stateful.modo(one, l, 0.05, 0.0)[1],
+                                            jnp.full(3, 1 / 3)))()
     np.testing.assert_allclose(lam, aggregators.min_norm_weights_exact(aggregators.gram(one)), atol=2e-3)
 
 
@@ -203,7 +210,7 @@ def test_sdmgrad_weights_solve_the_regularised_min_norm_problem(g):
     gd = g.astype(np.float64)
     mean = gd.mean(0)
     w = _simplex_qp(lambda w: 0.5 * np.sum((w @ gd + 0.3 * mean) ** 2), len(g))
-    d, got = stateful.sdmgrad(jnp.asarray(g), jnp.full(len(g), 1 / len(g)), reg=0.3, lr=0.2, iters=2000)
+    d, got = _sdmgrad(jnp.asarray(g), jnp.full(len(g), 1 / len(g)), 0.3, 0.2, iters=2000)
     value = lambda v: 0.5 * np.sum((np.asarray(v, np.float64) @ gd + 0.3 * mean) ** 2)
     assert value(got) <= value(w) + 1e-4 * (1 + value(w))
     np.testing.assert_allclose(d, len(g) * (np.asarray(got) @ gd + 0.3 * mean) / 1.3, rtol=1e-3, atol=1e-4)
