@@ -54,8 +54,10 @@ def test_every_strategy_on_one_and_eight_devices(tmp_path, tiny_data_dir):
     # The strategies really act differently, except where their definitions coincide: static at
     # weights 1, DWA in its first two epochs and STCH in its warm-up epoch are `equal`; with two
     # tasks UPGrad's projection onto the dual cone is PCGrad's projection (Quinton & Rey 2024 note
-    # this); FairGrad with α = 1 solves Nash-MTL's equations (by another solver: rel 1e-4).
-    same = {"static": "equal", "dwa": "equal", "stch": "equal", "upgrad": "pcgrad", "fairgrad": "nash_mtl"}
+    # this); FairGrad with α = 1 solves Nash-MTL's equations (by another solver: rel 1e-4); DualProj
+    # leaves the summed gradient as it is unless it conflicts with a task's, which here it does not.
+    same = {"static": "equal", "dwa": "equal", "stch": "equal", "upgrad": "pcgrad", "fairgrad": "nash_mtl",
+            "dualproj": "equal"}
     for name, twin in same.items():
         assert losses[name] == pytest.approx(losses[twin], rel=1e-6 if name != "fairgrad" else 1e-4), name
     assert len({round(v, 7) for k, v in losses.items() if k not in same}) == len(NAMES) - len(same)
