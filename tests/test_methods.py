@@ -124,14 +124,13 @@ def test_gradvac_sets_the_target_cosine_and_moves_the_targets():
     targets = jnp.asarray([[0.0, 0.9], [0.9, 0.0]])  # Above the cosine: both are moved to it.
     d, new = stateful.gradvac(g, targets, jax.random.key(0), beta=0.25)
     gd = np.asarray(g, np.float64)
+    moved = []
     for i, j in ((0, 1), (1, 0)):  # NumPy: Eq. 3's coefficient, then the cosine it gives.
         a = np.linalg.norm(gd[i]) * (0.9 * np.sqrt(1 - cos**2) - cos * np.sqrt(1 - 0.81)) / (
             np.linalg.norm(gd[j]) * np.sqrt(1 - 0.81))
-        moved = gd[i] + a * gd[j]
-        assert moved @ gd[j] / np.linalg.norm(moved) / np.linalg.norm(gd[j]) == pytest.approx(0.9, abs=1e-5)
-        gd_i = moved if i == 0 else gd_i
-        gd_j = moved if i == 1 else None
-    np.testing.assert_allclose(d, gd_i + gd_j, rtol=1e-5)
+        moved.append(gd[i] + a * gd[j])
+        assert moved[-1] @ gd[j] / np.linalg.norm(moved[-1]) / np.linalg.norm(gd[j]) == pytest.approx(0.9, abs=1e-5)
+    np.testing.assert_allclose(d, moved[0] + moved[1], rtol=1e-5)
     np.testing.assert_allclose(new, [[0.0, 0.75 * 0.9 + 0.25 * cos], [0.75 * 0.9 + 0.25 * cos, 0.0]], rtol=1e-5)
 
 
@@ -174,7 +173,7 @@ def test_db_mtl_differentiates_log_losses():
 def test_excessmtl_two_steps_by_hand():
     g = np.asarray([[2.0, 0.0, 1.0], [0.0, 1.0, 1.0]], np.float32)
     state = strategies.get("excessmtl").init_state(2, 3)
-    acc, w = np.zeros((2, 3)), np.ones(2)
+    acc, w, initial = np.zeros((2, 3)), np.ones(2), None
     for k, scale in enumerate((1.0, 0.5)):
         gk = g * np.asarray([[1.0], [scale]], np.float32)
         d, head_w, state = stateful.excessmtl(jnp.asarray(gk), state, jnp.asarray(k), lr=0.3)
