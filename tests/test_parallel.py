@@ -16,15 +16,25 @@ import pytest
 from conftest import tiny_config
 
 
-def _run(tmp_path, name, cfg, devices):
+def _start(tmp_path, name, cfg, devices):
+    """Starts a run of `cfg` on `devices` fake CPU devices in a subprocess (its output to a file)."""
     path = tmp_path / f"{name}.py"
     path.write_text("CONFIG = " + pprint.pformat(cfg) + "\n")
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
     code = ("import jax, sys; from mtljax import run; "
             f"assert len(jax.devices()) == {devices}; sys.exit(run.main(sys.argv[1:]))")
-    proc = subprocess.run([sys.executable, "-c", code, str(path), "--root", str(tmp_path / name), "--seeds", "2"],
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    with (tmp_path / f"{name}.log").open("w") as log:
+        return subprocess.Popen([sys.executable, "-c", code, str(path), "--root", str(tmp_path / name), "--seeds", "2"],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _history(tmp_path, name, cfg, proc):
+    """The metrics of a started run once it has finished."""
+    try:
+        proc.wait(timeout=600)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, (tmp_path / f"{name}.log").read_text()[-2000:]
     run_dir = next((tmp_path / name / cfg["name"]).iterdir())
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
@@ -32,8 +42,9 @@ def _run(tmp_path, name, cfg, devices):
 @pytest.mark.parametrize("architecture", ["hard", "ple"])
 def test_eight_devices_match_one(tmp_path, tiny_data_dir, architecture):
     cfg = tiny_config(tiny_data_dir, train={"epochs": 2, "batch_size": 40}, model={"architecture": architecture})
-    one = _run(tmp_path, "one", cfg, 1)
-    eight = _run(tmp_path, "eight", cfg, 8)
+    # Both at once: each spends most of its time compiling, on one core.
+    procs = {name: _start(tmp_path, name, cfg, devices) for name, devices in (("one", 1), ("eight", 8))}
+    one, eight = (_history(tmp_path, name, cfg, proc) for name, proc in procs.items())
     for a, b in zip(one, eight):
         for key in ("train/loss", "val/loss", "val/digit/loss"):
             np.testing.assert_allclose(b[key], a[key], rtol=1e-4, err_msg=key)
@@ -49,7 +60,7 @@ def _free_port() -> int:
 def test_two_processes_match_one(tmp_path, tiny_data_dir):
     """Two local processes (jax.distributed over loopback, one CPU device each) train as one."""
     cfg = tiny_config(tiny_data_dir, train={"epochs": 2, "batch_size": 40})
-    one = _run(tmp_path, "one", cfg, 1)
+    first = _start(tmp_path, "one", cfg, 1)  # Beside the two processes, as above.
     path = tmp_path / "two.py"
     path.write_text("CONFIG = " + pprint.pformat(cfg) + "\n")
     port = _free_port()
@@ -62,6 +73,7 @@ def test_two_processes_match_one(tmp_path, tiny_data_dir):
                                        "--seeds", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True))
     outputs = [p.communicate(timeout=600) for p in procs]
+    one = _history(tmp_path, "one", cfg, first)
     for p, (_, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-3000:]
     assert "epoch   2 |" in outputs[0][0] and "epoch   2 |" not in outputs[1][0]  # Process 0 logs.
