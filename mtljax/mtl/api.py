@@ -147,9 +147,11 @@ def aggregate(name: str, g: jnp.ndarray, key: jax.Array | None = None, losses: j
 
 
 def weigh(name: str, losses: jnp.ndarray, key: jax.Array | None = None, params: Any = None, state: Any = None,
-          step: Any = 0, steps_per_epoch: int = 1, **options: Any) -> tuple[jnp.ndarray, Any]:
+          step: Any = 0, steps_per_epoch: int = 1, weights: jnp.ndarray | None = None,
+          **options: Any) -> tuple[jnp.ndarray, Any]:
     """Loss weighting `name` as a pure function of the T task losses: (the scalar to
-    differentiate, the method's new state). `params`/`state` default to the method's initial ones.
+    differentiate, the method's new state). `params`/`state` default to the method's initial ones;
+    `weights` are the static loss weights (`static`, STCH's preference; default 1).
 
     Raises:
       ValueError: an unknown method or option, or a gradient aggregator.
@@ -158,7 +160,7 @@ def weigh(name: str, losses: jnp.ndarray, key: jax.Array | None = None, params: 
     if strategy.kind != "loss":
         raise ValueError(f"{name!r} is a gradient method: use mtl.aggregate or mtl.aggregation")
     t = losses.shape[0]
-    ctx = context(name, key, step, steps_per_epoch, num_tasks=t, **options)
+    ctx = context(name, key, step, steps_per_epoch, weights, num_tasks=t, **options)
     params = strategy.init_params(t) if params is None else params
     state = strategy.init_state(t, 0) if state is None else state
     return strategy.loss(losses, params, state, ctx)
