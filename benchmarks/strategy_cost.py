@@ -35,7 +35,8 @@ def table() -> str:
             "(`python benchmarks/strategy_cost.py`); `+ rep_grad`: the aggregator on the shared "
             "representation's task gradients (`mtl.rep_grad`):", "",
             "| strategy | kind | img/s | step time vs static | compile s |", "|---|---|---|---|---|"]
-    for name, strategy in strategies.STRATEGIES.items():
+    for name in strategies.STRATEGIES:
+        strategy = strategies.get(name)
         # MoDo and SDMGrad compare independent parts of the batch: not on the representation.
         for rep_grad in (False, True) if strategy.kind == "gradient" and strategy.samples == 1 else (False,):
             rate, compile_s = speed.mtljax_step_rate(model_cfg, task_names, BATCH,

@@ -135,3 +135,14 @@ def test_bad_method_from_the_command_line_writes_nothing(tmp_path, tiny_data_dir
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith(message)
     assert not (tmp_path / "runs").exists()
+
+
+def test_stateful_aggregators_on_the_representation(tmp_path, tiny_data_dir):
+    """With `mtl.rep_grad` a T×P state is sized for the representation's rows (B·D), not the parameters."""
+    cfg = tiny_config(tiny_data_dir, name="s_moco", tasks=["digit", "parity"], train={"epochs": 1, "batch_size": 40},
+                      mtl={"strategy": "moco", "rep_grad": True})
+    path = tmp_path / "rep_moco.py"
+    path.write_text("CONFIG = " + pprint.pformat(cfg) + "\n")
+    assert run.main([str(path), "--root", str(tmp_path / "runs")]) == 0
+    (record,), _ = _history(tmp_path / "runs", "moco")
+    assert np.isfinite(record["val/loss"])

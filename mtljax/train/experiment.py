@@ -105,7 +105,7 @@ class Experiment:
         strategy = self.strategy
         # One compiled program: run eagerly, flax's initialisers compiled ~100 small ops one by one (~3 s).
         ema = self.cfg["train"]["ema_decay"] > 0
-        rows = self.representation_rows() if self.cfg["mtl"]["rep_grad"] else 0
+        rows = self.strategy_rows()
         create = jax.vmap(lambda key: create_state(self.model, self.tx, self.plateau, key, image_shape, strategy,
                                                    ema, rows))
         state = jax.jit(create, compiler_options=compiler_options())(keys)
@@ -116,8 +116,11 @@ class Experiment:
             return state
         return graft_params(state, init["run"], models.expand_shared(self.model, init["params"]))
 
-    def representation_rows(self) -> int:
-        """B·D: the length of a task's row of representation gradients (`mtl.rep_grad`)."""
+    def strategy_rows(self) -> int:
+        """What the strategy's state is sized for (`create_state`'s `rows`): with `mtl.rep_grad` B·D,
+        the length of a task's row of representation gradients; else 0 (the shared parameters)."""
+        if not self.cfg["mtl"]["rep_grad"]:
+            return 0
         shape = (1, *data.image_shape(self.cfg["data"]))
         features = jax.eval_shape(lambda: self.model.apply(self.model.init(jax.random.key(0), jnp.zeros(shape)),
                                                            jnp.zeros(shape), train=False, method=encode))
