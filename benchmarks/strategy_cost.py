@@ -16,6 +16,7 @@ forward pass after the update.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
@@ -29,22 +30,35 @@ from mtljax.mtl import strategies  # noqa: E402
 BATCH = 128
 
 
+def side_by_side(bench, reference, rounds: int = 7) -> tuple[float, float]:
+    """(median images/s of `bench`, median ratio of its step time to `reference`'s), from windows
+    of the two taken in turn: this VM's speed drifts by up to 2x within minutes, so only ratios
+    of neighbouring windows hold."""
+    calls = max(2, 4096 // bench.images_per_call)
+    bench.run(calls)  # Warm-up.
+    pairs = [(reference.run(calls), bench.run(calls)) for _ in range(rounds)]
+    return statistics.median(r for _, r in pairs), statistics.median(ref / r for ref, r in pairs)
+
+
 def table() -> str:
+    """One row per strategy (and per aggregator with `rep_grad`), each beside static weights."""
     _, model_cfg, task_names, _ = speed.MODELS[0]
     rows = [f"Per-step cost of each strategy, threshold model (3 tasks), batch {BATCH} "
             "(`python benchmarks/strategy_cost.py`); `+ rep_grad`: the aggregator on the shared "
-            "representation's task gradients (`mtl.rep_grad`):", "",
+            "representation's task gradients (`mtl.rep_grad`); step time against static weights' in "
+            "alternating windows (median of 7 pairs):", "",
             "| strategy | kind | img/s | step time vs static | compile s |", "|---|---|---|---|---|"]
+    static = speed.train_bench(model_cfg, task_names, BATCH, mtl={"strategy": "static"})
+    static.run(max(2, 4096 // static.images_per_call))  # Warm-up.
     for name in strategies.STRATEGIES:
         strategy = strategies.get(name)
         # MoDo and SDMGrad compare independent parts of the batch: not on the representation.
         for rep_grad in (False, True) if strategy.kind == "gradient" and strategy.samples == 1 else (False,):
-            rate, compile_s = speed.mtljax_step_rate(model_cfg, task_names, BATCH,
-                                                     mtl={"strategy": name, "rep_grad": rep_grad})
-            rows.append((f"{name} + rep_grad" if rep_grad else name, strategy.kind, rate, compile_s))
-    static = next(r for r in rows[4:] if r[0] == "static")[2]
-    lines = rows[:4] + [f"| {n} | {k} | {r:,.0f} | {static / r:.2f}x | {c:.1f} |" for n, k, r, c in rows[4:]]
-    return "\n".join(lines)
+            bench = speed.train_bench(model_cfg, task_names, BATCH, mtl={"strategy": name, "rep_grad": rep_grad})
+            rate, ratio = side_by_side(bench, static)
+            label = f"{name} + rep_grad" if rep_grad else name
+            rows.append(f"| {label} | {strategy.kind} | {rate:,.0f} | {ratio:.2f}x | {bench.compile_s:.1f} |")
+    return "\n".join(rows)
 
 
 def architecture_table() -> str:
