@@ -114,8 +114,9 @@ def train_bench(model_cfg: dict, task_names: list[str], batch: int, microbatch: 
                "digit": jnp.asarray(labels, jnp.int32), "parity": jnp.asarray(labels % 2, jnp.int32),
                "threshold": jnp.asarray(labels >= 5, jnp.int32), "color": jnp.asarray(rng.integers(0, 2, n), jnp.int32)}
     dataset = {k: v for k, v in dataset.items() if k == "image" or k in task_names}
+    rows = exp.strategy_rows()
     state = jax.vmap(lambda key: create_state(model, exp.tx, exp.plateau, key, (28, 28, channels), exp.strategy,
-                                              rows=exp.strategy_rows()))(
+                                              rows=rows))(
         jax.random.split(jax.random.key(0), seeds))  # The trainer's functions take a leading seed axis.
     train_fn, _ = make_epoch_fns(exp)
     sums = zero_sums(exp.tasks, seeds)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-EPS = 1e-12
+from mtljax.mtl.aggregators import EPS
 
 
 def weighted(losses: jnp.ndarray, weights: jnp.ndarray) -> jnp.ndarray:
