@@ -34,7 +34,7 @@ def _no_times(history):
 def test_summarize_by_hand():
     stats = seedstats.summarize([1.0, 2.0, 3.0])
     assert stats["mean"] == 2.0 and stats["std"] == pytest.approx(1.0)
-    assert stats["ci95"] == pytest.approx(4.303 / math.sqrt(3))
+    assert stats["ci95"] == pytest.approx(4.302653 / math.sqrt(3))  # t(0.975, 2 dof), tables: 4.303.
     assert seedstats.summarize([0.5]) == {"mean": 0.5, "std": 0.0, "ci95": 0.0}
 
 
