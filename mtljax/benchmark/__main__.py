@@ -1,0 +1,140 @@
+"""`python -m mtljax.benchmark SUITE [--only NAME ...] [--seeds 5] [--list] [--report]`.
+
+Runs a benchmark suite (multimnist, threshold, mixed: mtljax/benchmark/suites.py), each cell a
+normal run directory under `--root`, resumed or reused when it exists, then writes the suite's
+section of the results page (`--page`, docs/results.md) and its front figures (`--figures`).
+`--only` runs the cells whose names match (shell patterns: `'single_*'`, `upgrad`, `'mtan_*'`,
+`front`); the page always shows the whole suite, missing runs as missing. `--report` only writes
+the page; `--list` prints the cells and their state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import itertools
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from mtljax import config
+from mtljax.benchmark import analysis, cells as cellrun, figures, page
+from mtljax.benchmark.suites import SUITES, Suite
+from mtljax.tasks import TASKS
+
+
+def _kinds(tasks: Sequence[str]) -> dict[str, dict]:
+    return {t: {"headline": TASKS[t].headline, "higher_is_better": TASKS[t].higher_is_better} for t in tasks}
+
+
+def _single_points(states: Sequence[cellrun.CellState]) -> dict[str, dict[str, float]] | None:
+    """objective -> task -> the single-task runs' mean test loss and error (None if one is missing)."""
+    singles = [s for s in states if s.cell.kind == "single"]
+    if any(s.status != "complete" for s in singles):
+        return None
+    mean = lambda s, f: float(np.mean([f(m) for m in analysis.per_seed(s.summary)]))  # noqa: E731
+    return {"loss": {s.cell.task: mean(s, lambda m, t=s.cell.task: m[f"{t}/loss"]) for s in singles},
+            "error": {s.cell.task: mean(s, lambda m, s=s: analysis.error(s.summary, s.cell.task, m)) for s in singles}}
+
+
+def front_section(name: str, suite: Suite, states, rows, found, page_path: Path, figure_dir: Path) -> str:
+    """The front's table (`found`: analysis.fronts), figures and how they were made (or why they
+    are missing)."""
+    front = next(s for s in states if s.cell.kind == "front")
+    values = ", ".join(f"{v:g}" for v in suite.front_values)
+    how = (f"Static loss weights, {suite.tasks[0]}'s fixed at 1 and "
+           + " × ".join(suite.tasks[1:]) + f" each over {{{values}}} "
+           f"({len(suite.front_values) ** (len(suite.tasks) - 1)} points × the seeds, one vmapped program: "
+           f"`{name}_front`). A method is beyond the front when no swept point is at least as good on every task; "
+           f"hypervolumes use the stated reference point (test losses: 2 per task, COSMOS's choice).")
+    if front.status != "complete":
+        return f"### The tuned scalarization front\n\n{how}\n\nThe sweep is {front.status}."
+    kinds = _kinds(suite.tasks)
+    links = []
+    for pair in itertools.combinations(suite.tasks, 2):
+        path = figure_dir / name / f"pareto_{pair[0]}_{pair[1]}.png"
+        figures.plot_pair([f for f in found if f.tasks == pair], rows, _single_points(states), kinds, path)
+        links.append(f"![{pair[0]} against {pair[1]}]({os.path.relpath(path, page_path.parent)})")
+    floor = page.noise_floor(found, rows)
+    return ("### The tuned scalarization front\n\n" + how + (" " + floor if floor else "") + "\n\n"
+            + page.front_table(found) + "\n\n" + "\n".join(links))
+
+
+def report(name: str, suite: Suite, states, seeds: int, page_path: Path, figure_dir: Path,
+           extra: Sequence[str] = ()) -> None:
+    """Writes the suite's section of the page from the runs' states."""
+    kinds = _kinds(suite.tasks)
+    rows = analysis.method_rows(states, suite.tasks)
+    front = next(s for s in states if s.cell.kind == "front")
+    found = analysis.fronts(front, rows, suite.tasks, suite.references()) if front.status == "complete" else []
+    parts = [f"## Benchmark: {name}", page.suite_header(suite, states, seeds, extra), page.paragraph(rows, found)]
+    parts += [f"Ranked by Δm (% against the single-task runs, mean of the seeds; "
+              f"{page.BETTER}/{page.WORSE}: the paired 95 % interval lies wholly on the better/worse side of 0; "
+              "step time: the run's mean epoch time over equal weighting's, measured in different windows of this "
+              "VM, whose speed drifts up to 2x; wall: the whole run of all seeds).",
+              page.ranked_table(rows, suite.tasks, kinds), page.refused_note(states),
+              "<details><summary>Per task: mean ± std [95 % t-interval] over seeds</summary>\n\n"
+              + page.task_table(rows, suite.tasks, kinds) + "\n\n</details>"]
+    parts.append(front_section(name, suite, states, rows, found, page_path, figure_dir))
+    if suite.published:
+        singles = analysis.baselines(states)
+        parts.append("### Published figures\n\n" + page.published_table(suite, rows, singles))
+    page.write_section(page_path, name, "\n\n".join(p for p in parts if p))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mtljax.benchmark", description=__doc__.splitlines()[0])
+    parser.add_argument("suite", help=f"one of: {', '.join(SUITES.names())}")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these cells (shell patterns)")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per run (default 5)")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="overrides for every cell, after the suite's protocol (stated on the page)")
+    parser.add_argument("--root", default="checkpoints/benchmark", help="where the suites' runs go")
+    parser.add_argument("--page", default="docs/results.md", help="the results page to update")
+    parser.add_argument("--figures", default="docs/benchmark", help="where the front figures go")
+    parser.add_argument("--list", action="store_true", help="print the cells and their state; run nothing")
+    parser.add_argument("--report", action="store_true", help="only write the page from the runs there are")
+    return parser
+
+
+def _selected(cells, patterns) -> list:
+    if not patterns:
+        return list(cells)
+    unknown = [p for p in patterns if not any(fnmatch.fnmatchcase(c.name, p) for c in cells)]
+    if unknown:
+        raise ValueError(f"--only {unknown[0]!r}: no cell of this suite matches; cells: {', '.join(c.name for c in cells)}")
+    return [c for c in cells if any(fnmatch.fnmatchcase(c.name, p) for p in patterns)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.suite not in SUITES:
+            raise ValueError(f"unknown suite {args.suite!r}; choose one of {', '.join(SUITES.names())}")
+        if args.seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+        suite = SUITES[args.suite]
+        cells = suite.cells(args.suite, args.set, args.seeds)
+        next(c for c in cells if c.name == "equal").config()  # A bad --set fails here, before anything runs.
+        chosen = _selected(cells, args.only)
+    except (ValueError, config.ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    root = Path(args.root) / args.suite
+    if args.list:
+        for cell in cells:
+            now = cellrun.state(cell, root)
+            print(f"{cell.name:28s} {now.status:10s} {now.run_dir or now.reason}")
+        return 0
+    codes = {} if args.report else cellrun.run(chosen, root)
+    states = [cellrun.state(c, root) for c in cells]
+    report(args.suite, suite, states, args.seeds, Path(args.page), Path(args.figures), args.set)
+    print(f"{args.page}: section {args.suite!r} written ({sum(s.status == 'complete' for s in states)} runs complete)")
+    return 1 if any(codes.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
