@@ -60,6 +60,12 @@ def command(cell: Cell, root: Path, resume_dir: Path | None = None) -> list[str]
     return cmd + (["--resume", "--run-dir", str(resume_dir)] if resume_dir else [])
 
 
+def launch(cmd: list[str], out) -> int:
+    """Runs a cell's command in a process of its own (a crash or a leak ends with that run),
+    its output to the file `out`; returns its exit code."""
+    return subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode
+
+
 def run(cells: list[Cell], root: Path, log: Callable[[str], None] = print) -> dict[str, int]:
     """Runs every cell that is not complete, one after another, each in its own process (its
     output appended to `<root>/<run name>.log`), resuming interrupted ones.
@@ -79,7 +85,10 @@ def run(cells: list[Cell], root: Path, log: Callable[[str], None] = print) -> di
         log(f"{head}: {'resuming ' + str(resume) if resume else 'running'}")
         start = time.perf_counter()
         with open(root / f"{cell.config()['name']}.log", "a") as out:
-            codes[cell.name] = subprocess.run(command(cell, root, resume), stdout=out, stderr=subprocess.STDOUT).returncode
+            codes[cell.name] = launch(command(cell, root, resume), out)
         outcome = "done" if codes[cell.name] == 0 else f"failed (exit {codes[cell.name]}; see its log)"
         log(f"{head}: {outcome} in {(time.perf_counter() - start) / 60:.1f} min")
+        if codes[cell.name] in (130, 143):  # Stopped by Ctrl-C or SIGTERM: so is the suite.
+            log("stopped; the same command resumes where it stopped")
+            break
     return codes
