@@ -4,7 +4,8 @@ Runs a benchmark suite (multimnist, threshold, mixed: mtljax/benchmark/suites.py
 normal run directory under `--root`, resumed or reused when it exists, then writes the suite's
 section of the results page (`--page`, docs/results.md) and its front figures (`--figures`).
 `--only` runs the cells whose names match (shell patterns: `'single_*'`, `upgrad`, `'mtan_*'`,
-`front`); the page always shows the whole suite, missing runs as missing. `--report` only writes
+`front`) or a part of the suite (`baselines`: single-task runs and the front; `strategies`: every
+strategy with hard sharing; `architectures`); the page always shows the whole suite, missing runs as missing. `--report` only writes
 the page; `--list` prints the cells and their state.
 """
 
@@ -51,7 +52,7 @@ def front_section(name: str, suite: Suite, states, rows, found, page_path: Path,
            f"`{name}_front`). A method is beyond the front when no swept point is at least as good on every task; "
            f"hypervolumes use the stated reference point (test losses: 2 per task, COSMOS's choice).")
     if front.status != "complete":
-        return f"### The tuned scalarization front\n\n{how}\n\nThe sweep is {front.status}."
+        return f"#### The tuned scalarization front\n\n{how}\n\nThe sweep is {front.status}."
     kinds = _kinds(suite.tasks)
     links = []
     for pair in itertools.combinations(suite.tasks, 2):
@@ -59,7 +60,7 @@ def front_section(name: str, suite: Suite, states, rows, found, page_path: Path,
         figures.plot_pair([f for f in found if f.tasks == pair], rows, _single_points(states), kinds, path)
         links.append(f"![{pair[0]} against {pair[1]}]({os.path.relpath(path, page_path.parent)})")
     floor = page.noise_floor(found, rows)
-    return ("### The tuned scalarization front\n\n" + how + (" " + floor if floor else "") + "\n\n"
+    return ("#### The tuned scalarization front\n\n" + how + (" " + floor if floor else "") + "\n\n"
             + page.front_table(found) + "\n\n" + "\n".join(links))
 
 
@@ -70,7 +71,7 @@ def report(name: str, suite: Suite, states, seeds: int, page_path: Path, figure_
     rows = analysis.method_rows(states, suite.tasks)
     front = next(s for s in states if s.cell.kind == "front")
     found = analysis.fronts(front, rows, suite.tasks, suite.references()) if front.status == "complete" else []
-    parts = [f"## Benchmark: {name}", page.suite_header(suite, states, seeds, extra), page.paragraph(rows, found)]
+    parts = [f"### Suite: {name}", page.suite_header(suite, states, seeds, extra), page.paragraph(rows, found)]
     parts += [f"Ranked by Δm (% against the single-task runs, mean of the seeds; "
               f"{page.BETTER}/{page.WORSE}: the paired 95 % interval lies wholly on the better/worse side of 0; "
               "step time: the run's mean epoch time over equal weighting's, measured in different windows of this "
@@ -81,14 +82,15 @@ def report(name: str, suite: Suite, states, seeds: int, page_path: Path, figure_
     parts.append(front_section(name, suite, states, rows, found, page_path, figure_dir))
     if suite.published:
         singles = analysis.baselines(states)
-        parts.append("### Published figures\n\n" + page.published_table(suite, rows, singles))
+        parts.append("#### Published figures\n\n" + page.published_table(suite, rows, singles))
     page.write_section(page_path, name, "\n\n".join(p for p in parts if p))
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mtljax.benchmark", description=__doc__.splitlines()[0])
     parser.add_argument("suite", help=f"one of: {', '.join(SUITES.names())}")
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these cells (shell patterns)")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help="run only these cells (shell patterns) or parts: baselines, strategies, architectures")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per run (default 5)")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="overrides for every cell, after the suite's protocol (stated on the page)")
@@ -101,12 +103,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _selected(cells, patterns) -> list:
+    """The cells whose name or group (baselines, strategies, architectures) matches a pattern."""
     if not patterns:
         return list(cells)
-    unknown = [p for p in patterns if not any(fnmatch.fnmatchcase(c.name, p) for c in cells)]
+    match = lambda c, p: fnmatch.fnmatchcase(c.name, p) or c.group == p  # noqa: E731
+    unknown = [p for p in patterns if not any(match(c, p) for c in cells)]
     if unknown:
-        raise ValueError(f"--only {unknown[0]!r}: no cell of this suite matches; cells: {', '.join(c.name for c in cells)}")
-    return [c for c in cells if any(fnmatch.fnmatchcase(c.name, p) for p in patterns)]
+        raise ValueError(f"--only {unknown[0]!r}: no cell of this suite matches; groups: baselines, strategies, "
+                         f"architectures; cells: {', '.join(c.name for c in cells)}")
+    return [c for c in cells if any(match(c, p) for p in patterns)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,12 +27,12 @@ def _panel(ax, front: Front, rows: Sequence[Row], singles: Mapping[str, float] |
     on = on[np.argsort(on[:, 0])]
     ax.step(on[:, 0], on[:, 1], where="post", color="0.3", lw=1, label="their Pareto front")
     done = [r for r in rows if r.status == "complete"]
-    for r in done:
+    for k, r in enumerate(sorted(done, key=lambda r: r.name == "equal")):  # Equal weighting on top.
         point = (getattr(r, front.objective)[a], getattr(r, front.objective)[b])
         special = r.name == "equal"
-        ax.scatter(*point, s=60 if special else 22, marker="*" if special else "o",
-                   color="black" if special else "tab:blue", zorder=3,
-                   label="equal weighting" if special else None)
+        ax.scatter(*point, s=70 if special else 22, marker="*" if special else "o",
+                   color="black" if special else "tab:blue", zorder=4 if special else 3,
+                   label="equal weighting" if special else ("methods" if k == 0 else None))
         if r.label in front.beyond or special:
             ax.annotate(r.label, point, fontsize=6, xytext=(3, 3), textcoords="offset points")
     if singles is not None:

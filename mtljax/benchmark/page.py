@@ -138,7 +138,8 @@ def suite_header(suite: Suite, states: Sequence[CellState], seeds: int, extra: S
     return (f"{suite.about}{changed} {seeds} seeds per run (0–{seeds - 1}) as one vmapped program; seed i gives every "
             f"run the same initialisation of the shared network and the same data order, so methods are "
             f"compared pair by pair. {len(done)} of {len(states) - sum(s.status == 'refused' for s in states)} "
-            f"runs complete" + (f" (not yet: {', '.join(todo)})" if todo else "") +
+            f"runs complete" + (f" (not yet: {', '.join(todo)})" if 0 < len(todo) <= 8 else
+                               f" ({len(todo)} not yet: shown as missing)" if todo else "") +
             f"; their wall time on this 2-core CPU: {hours:.1f} h in all.")
 
 

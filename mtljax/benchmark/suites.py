@@ -46,6 +46,14 @@ class Cell:
     architecture: str = "hard"
     task: str = ""
 
+    @property
+    def group(self) -> str:
+        """The part of the suite it belongs to, for `--only`: "baselines" (single-task runs and
+        the front), "strategies" (hard sharing) or "architectures"."""
+        if self.kind != "method":
+            return "baselines"
+        return "strategies" if self.architecture == "hard" else "architectures"
+
     def config(self) -> dict:
         """The validated config of this run (raises config.ConfigError where it is refused)."""
         return config.thaw(config.load_stages(self.experiment, list(self.overrides))[0])
