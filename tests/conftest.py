@@ -68,3 +68,21 @@ def real_mnist():
         return mnist.load_mnist(os.environ.get("MTLJAX_DATA_DIR"))
     except mnist.DataError as exc:
         pytest.fail(f"real MNIST unavailable: {exc}")
+
+
+# Runs started by `SUMMARIES_ONLY + code` in a subprocess, like the `summaries_only` fixture.
+SUMMARIES_ONLY = ("from mtljax import run as _run; from mtljax.outputs import rundir as _rd\n"
+                  "_run.write_outputs = lambda run_dir, exp, summary, preds: "
+                  "_rd.write_json(run_dir / _rd.SUMMARY_FILE, summary)\n")
+
+
+@pytest.fixture
+def summaries_only(monkeypatch):
+    """Runs write summary.json but no figures or TensorBoard events (about 1 s of a tiny run's
+    2.7): for tests that train many runs and read only their metrics. The outputs themselves are
+    tested by the integration, report and TensorBoard tests."""
+    from mtljax import run
+    from mtljax.outputs import rundir
+
+    monkeypatch.setattr(run, "write_outputs",
+                        lambda run_dir, exp, summary, preds: rundir.write_json(run_dir / rundir.SUMMARY_FILE, summary))

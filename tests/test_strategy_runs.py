@@ -14,7 +14,7 @@ import pytest
 
 from mtljax import config, run
 from mtljax.mtl import strategies
-from conftest import tiny_config
+from conftest import SUMMARIES_ONLY, tiny_config
 
 NAMES = sorted(strategies.STRATEGIES)
 
@@ -29,12 +29,12 @@ def _history(root, name):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()], run_dir
 
 
-def test_every_strategy_on_one_and_eight_devices(tmp_path, tiny_data_dir):
+def test_every_strategy_on_one_and_eight_devices(tmp_path, tiny_data_dir, summaries_only):
     paths = {}
     for name in NAMES:
         paths[name] = tmp_path / f"s_{name}.py"
         paths[name].write_text("CONFIG = " + pprint.pformat(_cfg(tiny_data_dir, name)) + "\n")
-    code = ("import sys, jax; from mtljax import run; assert len(jax.devices()) == 8\n"
+    code = SUMMARIES_ONLY + ("import sys, jax; from mtljax import run; assert len(jax.devices()) == 8\n"
             "for path in sys.argv[2:]:\n"
             "    assert run.main([path, '--root', sys.argv[1], '--seeds', '2']) == 0, path\n")
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
