@@ -35,7 +35,7 @@ def in_process(monkeypatch, summaries_only):
 
 def _argv(tmp_path, data_dir, *more):
     return ["multimnist", "--seeds", "2", "--root", str(tmp_path / "runs"), "--page", str(tmp_path / "results.md"),
-            "--figures", str(tmp_path / "figures"), "--set", f"data.dir={data_dir}", *TINY, *more]
+            "--figures", str(tmp_path / "figures"), "--readme", str(tmp_path / "README.md"), "--set", f"data.dir={data_dir}", *TINY, *more]
 
 
 def _summary(tmp_path, cell):
@@ -43,12 +43,15 @@ def _summary(tmp_path, cell):
 
 
 def test_tiny_suite_end_to_end(tmp_path, tiny_data_dir, in_process, capsys):
+    (tmp_path / "README.md").write_text("<!-- benchmark:multimnist:start -->\n<!-- benchmark:multimnist:end -->\n")
     assert bench.main(_argv(tmp_path, tiny_data_dir, "--only", "single_*", "equal", "uw", "front")) == 0
     assert len(in_process) == 5
     page = (tmp_path / "results.md").read_text()
     assert "<!-- benchmark:multimnist:start -->" in page and (tmp_path / "figures/multimnist/pareto_left_right.png").exists()
     assert "| – | upgrad | missing |" in page  # Not run: shown as missing, never as a number.
     assert "Not applicable: cross_stitch + mgda_ub" in page
+    readme = (tmp_path / "README.md").read_text()
+    assert "**MultiMNIST: left and right digit**" in readme and "Of 1 method compared with equal weighting" in readme
 
     # Δm and the paired difference, recomputed from the summaries with NumPy and SciPy.
     acc = {c: {t: 100 * np.array([m[f"{t}/accuracy"] for m in summary["test_seeds"]]) for t in summary["tasks"]}

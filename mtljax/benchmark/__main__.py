@@ -65,17 +65,18 @@ def front_section(name: str, suite: Suite, states, rows, found, page_path: Path,
 
 
 def report(name: str, suite: Suite, states, seeds: int, page_path: Path, figure_dir: Path,
-           extra: Sequence[str] = ()) -> None:
-    """Writes the suite's section of the page from the runs' states."""
+           extra: Sequence[str] = ()) -> str:
+    """Writes the suite's section of the page from the runs' states; returns its paragraph."""
     kinds = _kinds(suite.tasks)
     rows = analysis.method_rows(states, suite.tasks)
     front = next(s for s in states if s.cell.kind == "front")
     found = analysis.fronts(front, rows, suite.tasks, suite.references()) if front.status == "complete" else []
-    parts = [f"### Suite: {name}", page.suite_header(suite, states, seeds, extra), page.paragraph(rows, found)]
+    parts = [f"### {suite.title} (`{name}`)", page.suite_header(suite, states, seeds, extra), page.paragraph(rows, found)]
     parts += [f"Ranked by Δm (% against the single-task runs, mean of the seeds; "
               f"{page.BETTER}/{page.WORSE}: the paired 95 % interval lies wholly on the better/worse side of 0; "
               "step time: the run's mean epoch time over equal weighting's, measured in different windows of this "
-              "VM, whose speed drifts up to 2x; wall: the whole run of all seeds).",
+              "VM, whose speed drifts up to 2x (side-by-side step costs: docs/strategies.md); wall: the whole run "
+              "of all seeds).",
               page.ranked_table(rows, suite.tasks, kinds), page.refused_note(states),
               "<details><summary>Per task: mean ± std [95 % t-interval] over seeds</summary>\n\n"
               + page.task_table(rows, suite.tasks, kinds) + "\n\n</details>"]
@@ -84,6 +85,7 @@ def report(name: str, suite: Suite, states, seeds: int, page_path: Path, figure_
         singles = analysis.baselines(states)
         parts.append("#### Published figures\n\n" + page.published_table(suite, rows, singles))
     page.write_section(page_path, name, "\n\n".join(p for p in parts if p))
+    return parts[2]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -97,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", default="checkpoints/benchmark", help="where the suites' runs go")
     parser.add_argument("--page", default="docs/results.md", help="the results page to update")
     parser.add_argument("--figures", default="docs/benchmark", help="where the front figures go")
+    parser.add_argument("--readme", default="README.md",
+                        help="also put the suite's paragraph between this file's benchmark markers, if it has them")
     parser.add_argument("--list", action="store_true", help="print the cells and their state; run nothing")
     parser.add_argument("--report", action="store_true", help="only write the page from the runs there are")
     return parser
@@ -136,7 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     codes = {} if args.report else cellrun.run(chosen, root)
     states = [cellrun.state(c, root) for c in cells]
-    report(args.suite, suite, states, args.seeds, Path(args.page), Path(args.figures), args.set)
+    text = report(args.suite, suite, states, args.seeds, Path(args.page), Path(args.figures), args.set)
+    readme = Path(args.readme)
+    if readme.exists() and f"<!-- benchmark:{args.suite}:start -->" in readme.read_text():
+        page.write_section(readme, args.suite, f"**{suite.title}** (`{args.suite}`, {args.seeds} seeds, "
+                                               f"[table](docs/results.md)): {text}")
     print(f"{args.page}: section {args.suite!r} written ({sum(s.status == 'complete' for s in states)} runs complete)")
     return 1 if any(codes.values()) else 0
 

@@ -112,7 +112,7 @@ def paragraph(rows: Sequence[Row], fronts: Sequence[Front]) -> str:
         return "Not enough finished runs (equal weighting, a method and every single-task baseline) to compare yet."
     better = [r.label for r in done if r.vs_equal["Δm"]["excludes_zero"] and r.vs_equal["Δm"]["mean"] > 0]
     worse = [r.label for r in done if r.vs_equal["Δm"]["excludes_zero"] and r.vs_equal["Δm"]["mean"] < 0]
-    text = [f"Of {len(done)} methods compared with equal weighting by seed, "
+    text = [f"Of {len(done)} method{'s' if len(done) != 1 else ''} compared with equal weighting by seed, "
             + (f"{len(better)} beat it on Δm beyond the 95 % interval ({', '.join(better)})" if better
                else "no method beats equal weighting on Δm beyond its 95 % interval")
             + (f"; {len(worse)} are worse beyond it ({', '.join(worse)})" if worse else "; none is worse beyond it")

@@ -64,6 +64,7 @@ class Suite:
     """A benchmark problem: an experiment file, its tasks and the shortened recipe every cell uses.
 
     Attributes:
+      title: a few words for headings.
       experiment: the experiment file every cell starts from.
       tasks: the tasks, in order.
       protocol: `--set` items applied to every cell (epochs, schedule, extra tasks).
@@ -79,6 +80,7 @@ class Suite:
       published: rows of published figures to show beside this suite's (label -> task -> value).
     """
 
+    title: str
     experiment: str
     tasks: tuple[str, ...]
     protocol: tuple[str, ...]
@@ -125,6 +127,7 @@ _MULTIMNIST_ABOUT = (
     "file's own recipe is 6 epochs) so that every method and architecture fits this CPU")
 
 SUITES.register("multimnist", Suite(
+    title="MultiMNIST: left and right digit",
     experiment="experiments/multimnist_hard.py",
     tasks=("left", "right"),
     protocol=("train.epochs=3", "schedule.step_epochs=2"),
@@ -139,6 +142,7 @@ SUITES.register("multimnist", Suite(
 ))
 
 SUITES.register("threshold", Suite(
+    title="MNIST: digit, parity and threshold",
     experiment="experiments/threshold_hard.py",
     tasks=("digit", "parity", "threshold"),
     protocol=("train.epochs=3", "schedule.step_epochs=2"),
@@ -150,6 +154,7 @@ SUITES.register("threshold", Suite(
 ))
 
 SUITES.register("mixed", Suite(
+    title="MultiMNIST: two digits and their sum (regression)",
     experiment="experiments/multimnist_hard.py",
     tasks=("left", "right", "sum"),
     protocol=("tasks=['left', 'right', 'sum']", "train.epochs=3", "schedule.step_epochs=2"),
