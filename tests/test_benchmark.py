@@ -67,7 +67,7 @@ def test_tiny_suite_end_to_end(tmp_path, tiny_data_dir, in_process, capsys):
     assert len(rows) == 7
     losses = np.array([[r["test"]["left/loss"], r["test"]["right/loss"]] for r in rows])
     hv = stats.hypervolume(losses, [2.0, 2.0])
-    assert f"| left / right | test loss | (2, 2) | {hv:.4g} |" in page
+    assert f"| left / right | test loss | (2, 2) | {hv:.6g} |" in page
 
     # Again: every run is reused, nothing trains.
     capsys.readouterr()

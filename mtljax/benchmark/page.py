@@ -76,13 +76,14 @@ def task_table(rows: Sequence[Row], tasks: Sequence[str], kinds: Mapping[str, di
 
 def front_table(fronts: Sequence[Front]) -> str:
     """Per group of tasks and objective: reference, hypervolumes and the methods beyond the front."""
-    lines = ["| tasks | objective | reference | hypervolume: front | front and methods | methods beyond the front |",
+    lines = ["| tasks | objective | reference | hypervolume of the front | added by the methods' points | methods beyond the front |",
              "|---|---|---|---|---|---|"]
     for f in fronts:
         beyond = f"{len(f.beyond)} of {f.methods}" + (f" ({', '.join(f.beyond)})" if f.beyond else "")
         ref = ", ".join(f"{v:g}" for v in f.reference)
-        lines.append(f"| {' / '.join(f.tasks)} | test {f.objective} | ({ref}) | {f.hypervolume:.4g} | "
-                     f"{f.hypervolume_with_methods:.4g} | {beyond} |")
+        added = f.hypervolume_with_methods - f.hypervolume
+        lines.append(f"| {' / '.join(f.tasks)} | test {f.objective} | ({ref}) | {f.hypervolume:.6g} | "
+                     f"{f'+{added:.3g}' if added > 0 else '0'} | {beyond} |")
     return "\n".join(lines)
 
 
