@@ -75,8 +75,8 @@ def report(name: str, suite: Suite, states, seeds: int, page_path: Path, figure_
     parts += [f"Ranked by Δm (% against the single-task runs, mean of the seeds; "
               f"{page.BETTER}/{page.WORSE}: the paired 95 % interval lies wholly on the better/worse side of 0; "
               "step time: the run's mean epoch time over equal weighting's, measured in different windows of this "
-              "VM, whose speed drifts up to 2x (side-by-side step costs: docs/strategies.md); wall: the whole run "
-              "of all seeds).",
+              "VM, whose speed drifts up to 2x (side-by-side step costs: docs/strategies.md)"
+              + page.drift_note(rows) + "; wall: the whole run of all seeds).",
               page.ranked_table(rows, suite.tasks, kinds), page.refused_note(states),
               "<details><summary>Per task: mean ± std [95 % t-interval] over seeds</summary>\n\n"
               + page.task_table(rows, suite.tasks, kinds) + "\n\n</details>"]

@@ -87,6 +87,16 @@ def front_table(fronts: Sequence[Front]) -> str:
     return "\n".join(lines)
 
 
+def drift_note(rows: Sequence[Row]) -> str:
+    """Static weights at 1 are equal weighting's computation: their step-time ratio is the drift
+    between the two runs' windows."""
+    static = next((r for r in rows if r.name == "static" and r.status == "complete" and r.cost), None)
+    if static is None:
+        return ""
+    return (f": static weights, the same computation as equal weighting, measured {static.cost:.2f}x, "
+            "so ratios within that distance of 1 are drift, not cost")
+
+
 def noise_floor(fronts: Sequence[Front], rows: Sequence[Row]) -> str:
     """How far the swept point with every weight 1 (equal weighting, trained inside the larger
     program) lies from the equal-weighting run: the size of a difference that is only float
