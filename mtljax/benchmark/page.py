@@ -123,11 +123,14 @@ def paragraph(rows: Sequence[Row], fronts: Sequence[Front]) -> str:
         return "Not enough finished runs (equal weighting, a method and every single-task baseline) to compare yet."
     better = [r.label for r in done if r.vs_equal["Δm"]["excludes_zero"] and r.vs_equal["Δm"]["mean"] > 0]
     worse = [r.label for r in done if r.vs_equal["Δm"]["excludes_zero"] and r.vs_equal["Δm"]["mean"] < 0]
-    text = [f"Of {len(done)} method{'s' if len(done) != 1 else ''} compared with equal weighting by seed, "
-            + (f"{len(better)} beat it on Δm beyond the 95 % interval ({', '.join(better)})" if better
-               else "no method beats equal weighting on Δm beyond its 95 % interval")
-            + (f"; {len(worse)} are worse beyond it ({', '.join(worse)})" if worse else "; none is worse beyond it")
-            + f"; the other {len(done) - len(better) - len(worse)} are within it."]
+    n, verb = len(done), lambda k, one, many: one if k == 1 else many
+    text = [f"Of {n} method{verb(n, '', 's')} compared with equal weighting by seed, "
+            + (f"{len(better)} {verb(len(better), 'beats', 'beat')} it on Δm beyond the 95 % interval "
+               f"({', '.join(better)})" if better else "no method beats equal weighting on Δm beyond its 95 % interval")
+            + (f"; {len(worse)} {verb(len(worse), 'is', 'are')} worse beyond it ({', '.join(worse)})" if worse
+               else "; none is worse beyond it")
+            + f"; the other {n - len(better) - len(worse)} {verb(n - len(better) - len(worse), 'is', 'are')} within it "
+            f"(with {n} comparisons at 95 %, about {0.05 * n:.1f} would exclude zero by chance alone)."]
     best = ranked(done)[0]
     equal = next((r for r in rows if r.name == "equal" and r.status == "complete"), None)
     if best.dm and equal and equal.dm:
