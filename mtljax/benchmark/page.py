@@ -138,8 +138,10 @@ def paragraph(rows: Sequence[Row], fronts: Sequence[Front]) -> str:
                     f"{equal.dm['mean']:+.2f} %).")
     for f in fronts:
         if len(f.tasks) == len(fronts[-1].tasks) and f.objective in ("loss", "error"):
+            among = " (equal weighting among them: within float noise of the front's own equal-weights point)" \
+                if "equal" in f.beyond else ""
             text.append(f"Against the scalarization front of static loss weights ({' / '.join(f.tasks)}, test "
-                        f"{f.objective}), {len(f.beyond)} of {f.methods} methods land beyond it.")
+                        f"{f.objective}), {len(f.beyond)} of {f.methods} methods land beyond it{among}.")
     return " ".join(text)
 
 
