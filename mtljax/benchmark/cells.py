@@ -40,10 +40,11 @@ def _canonical(cfg: Any) -> str:
 def state(cell: Cell, root: Path) -> CellState:
     """The cell's state under `root` (nothing is written)."""
     try:
-        expected = _canonical(json.loads(json.dumps(cell.config())))
+        cfg = cell.config()
     except config.ConfigError as exc:
         return CellState(cell, "refused", reason=str(exc))
-    runs = sorted(p for p in (Path(root) / cell.config()["name"]).glob("*") if (p / rundir.CONFIG_FILE).exists())
+    expected = _canonical(json.loads(json.dumps(cfg)))
+    runs = sorted(p for p in (Path(root) / cfg["name"]).glob("*") if (p / rundir.CONFIG_FILE).exists())
     for run_dir in reversed(runs):
         if _canonical(config.upgrade(rundir.read_json(run_dir / rundir.CONFIG_FILE))) != expected:
             continue

@@ -3,27 +3,20 @@ accuracy of the seeds' majority vote."""
 
 from __future__ import annotations
 
-import math
 from typing import Mapping, Sequence
 
 import numpy as np
 
-
-def t_quantile_975(dof: int) -> float:
-    """Student's t 97.5 % quantile (for a two-sided 95 % interval) with `dof` degrees of freedom."""
-    from scipy import stats as scipy_stats  # ~0.5 s to import: only when a run with seeds ends.
-
-    return float(scipy_stats.t.ppf(0.975, dof))
+from mtljax.outputs import stats
 
 
 def summarize(values: Sequence[float]) -> dict[str, float]:
-    """mean, std (sample, n-1) and ci95 (half-width of the t interval of the mean) of `values`."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return {"mean": mean, "std": 0.0, "ci95": 0.0}
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return {"mean": mean, "std": std, "ci95": t_quantile_975(n - 1) * std / math.sqrt(n)}
+    """mean, std (sample, n-1) and ci95 (half-width of the t interval of the mean) of `values`;
+    one value: std and ci95 0."""
+    if len(values) < 2:
+        return {"mean": float(np.mean(values)), "std": 0.0, "ci95": 0.0}
+    interval = stats.t_interval(values)
+    return {"mean": interval["mean"], "std": interval["std"], "ci95": interval["half"]}
 
 
 def summarize_runs(per_seed: Sequence[Mapping[str, float]]) -> dict[str, dict[str, float]]:

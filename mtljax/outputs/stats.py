@@ -11,7 +11,6 @@ import math
 from typing import Mapping, Sequence
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
@@ -24,6 +23,8 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> dict[str, f
     n, mean = len(x), float(np.mean(x))
     if n < 2:
         return {"n": n, "mean": mean, "std": math.nan, "half": math.nan, "low": math.nan, "high": math.nan}
+    from scipy import stats as scipy_stats  # ~0.5 s to import: only when intervals are computed.
+
     std = float(np.std(x, ddof=1))
     half = float(scipy_stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
     return {"n": n, "mean": mean, "std": std, "half": half, "low": mean - half, "high": mean + half}

@@ -11,6 +11,7 @@ import numpy as np
 from mtljax import metrics, tasks
 from mtljax.tasks import format_metric
 from mtljax.outputs import seedstats
+from mtljax.outputs.stats import pareto_mask
 from mtljax.train.loop import RunResult
 from mtljax.train.monitor import seed_mean
 
@@ -78,8 +79,7 @@ def point_rows(points: Sequence[Mapping[str, float]], per_replica: Sequence[Mapp
 def pareto_front(xs: Sequence[float], ys: Sequence[float]) -> list[bool]:
     """For each point, whether no other point is at least as good on both axes and better on one
     (both maximised)."""
-    return [not any(x2 >= x and y2 >= y and (x2 > x or y2 > y) for x2, y2 in zip(xs, ys))
-            for x, y in zip(xs, ys)]
+    return pareto_mask(-np.column_stack([xs, ys])).tolist()
 
 
 def markdown_table(summary: Mapping[str, Any]) -> str:
