@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from mtljax import config
 from mtljax.benchmark import analysis, cells as cellrun, figures, page
@@ -36,9 +35,8 @@ def _single_points(states: Sequence[cellrun.CellState]) -> dict[str, dict[str, f
     singles = [s for s in states if s.cell.kind == "single"]
     if any(s.status != "complete" for s in singles):
         return None
-    mean = lambda s, f: float(np.mean([f(m) for m in analysis.per_seed(s.summary)]))  # noqa: E731
-    return {"loss": {s.cell.task: mean(s, lambda m, t=s.cell.task: m[f"{t}/loss"]) for s in singles},
-            "error": {s.cell.task: mean(s, lambda m, s=s: analysis.error(s.summary, s.cell.task, m)) for s in singles}}
+    points = [analysis.mean_points(s.summary, [s.cell.task]) for s in singles]
+    return {objective: {t: v for p in points for t, v in p[objective].items()} for objective in ("loss", "error")}
 
 
 def front_section(name: str, suite: Suite, states, rows, found, page_path: Path, figure_dir: Path) -> str:

@@ -60,6 +60,13 @@ def per_seed(summary: Mapping) -> list[Mapping[str, float]]:
     return summary.get("test_seeds") or [summary["test"]]
 
 
+def mean_points(summary: Mapping, tasks: Sequence[str]) -> dict[str, dict[str, float]]:
+    """"loss" and "error" -> task -> its seed mean: a run's point against the front."""
+    seeds = per_seed(summary)
+    return {"loss": {t: float(np.mean([m[f"{t}/loss"] for m in seeds])) for t in tasks},
+            "error": {t: float(np.mean([error(summary, t, m) for m in seeds])) for t in tasks}}
+
+
 def baselines(states: Sequence[CellState]) -> dict[str, float] | None:
     """Task -> the seed mean of its single-task run's headline, or None if one is not complete."""
     singles = [s for s in states if s.cell.kind == "single"]
@@ -98,8 +105,7 @@ def method_rows(states: Sequence[CellState], tasks: Sequence[str]) -> list[Row]:
             vs_equal={k: stats.paired_difference(values[k], reference[k]) for k in values} if paired else None,
             cost=s.summary["mean_epoch_time_s"] / equal.summary["mean_epoch_time_s"] if equal else None,
             wall_s=s.summary["wall_time_s"],
-            loss={t: float(np.mean([m[f"{t}/loss"] for m in per_seed(s.summary)])) for t in tasks},
-            error={t: float(np.mean([error(s.summary, t, m) for m in per_seed(s.summary)])) for t in tasks}))
+            **mean_points(s.summary, tasks)))
     return rows
 
 
