@@ -30,7 +30,7 @@ VARIANTS = {
     "all": {},
     "no fused first layer": {"FUSE_MAX_CHANNELS": 0},
     "no crop": {"crop_for_pool": lambda x: x},
-    "size-1 seed axis vmapped": {"over_replicas": lambda fn, in_axes: jax.vmap(fn, in_axes=in_axes)},
+    "size-1 seed axis vmapped": {"over_replicas": lambda fn, in_axes, mode: jax.vmap(fn, in_axes=in_axes)},
 }
 
 

@@ -1,14 +1,18 @@
-"""Seeds vmapped against seeds run one after another, and throughput against device count.
+"""Seeds in one program against seeds run apart, and throughput against device count.
 
-    python benchmarks/scaling.py                      # prints both tables
+    python benchmarks/scaling.py                          # prints the three tables
     python benchmarks/scaling.py --update docs/usage.md   # and writes them into docs/usage.md
 
-Model: the threshold.py network (cnn3, 3 heads) at batch 128, the trainer's own jitted train call
-on random data (benchmarks/speed.py's harness), best of five timed windows after compilation.
+Step rates: the threshold.py network (cnn3, 3 heads) at batch 128, the trainer's own jitted train
+call on random data (benchmarks/speed.py's harness), for 1 seed and for N seeds run the two ways
+one program can hold them (`train.replicas`): `vmap` (one batched program) and `loop` (the replicas
+one after another inside the program, each unbatched). All variants are built first and timed in
+alternating windows, so they share this VM's speed phases; the table gives the median.
 
-Seeds: N replicas as one vmapped program (one compile, one dispatch per call for all) against N
-single-seed programs run in turn (each compiled; the table charges the sequential way one compile,
-as if the compiled program were reused, which flatters it).
+Whole runs: `python -m mtljax.run experiments/threshold.py --seeds 8` against 8 separate runs of
+the same experiment (`--set seed=k`), each a fresh process, as a user would launch them: process
+start, imports, data, compiling (each way with its own fresh compilation cache, so the separate
+runs compile once and load the program after), training, evaluation, checkpoints and figures.
 
 Devices: the same call with the batch split over D devices of a `data` mesh. On a CPU the devices
 are fakes (`--xla_force_host_platform_device_count`) sharing the same cores, so this shows the
@@ -20,56 +24,113 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-from mtljax import results
+from mtljax import config, results
 
-SEEDS = (1, 2, 4, 8)
+SEEDS = (2, 4, 8)
+MODES = ("vmap", "loop")
 DEVICES = (1, 2, 4, 8)
 BATCH = 128
-STEPS = 1000  # Steps per seed in the wall-time columns.
+WINDOWS = 5
 
 
-def measure(seeds: int) -> tuple[float, float]:
-    """(images/s over all seeds, compile s) of the threshold model with `seeds` replicas."""
+def _bench(seeds: int, mode: str):
+    """benchmarks/speed.py's TrainBench of the threshold model with `seeds` replicas run as `mode`."""
     sys.path.insert(0, str(Path(__file__).parent))
     import speed
 
-    name, model_cfg, task_names, _ = speed.MODELS[0]
-    return speed.mtljax_step_rate(model_cfg, task_names, BATCH, seeds=seeds)
+    _, model_cfg, task_names, _ = speed.MODELS[0]
+    resolve = speed.config.resolve
+    try:  # The harness builds its config itself; set train.replicas in it.
+        speed.config.resolve = lambda cfg: resolve({**cfg, "train": {**cfg["train"], "replicas": mode}})
+        return speed.train_bench(model_cfg, task_names, BATCH, seeds=seeds)
+    finally:
+        speed.config.resolve = resolve
 
 
-def in_subprocess(devices: int, seeds: int = 1) -> tuple[float, float]:
-    """`measure` in a fresh process that sees `devices` (fake, on CPU) devices."""
+def seed_rate_table() -> str:
+    """Median img/s of every (seeds, mode), all seeds' images counted, relative to one seed's, from
+    alternating windows: 1.00 means a seed's step costs what it costs in a plain run."""
+    benches = {(1, "plain"): _bench(1, "loop"), **{(n, m): _bench(n, m) for n in SEEDS for m in MODES}}
+    rates = {key: [] for key in benches}
+    for bench in benches.values():
+        bench.run(2)  # Warm-up, not counted.
+    for _ in range(WINDOWS):
+        for key, bench in benches.items():
+            rates[key].append(bench.run(max(2, 4096 // bench.images_per_call)))
+    one = statistics.median(rates[(1, "plain")])
+    lines = [f"Step rate of N seeds in one program, threshold model, batch {BATCH} (median of {WINDOWS} alternating windows; "
+             f"1 seed: {one:,.0f} img/s):", "",
+             "| seeds | vmap: img/s (all seeds) | vmap / 1 seed | loop: img/s (all seeds) | loop / 1 seed | compile s (vmap, loop) |",
+             "|---|---|---|---|---|---|"]
+    for n in SEEDS:
+        v, lp = (statistics.median(rates[(n, m)]) for m in MODES)
+        lines.append(f"| {n} | {v:,.0f} | {v / one:.2f} | {lp:,.0f} | {lp / one:.2f} | "
+                     f"{benches[(n, 'vmap')].compile_s:.1f}, {benches[(n, 'loop')].compile_s:.1f} |")
+    return "\n".join(lines)
+
+
+def _run(root: Path, cache: Path, *args: str) -> float:
+    """Wall seconds of one `mtljax.run experiments/threshold.py` process."""
+    cmd = [sys.executable, "-m", "mtljax.run", "experiments/threshold.py", "--root", str(root),
+           "--compile-cache", str(cache), *args]
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, cwd=Path(__file__).parent.parent)
+    return time.perf_counter() - t
+
+
+def run_table(seeds: int = 8, epochs: tuple[int, ...] = (1, 3), rounds: int = 2) -> str:
+    """Wall time of `--seeds N` against N separate runs, for runs of each number of epochs: the
+    two ways alternate (their order too) over `rounds` rounds; the ratio is of the medians."""
+    lines = [f"Whole runs of threshold.py, {seeds} seeds, each a fresh process (`--seeds {seeds}` "
+             f"with train.replicas auto: {_resolved_mode()}; {rounds} alternating rounds):", "",
+             f"| epochs | {seeds} separate runs s, each round | --seeds {seeds} s, each round | ratio of medians |",
+             "|---|---|---|---|"]
+    for n in epochs:
+        apart, together = [], []
+        for r in range(rounds):
+            with tempfile.TemporaryDirectory() as tmp:
+                tmp = Path(tmp)
+                ways = [lambda: apart.append(sum(_run(tmp / "apart", tmp / "cache_apart", "--set", f"seed={k}",
+                                                      f"train.epochs={n}") for k in range(seeds))),
+                        lambda: together.append(_run(tmp / "together", tmp / "cache_together", "--seeds",
+                                                     str(seeds), "--set", f"train.epochs={n}"))]
+                for way in ways if r % 2 == 0 else ways[::-1]:
+                    way()
+        ratio = statistics.median(together) / statistics.median(apart)
+        lines.append(f"| {n} | {' / '.join(f'{t:.1f}' for t in apart)} | {' / '.join(f'{t:.1f}' for t in together)} "
+                     f"| {ratio:.2f} |")
+        print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
+def _resolved_mode() -> str:
+    from mtljax.train import experiment
+
+    return experiment.resolve_replicas(config.resolve({"tasks": ["digit"]}))
+
+
+def in_subprocess(devices: int) -> tuple[float, float]:
+    """(img/s, compile s) of one seed in a fresh process that sees `devices` (fake, on CPU) devices."""
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
-    code = (f"import json, jax, scaling; assert len(jax.devices()) == {devices}; "
-            f"print(json.dumps(scaling.measure({seeds})))")
+    code = (f"import json, jax, speed; assert len(jax.devices()) == {devices}; "
+            f"m = speed.MODELS[0]; print(json.dumps(speed.mtljax_step_rate(m[1], m[2], {BATCH})))")
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=Path(__file__).parent, check=True,
                          capture_output=True, text=True).stdout
     return tuple(json.loads(out.strip().splitlines()[-1]))
-
-
-def seed_table() -> str:
-    one_rate, one_compile = in_subprocess(1, 1)
-    one_wall = STEPS * BATCH / one_rate
-    lines = [f"Seeds, threshold model, batch {BATCH}, {STEPS} steps per seed (`python benchmarks/scaling.py`):", "",
-             "| seeds | vmapped: img/s | vmapped: compile + train s | sequential: compile + train s | vmapped / sequential |",
-             "|---|---|---|---|---|"]
-    for n in SEEDS:
-        rate, compile_s = (one_rate, one_compile) if n == 1 else in_subprocess(1, n)
-        vmapped = compile_s + n * STEPS * BATCH / rate
-        sequential = one_compile + n * one_wall
-        lines.append(f"| {n} | {rate:,.0f} | {vmapped:.1f} | {sequential:.1f} | {vmapped / sequential:.2f} |")
-    return "\n".join(lines)
 
 
 def device_table() -> str:
     lines = [f"Devices (data parallel, 1 seed, batch {BATCH}, fake CPU devices on the same 2 cores):", "",
              "| devices | img/s | compile s |", "|---|---|---|"]
     for d in DEVICES:
-        rate, compile_s = in_subprocess(d, 1)
+        rate, compile_s = in_subprocess(d)
         lines.append(f"| {d} | {rate:,.0f} | {compile_s:.1f} |")
     return "\n".join(lines)
 
@@ -77,8 +138,11 @@ def device_table() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--update", type=Path, help="write the tables into this Markdown file (scaling markers)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=("rates", "runs", "devices"),
+                        help="tables to leave out")
     args = parser.parse_args()
-    text = seed_table() + "\n\n" + device_table()
+    parts = {"rates": seed_rate_table, "runs": run_table, "devices": device_table}
+    text = "\n\n".join(fn() for name, fn in parts.items() if name not in args.skip)
     print(text)
     if args.update:
         results.update_readme(args.update, text, section="scaling")

@@ -38,12 +38,12 @@ TOP_OPTIONS: dict[str, Option] = {
                       "datasets, backbones, strategies or schedules (docs/extending.md); evaluate, predict "
                       "and --resume import them again from config.json"),
     "seed": Option(0, "the first replica's seed", minimum=0),
-    "seeds": Option(1, "replicas trained as one vmapped program, with seeds seed, seed+1, ...", positive=True),
+    "seeds": Option(1, "replicas trained in one compiled program (train.replicas), with seeds seed, seed+1, ...", positive=True),
     "tasks": Option(["digit"], "the tasks' registered names (mtljax/tasks.py)"),
     "single_task": Option(False, "also train one model per task (same backbone, one head) and compare"),
 }
 # Dicts whose keys are checked in _check_cross: task -> weight (tasks not named get 1.0), and
-# dotted key -> list of values, trained as one vmapped program of values x seeds replicas.
+# dotted key -> list of values, trained in one compiled program of values x seeds replicas.
 FREE_FORM = ("loss_weights", "sweep")
 # Section -> (the options every config has there, its selections): each selection is (registry,
 # the key that selects from it, nested); the selected entry's options join the section, under the
@@ -236,7 +236,7 @@ def _check_sweep(cfg: dict) -> None:
         raise ConfigError(f"sweep: expected a dict key -> list of values, got {sweep!r}")
     for key, values in sweep.items():
         if not sweeps.is_sweepable(key, cfg["tasks"]):
-            raise ConfigError(f"sweep.{key}: cannot be swept in one vmapped program (it is not a traced value, or "
+            raise ConfigError(f"sweep.{key}: cannot be swept in one compiled program (it is not a traced value, or "
                               f"names no configured task); sweepable: {', '.join(sweeps.SWEEPABLE)}; "
                               f"run one job per value with --set instead")
         if not isinstance(values, (list, tuple)) or not values:

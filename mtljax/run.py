@@ -222,9 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the latest run from its last checkpoint")
     parser.add_argument("--run-dir", help="with --resume: the run directory to continue")
     parser.add_argument("--root", default="checkpoints", help="where run directories go")
-    parser.add_argument("--seeds", type=int, help="train this many seeds as one vmapped program (config `seeds`)")
+    parser.add_argument("--seeds", type=int, help="train this many seeds in one compiled program (config `seeds`, `train.replicas`)")
     parser.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
-                        help="vmap over these values (times the seeds) in one program, e.g. "
+                        help="train these values (times the seeds) in one program, e.g. "
                              "loss_weights.parity=0.25,0.5,1,2,4; repeat for a grid (mtljax/train/sweeps.py)")
     parser.add_argument("--compile-cache", metavar="DIR",
                         help="persistent XLA compilation cache: a directory, or 'off' (default: "

@@ -1,4 +1,4 @@
-"""Hyper-parameter sweeps: values × seeds in one vmapped program, each replica a run of its own."""
+"""Hyper-parameter sweeps: values × seeds in one compiled program, each replica a run of its own."""
 
 from __future__ import annotations
 

@@ -269,6 +269,24 @@ def test_one_replica_is_squeezed_not_vmapped():
     assert seen == [(3,)]  # Traced once inside vmap, on the unbatched shape.
 
 
+def test_replica_loop_runs_each_replica_unbatched():
+    """over_replicas(mode="loop"): each replica runs the unbatched function inside one program
+    (lax.map), shared arguments unmapped, with vmap's results; a bad mode is refused."""
+    seen = []
+
+    def fn(x, y, z):
+        seen.append(x.shape)
+        return {"out": x * y + z["b"]}
+
+    x, y, z = jnp.arange(6.0).reshape(2, 3), jnp.float32(2.0), {"b": jnp.array([[1.0], [-1.0]])}
+    out = jax.jit(parallel.over_replicas(fn, (0, None, 0), "loop"))(x, y, z)
+    np.testing.assert_array_equal(out["out"], [[1, 3, 5], [5, 7, 9]])
+    assert seen == [(3,)]
+    np.testing.assert_array_equal(out["out"], jax.vmap(fn, in_axes=(0, None, 0))(x, y, z)["out"])
+    with pytest.raises(ValueError, match="replica mode"):
+        parallel.over_replicas(fn, (0, None, 0), "pmap")
+
+
 def test_squeezed_train_call_matches_the_vmapped_one(tiny_data_dir, monkeypatch):
     """The trainer's train call on one seed: squeezed (the default) and plain vmap agree."""
     exp = experiment.build_experiment(config.resolve(tiny_config(tiny_data_dir)))
@@ -277,7 +295,7 @@ def test_squeezed_train_call_matches_the_vmapped_one(tiny_data_dir, monkeypatch)
     results = []
     for squeeze in (True, False):
         if not squeeze:
-            monkeypatch.setattr(parallel, "over_replicas", lambda fn, in_axes: jax.vmap(fn, in_axes=in_axes))
+            monkeypatch.setattr(parallel, "over_replicas", lambda fn, in_axes, mode: jax.vmap(fn, in_axes=in_axes))
         train_fn, _ = epoch.make_epoch_fns(exp)
         results.append(train_fn(exp.init_state(), epoch.zero_sums(exp.tasks, 1), data, idx,
                                 exp.dropout_rng()))

@@ -46,7 +46,7 @@ def front_section(name: str, suite: Suite, states, rows, found, page_path: Path,
     values = ", ".join(f"{v:g}" for v in suite.front_values)
     how = (f"Static loss weights, {suite.tasks[0]}'s fixed at 1 and "
            + " × ".join(suite.tasks[1:]) + f" each over {{{values}}} "
-           f"({len(suite.front_values) ** (len(suite.tasks) - 1)} points × the seeds, one vmapped program: "
+           f"({len(suite.front_values) ** (len(suite.tasks) - 1)} points × the seeds, one compiled program: "
            f"`{name}_front`). A method is beyond the front when no swept point is at least as good on every task; "
            f"hypervolumes use the stated reference point (test losses: 2 per task, COSMOS's choice).")
     if front.status != "complete":

@@ -46,13 +46,23 @@ def state(cell: Cell, root: Path) -> CellState:
     expected = _canonical(json.loads(json.dumps(cfg)))
     runs = sorted(p for p in (Path(root) / cfg["name"]).glob("*") if (p / rundir.CONFIG_FILE).exists())
     for run_dir in reversed(runs):
-        if _canonical(config.upgrade(rundir.read_json(run_dir / rundir.CONFIG_FILE))) != expected:
+        if _saved_config(run_dir) != expected:
             continue
         summary_path = run_dir / rundir.SUMMARY_FILE
         if summary_path.exists():
             return CellState(cell, "complete", run_dir, rundir.read_json(summary_path))
         return CellState(cell, "unfinished", run_dir)
     return CellState(cell, "missing")
+
+
+def _saved_config(run_dir: Path) -> Any:
+    """A run's saved config, canonical, with options added since it ran at their defaults (a
+    cell is its config, not the code version that ran it); None if today's code refuses it."""
+    try:
+        saved = config.resolve(config.upgrade(rundir.read_json(run_dir / rundir.CONFIG_FILE)))
+    except config.ConfigError:
+        return None
+    return _canonical(json.loads(json.dumps(config.thaw(saved))))
 
 
 def command(cell: Cell, root: Path, resume_dir: Path | None = None) -> list[str]:

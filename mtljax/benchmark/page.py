@@ -151,7 +151,7 @@ def suite_header(suite: Suite, states: Sequence[CellState], seeds: int, extra: S
     todo = [s.cell.name for s in states if s.status in ("missing", "unfinished")]
     hours = sum(s.summary["wall_time_s"] for s in done) / 3600
     changed = f" Every run here also sets {' '.join(f'`{e}`' for e in extra)}." if extra else ""
-    return (f"{suite.about}{changed} {seeds} seeds per run (0–{seeds - 1}) as one vmapped program; seed i gives every "
+    return (f"{suite.about}{changed} {seeds} seeds per run (0–{seeds - 1}) in one compiled program; seed i gives every "
             f"run the same data order and, for the same network, the same initialisation, so methods are "
             f"compared pair by pair. {len(done)} of {len(states) - sum(s.status == 'refused' for s in states)} "
             f"runs complete" + (f" (not yet: {', '.join(todo)})" if 0 < len(todo) <= 8 else

@@ -6,7 +6,7 @@ seed i gives every cell the same initialisation of the shared network and the sa
 Kinds of cell:
   method  a strategy (hard sharing), or an architecture with a strategy;
   single  one task alone (the single-task baseline of Δm);
-  front   static loss weights swept as one vmapped program (the tuned scalarization front).
+  front   static loss weights swept in one compiled program (the tuned scalarization front).
 A cell the config refuses (say, a representation-gradient method on an architecture whose tasks
 read their own features) is kept with the reason, and shown as not applicable.
 """

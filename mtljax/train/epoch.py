@@ -65,9 +65,10 @@ def make_epoch_fns(exp: Experiment):
 
     # Every replica at once: state, sums, indices and keys carry a leading replica axis; data are shared.
     options = experiment.compiler_options()
-    return (jax.jit(parallel.over_replicas(train, in_axes=(0, 0, None, 0, 0)), donate_argnums=(0, 1),
+    mode = experiment.resolve_replicas(exp.cfg)
+    return (jax.jit(parallel.over_replicas(train, (0, 0, None, 0, 0), mode), donate_argnums=(0, 1),
                     compiler_options=options),
-            jax.jit(parallel.over_replicas(evaluate, in_axes=(0, 0, None, None)), compiler_options=options))
+            jax.jit(parallel.over_replicas(evaluate, (0, 0, None, None), mode), compiler_options=options))
 
 
 def zero_sums(tasks: Mapping[str, Any], n_replicas: int) -> dict[str, jax.Array]:

@@ -92,16 +92,38 @@ def host_value(tree: Any) -> Any:
     return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)) if isinstance(a, jax.Array) else a, tree)
 
 
-def over_replicas(fn: Callable, in_axes: tuple) -> Callable:
-    """`jax.vmap(fn, in_axes)`, except that a leading replica axis of size 1 is squeezed off and
-    put back instead: on XLA:CPU the vmapped size-1 axis led every array, and the compiled step
-    ran ~6 % slower (it transposed im2col patches it otherwise fed to the matmul directly)."""
+def over_replicas(fn: Callable, in_axes: tuple, mode: str = "vmap") -> Callable:
+    """`fn` over the leading replica axis (seeds × sweep points) of the arguments whose axis is 0.
+
+    Args:
+      fn: a function of one replica's arguments.
+      in_axes: 0 for an argument with a leading replica axis, None for one shared by all.
+      mode: "vmap" (`jax.vmap`: one batched program) or "loop" (`lax.map`: the replicas one after
+        another inside one program, each running `fn` unbatched; on XLA:CPU this ran each
+        replica at a plain run's speed, where vmap was slower per replica).
+
+    A leading replica axis of size 1 is squeezed off and put back instead, in either mode: on
+    XLA:CPU the vmapped size-1 axis led every array, and the compiled step ran ~6 % slower (it
+    transposed im2col patches it otherwise fed to the matmul directly).
+    """
+    if mode not in ("vmap", "loop"):
+        raise ValueError(f"replica mode must be 'vmap' or 'loop', got {mode!r}")
     mapped = jax.vmap(fn, in_axes=in_axes)
+    mapped_args = [k for k, ax in enumerate(in_axes) if ax == 0]
+
+    def looped(*args):
+        def one(replica_args):
+            full = list(args)
+            for k, value in zip(mapped_args, replica_args):
+                full[k] = value
+            return fn(*full)
+
+        return jax.lax.map(one, [args[k] for k in mapped_args])
 
     def call(*args):
         sizes = {jax.tree.leaves(a)[0].shape[0] for a, ax in zip(args, in_axes) if ax == 0 and jax.tree.leaves(a)}
         if sizes != {1}:
-            return mapped(*args)
+            return mapped(*args) if mode == "vmap" else looped(*args)
         squeezed = [a if ax is None else jax.tree.map(lambda v: v[0], a) for a, ax in zip(args, in_axes)]
         return jax.tree.map(lambda v: v[None], fn(*squeezed))
 
