@@ -54,10 +54,10 @@ def _bench(seeds: int, mode: str):
         speed.config.resolve = resolve
 
 
-def seed_rate_table() -> str:
+def seed_rate_table(seeds: tuple[int, ...] = SEEDS) -> str:
     """Median img/s of every (seeds, mode), all seeds' images counted, relative to one seed's, from
     alternating windows: 1.00 means a seed's step costs what it costs in a plain run."""
-    benches = {(1, "plain"): _bench(1, "loop"), **{(n, m): _bench(n, m) for n in SEEDS for m in MODES}}
+    benches = {(1, "plain"): _bench(1, "loop"), **{(n, m): _bench(n, m) for n in seeds for m in MODES}}
     rates = {key: [] for key in benches}
     for bench in benches.values():
         bench.run(2)  # Warm-up, not counted.
@@ -69,7 +69,7 @@ def seed_rate_table() -> str:
              f"1 seed: {one:,.0f} img/s):", "",
              "| seeds | vmap: img/s (all seeds) | vmap / 1 seed | loop: img/s (all seeds) | loop / 1 seed | compile s (vmap, loop) |",
              "|---|---|---|---|---|---|"]
-    for n in SEEDS:
+    for n in seeds:
         v, lp = (statistics.median(rates[(n, m)]) for m in MODES)
         lines.append(f"| {n} | {v:,.0f} | {v / one:.2f} | {lp:,.0f} | {lp / one:.2f} | "
                      f"{benches[(n, 'vmap')].compile_s:.1f}, {benches[(n, 'loop')].compile_s:.1f} |")
@@ -140,8 +140,9 @@ def main() -> None:
     parser.add_argument("--update", type=Path, help="write the tables into this Markdown file (scaling markers)")
     parser.add_argument("--skip", nargs="*", default=[], choices=("rates", "runs", "devices"),
                         help="tables to leave out")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="seed counts of the rate table")
     args = parser.parse_args()
-    parts = {"rates": seed_rate_table, "runs": run_table, "devices": device_table}
+    parts = {"rates": lambda: seed_rate_table(tuple(args.seeds)), "runs": run_table, "devices": device_table}
     text = "\n\n".join(fn() for name, fn in parts.items() if name not in args.skip)
     print(text)
     if args.update:

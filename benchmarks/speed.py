@@ -9,7 +9,7 @@ five timed windows, after compilation; this VM's speed varies by up to 2x from m
 times 3 for forward + backward, the usual convention), and for threshold.py the wall time of one
 epoch (train + validation), the compile time and the peak resident memory of the run, and the
 time a whole threshold.py run takes to reach 99 % validation digit accuracy (compile included, no
-compilation cache).
+compilation cache), and one round of the speedrun against its PyTorch recipe (benchmarks/speedrun.py).
 On a GPU the same table is printed (and PyTorch runs on the GPU if it has one).
 """
 
@@ -202,10 +202,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="batch 128 only, no threshold.py epoch")
     parser.add_argument("--models", help="only the models whose name contains this text")
+    parser.add_argument("--batches", type=int, nargs="+", help=f"batch sizes (default {' '.join(map(str, BATCHES))})")
     parser.add_argument("--update", type=Path, help="the Markdown file to rewrite between its speed markers")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
-    batches = (128,) if args.quick else BATCHES
+    batches = args.batches or ((128,) if args.quick else BATCHES)
     peak = matmul_peak()
     lines = [f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}; "
              f"matmul peak (2048² fp32): {peak:.0f} GFLOP/s", "",
@@ -235,6 +236,14 @@ def main() -> None:
                       f"compile {epoch['compile_s']:.1f} s, process wall {epoch['wall_s']:.1f} s, "
                       f"peak RSS {epoch['peak_rss_mib']:.0f} MiB", "", threshold_time_to_99()]
         print("\n".join(lines[-3:]))
+        import speedrun  # The speedrun's row: one round of benchmarks/speedrun.py.
+
+        found = speedrun.rounds(1)[0]
+        lines += ["", f"speedrun (experiments/speedrun.py, 10 seeds): {found['cold']['per_seed_s']:.2f} s per seed "
+                      f"(compile cache cold; {found['warm']['per_seed_s']:.2f} s warm), {found['cold']['mean']:.2f} % "
+                      f"test accuracy; PyTorch recipe {found['torch']['median_run_s']:.2f} s per run, "
+                      f"{found['torch']['accuracy_mean']:.2f} %"]
+        print(lines[-1])
     if args.update:
         results.update_readme(args.update, "\n".join(lines), section="speed")
 

@@ -253,7 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if parallel.is_primary():
-        preload(OUTPUT_LIBRARIES)
+        # scipy (~0.5-0.9 s) computes the intervals over seeds: only runs of several replicas need it.
+        replicated = any(cfg["seeds"] > 1 or cfg["sweep"] for cfg in stages)
+        preload(OUTPUT_LIBRARIES + (("scipy.stats",) if replicated else ()))
     stage_dirs: dict[str, Path] = {}
     for cfg in stages:
         code = run_stage(cfg, args, stage_dirs)

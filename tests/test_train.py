@@ -98,6 +98,40 @@ def test_step_schedule_in_epochs():
     assert float(cosine(0)) == pytest.approx(1e-3) and float(cosine(100)) == pytest.approx(1e-5)
 
 
+def test_onecycle_follows_its_definition():
+    """The one-cycle schedule against Smith & Topin's cosine phases written out in NumPy: up from
+    lr/div over the first pct_start of the steps, then down to lr/(div·final_div)."""
+    sched = {"name": "onecycle", "pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e4}
+    fn = schedules.lr_schedule(1e-2, sched, steps_per_epoch=50, epochs=2)
+    total, peak = 100, 1e-2
+    start, end, up = peak / 25, peak / 25 / 1e4, 0.3 * total
+
+    def reference(t):
+        if t <= up:
+            return start + (peak - start) * (1 - np.cos(np.pi * t / up)) / 2
+        return end + (peak - end) * (1 + np.cos(np.pi * (t - up) / (total - up))) / 2
+
+    for t in (0, 1, 15, 30, 31, 64, 99, 100):
+        assert float(fn(t)) == pytest.approx(reference(t), rel=1e-5, abs=1e-8)  # float32 near the end.
+
+
+def test_adam_betas_reach_the_optimizer():
+    """optimizer.b1/b2: the first update of Adam with β₁ = 0.7 follows its definition (Kingma & Ba,
+    Algorithm 1) from a NumPy recomputation of two steps."""
+    opt = {"name": "adam", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.0, "decay_on": "conv",
+           "b1": 0.7, "b2": 0.9}
+    tx = optim.build_optimizer(opt, 0.1)
+    params = {"w": jnp.zeros(2)}
+    state = tx.init(params)
+    grads = [jnp.array([1.0, -2.0]), jnp.array([0.5, 3.0])]
+    m, v = np.zeros(2), np.zeros(2)
+    for t, g in enumerate(grads, 1):
+        updates, state = tx.update({"w": g}, state, params)
+        m, v = 0.7 * m + 0.3 * np.asarray(g), 0.9 * v + 0.1 * np.asarray(g) ** 2
+        expected = -0.1 * (m / (1 - 0.7**t)) / (np.sqrt(v / (1 - 0.9**t)) + 1e-8)
+        np.testing.assert_allclose(updates["w"], expected, rtol=1e-5)
+
+
 def test_plateau_halves_after_patience_epochs():
     sched = {"name": "plateau", "factor": 0.5, "patience": 2, "cooldown": 0, "min_lr": 1e-4}
     plateau = schedules.plateau_controller(1e-3, sched)

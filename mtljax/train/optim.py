@@ -15,6 +15,8 @@ OPTIMIZER_OPTIONS: dict[str, Option] = {
     "lr": Option(1e-3, "the base learning rate", positive=True),
     "momentum": Option(0.9, "sgd only", minimum=0),
     "nesterov": Option(True, "sgd only: Nesterov momentum"),
+    "b1": Option(0.9, "adam, adamw: decay of the first-moment average (β₁)", minimum=0, below_one=True),
+    "b2": Option(0.999, "adam, adamw: decay of the second-moment average (β₂)", minimum=0, below_one=True),
     "weight_decay": Option(0.0, "L2 added to the gradient; for adamw, decoupled decay", minimum=0),
     "decay_on": Option("conv", "'conv': conv kernels only; 'kernels': every kernel", choices=("conv", "kernels")),
 }
@@ -48,11 +50,11 @@ def build_optimizer(opt: Mapping[str, Any], schedule: optax.Schedule) -> optax.G
     mask = lambda params: decay_mask(params, opt["decay_on"])
     wd = opt["weight_decay"]
     if opt["name"] == "adamw":
-        return optax.adamw(schedule, weight_decay=wd, mask=mask)
+        return optax.adamw(schedule, b1=opt["b1"], b2=opt["b2"], weight_decay=wd, mask=mask)
     if opt["name"] == "sgd":
         base = optax.sgd(schedule, momentum=opt["momentum"] or None, nesterov=opt["nesterov"])
     else:
-        base = optax.adam(schedule)
+        base = optax.adam(schedule, b1=opt["b1"], b2=opt["b2"])
     # A traced weight decay (a sweep) always needs the transform: the structure must not depend on it.
     no_decay = isinstance(wd, (int, float)) and wd == 0
     return base if no_decay else optax.chain(optax.add_decayed_weights(wd, mask), base)

@@ -1,6 +1,6 @@
 """Learning-rate schedules in units of epochs, and the reduce-on-plateau controller.
 
-`step`, `cosine` and `constant` are optax schedules of the step count. `plateau` uses
+`step`, `cosine`, `onecycle` and `constant` are optax schedules of the step count. `plateau` uses
 `optax.contrib.reduce_on_plateau`, updated once per epoch with the validation loss (Keras's
 ReduceLROnPlateau); its `scale` multiplies every update in the train step.
 """
@@ -20,6 +20,10 @@ SCHEDULE_OPTIONS: dict[str, Option] = {
 }
 STEP = {"step_epochs": Option(5, "multiply by gamma every step_epochs epochs (PyTorch's StepLR)", positive=True),
         "gamma": Option(0.1, "the factor of each step", minimum=0)}
+ONECYCLE = {"pct_start": Option(0.3, "fraction of the steps spent warming up to the peak (lr)", positive=True,
+                                below_one=True),
+            "div_factor": Option(25.0, "the warm-up starts at lr / div_factor", positive=True),
+            "final_div_factor": Option(1e4, "the run ends at lr / (div_factor * final_div_factor)", positive=True)}
 MIN_LR = Option(1e-5, "the floor of the learning rate", minimum=0)
 PLATEAU = {"factor": Option(0.5, "multiply by factor after `patience` epochs without improvement",
                             minimum=0, below_one=True),
@@ -42,9 +46,18 @@ def _cosine(lr: float, sched: Mapping[str, Any], steps_per_epoch: int, epochs: i
                                        alpha=min(sched["min_lr"] / lr, 1.0))
 
 
+def _onecycle(lr: float, sched: Mapping[str, Any], steps_per_epoch: int, epochs: int) -> optax.Schedule:
+    """Smith & Topin's one-cycle policy (2019) with cosine phases, as PyTorch's OneCycleLR without
+    momentum cycling: from lr / div_factor up to lr over pct_start of the steps, then down."""
+    return optax.cosine_onecycle_schedule(epochs * steps_per_epoch, lr, pct_start=sched["pct_start"],
+                                          div_factor=sched["div_factor"],
+                                          final_div_factor=sched["final_div_factor"])
+
+
 SCHEDULES.register("constant", _constant)
 SCHEDULES.register("step", _step, STEP)
 SCHEDULES.register("cosine", _cosine, {"min_lr": MIN_LR})
+SCHEDULES.register("onecycle", _onecycle, ONECYCLE)
 SCHEDULES.register("plateau", _constant, PLATEAU)  # The plateau controller below does the reducing.
 
 
