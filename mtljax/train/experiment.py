@@ -247,7 +247,7 @@ def resolve_steps_per_call(cfg: Mapping[str, Any]) -> int:
 
 def resolve_replicas(cfg: Mapping[str, Any]) -> str:
     """train.replicas, with 'auto' resolved: 'loop' on CPU, else 'vmap'. On the 2-core CPU, 8 seeds
-    of the threshold model vmapped trained at 0.69x the images/s of one seed, looped at 0.98x
+    of the threshold model vmapped trained at 0.69-0.70x the images/s of one seed, looped at 0.98-0.99x
     (benchmarks/scaling.py), and each looped seed equals a plain run bit for bit. Accelerators
     have the parallel width a batched program fills; they were not measured."""
     mode = cfg["train"]["replicas"]
