@@ -39,6 +39,26 @@ def test_matmul_conv_equals_xla_conv(n, h, w, c, f):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("chunk", [4, 8])
+def test_chunked_matmul_conv_equals_the_whole_batch(chunk):
+    """conv3x3_matmul in chunks of examples: the values and both gradients of the whole batch
+    (the weight gradient summed chunk by chunk: equal up to float summation order)."""
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.normal(size=(16, 9, 9, 5)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(3, 3, 5, 6)), jnp.float32)
+    dy = jnp.asarray(rng.normal(size=(16, 7, 7, 6)), jnp.float32)
+    whole = jax.vjp(lambda x, k: ops.conv3x3_matmul(x, k), x, kernel)
+    chunked = jax.jit(lambda x, k: jax.vjp(lambda x, k: ops.conv3x3_matmul(x, k, chunk), x, k))
+    y, vjp = jax.vjp(lambda x, k: ops.conv3x3_matmul(x, k, chunk), x, kernel)
+    np.testing.assert_allclose(y, whole[0], rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(y, ops.conv3x3_xla(x, kernel), rtol=1e-5, atol=1e-4)
+    for a, b in zip(vjp(dy), whole[1](dy)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(chunked(x, kernel)[0], y, rtol=1e-6, atol=1e-5)
+    # A chunk that does not divide the batch, or covers it, leaves it whole.
+    assert ops._chunks(x, 5) is None and ops._chunks(x, 16) is None and ops._chunks(x, 4).shape[:2] == (4, 4)
+
+
 @pytest.mark.parametrize("n,h,w,c,f", CONV_SHAPES[:3])
 def test_matmul_conv_check_grads(n, h, w, c, f):
     rng = np.random.default_rng(1)

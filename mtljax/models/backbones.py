@@ -131,6 +131,9 @@ class VGG(nn.Module):
     """
 
     cpu_microbatch: ClassVar[int] = 32
+    # Examples per chunk of each training convolution (ops.conv3x3_matmul), for BatchNorm's whole
+    # batches: of chunks of 4, 8, 16 and 32, side by side at batch 128, 32 ran fastest (+16-20 %).
+    conv_chunk: ClassVar[int] = 32
     features: Sequence[int] = (32, 64, 128)
     dropout: float = 0.0
     batchnorm: bool = True
@@ -147,7 +150,7 @@ class VGG(nn.Module):
         if i == len(self.features):
             return ops.Dropout(self.dropout, name="Dropout_0")(flatten_or_gap(x, self.pool), deterministic=not train)
         conv = ops.Conv(self.features[i], padding="SAME", impl=self.conv_impl, relu_pool=not self.batchnorm,
-                        name=f"Conv_{i}")
+                        chunk=self.conv_chunk if train else 0, name=f"Conv_{i}")
         if not self.batchnorm:
             return conv(x)
         x = nn.BatchNorm(use_running_average=not train, momentum=0.99, name=f"BatchNorm_{i}")(nn.relu(conv(x)))
@@ -174,6 +177,8 @@ class SkipCNN(nn.Module):
     """
 
     cpu_microbatch: ClassVar[int] = 32
+    # As VGG's: of chunks of 4, 8, 16 and 32, 4 ran fastest (+18 %; its 28×28×32 patches are large).
+    conv_chunk: ClassVar[int] = 4
     features: Sequence[int] = (32, 64)
     dense: int = 128
     dropout: float = 0.0
@@ -194,7 +199,7 @@ class SkipCNN(nn.Module):
         def conv(x, k):  # The block's k-th conv (named as the single-call trunk numbered them).
             n = 3 * i + k
             x = ops.Conv(self.features[i], padding="SAME", impl=self.conv_impl, use_bias=not self.batchnorm,
-                         name=f"Conv_{n}")(x)
+                         chunk=self.conv_chunk if train else 0, name=f"Conv_{n}")(x)
             return nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"BatchNorm_{n}")(x) \
                 if self.batchnorm else x
 

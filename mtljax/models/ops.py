@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -53,27 +54,51 @@ def _patches(x: jnp.ndarray) -> jnp.ndarray:
     return jnp.concatenate([x[:, i:i + ho, j:j + wo, :] for i in range(3) for j in range(3)], axis=-1)
 
 
-@jax.custom_vjp
-def conv3x3_matmul(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
+def _chunks(a: jnp.ndarray, chunk: int) -> jnp.ndarray | None:
+    """`a` (N×...) as N/chunk × chunk × ..., or None unless 0 < chunk < N and chunk divides N."""
+    n = a.shape[0]
+    if not 0 < chunk < n or n % chunk:
+        return None
+    return a.reshape(n // chunk, chunk, *a.shape[1:])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv3x3_matmul(x: jnp.ndarray, kernel: jnp.ndarray, chunk: int = 0) -> jnp.ndarray:
     """3×3 VALID convolution (NHWC, HWIO kernel) as one matmul over im2col patches.
 
     Forward and both gradients are single large matmuls: y = P·W, dW = Pᵀ·dY, dP = dY·Wᵀ, then
     dP is folded back onto the input (col2im) by nine shifted adds. On XLA:CPU this ran the
     weight gradient of the 001 conv2 (32→64 on 13×13, batch 32) at ~218 GFLOP/s against ~125 for
     XLA's own convolution. Equal to `lax.conv_general_dilated` up to float summation order.
+
+    With `chunk` > 0 (dividing a larger batch) the batch runs in chunks of `chunk` examples, in a
+    loop, forward and backward, the patches recomputed in the backward pass: a chunk's patches (9×
+    its input) stay in cache where the batch's fall out. The train step's micro-batches of 32 do
+    this for most models already; BatchNorm models cannot be micro-batched (their statistics are
+    the whole batch's), so their backbones chunk their convolutions instead (`conv_chunk`).
     """
-    return _conv_fwd(x, kernel)[0]
+    return _conv_fwd(x, kernel, chunk)[0]
 
 
-def _conv_fwd(x, kernel):
+def _conv_one(x, w):
+    """y = P·W for the patches of x (N×H×W×C), W being 9C×F."""
     patches = _patches(x)
     n, ho, wo, k = patches.shape
-    y = (patches.reshape(-1, k) @ kernel.reshape(k, -1)).reshape(n, ho, wo, -1)
-    return y, (patches, kernel)
+    return (patches.reshape(-1, k) @ w).reshape(n, ho, wo, -1), patches
 
 
-def _conv_bwd(residuals, dy):
-    patches, kernel = residuals
+def _conv_fwd(x, kernel, chunk):
+    w = kernel.reshape(-1, kernel.shape[-1])
+    chunks = _chunks(x, chunk)
+    if chunks is None:
+        y, patches = _conv_one(x, w)
+        return y, (patches, None, kernel)
+    y = lax.map(lambda c: _conv_one(c, w)[0], chunks)
+    return y.reshape(x.shape[0], *y.shape[2:]), (None, x, kernel)
+
+
+def _conv_grads(patches, dy, kernel):
+    """(dx, dkernel) of one block of patches (N×H×W×9C) given dy (N×H×W×F)."""
     n, ho, wo, k = patches.shape
     c, f = k // 9, dy.shape[-1]
     dy2 = dy.reshape(-1, f)
@@ -83,6 +108,19 @@ def _conv_bwd(residuals, dy):
     dx = sum(jnp.pad(dpatches[..., 3 * i + j, :], ((0, 0), (i, 2 - i), (j, 2 - j), (0, 0)))
              for i in range(3) for j in range(3))
     return dx, dkernel
+
+
+def _conv_bwd(chunk, residuals, dy):
+    patches, x, kernel = residuals
+    if x is None:
+        return _conv_grads(patches, dy, kernel)
+
+    def one_chunk(dkernel, xs):
+        dx, dk = _conv_grads(_patches(xs[0]), xs[1], kernel)
+        return dkernel + dk, dx
+
+    dkernel, dx = lax.scan(one_chunk, jnp.zeros_like(kernel), (_chunks(x, chunk), _chunks(dy, chunk)))
+    return dx.reshape(x.shape), dkernel
 
 
 conv3x3_matmul.defvjp(_conv_fwd, _conv_bwd)
@@ -166,6 +204,7 @@ class Conv(nn.Module):
       impl: "xla", "matmul" (`conv3x3_matmul`) or "auto" (`resolve_conv_impl`).
       relu_pool: also apply ReLU and `max_pool_2x2`; on the matmul path, an input of at most
         `FUSE_MAX_CHANNELS` channels runs all three as one op (`conv3x3_relu_pool`).
+      chunk: on the matmul path, > 0: the batch in chunks of this many examples (`conv3x3_matmul`).
     """
 
     features: int
@@ -173,6 +212,7 @@ class Conv(nn.Module):
     use_bias: bool = True
     impl: str = "auto"
     relu_pool: bool = False
+    chunk: int = 0
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -185,7 +225,7 @@ class Conv(nn.Module):
             return conv3x3_relu_pool(x, kernel, jnp.zeros((self.features,), x.dtype) if bias is None else bias)
         if self.relu_pool:
             x = crop_for_pool(x)
-        y = (conv3x3_matmul if matmul else conv3x3_xla)(x, kernel)
+        y = conv3x3_matmul(x, kernel, self.chunk) if matmul else conv3x3_xla(x, kernel)
         y = y if bias is None else y + bias
         return max_pool_2x2(nn.relu(y)) if self.relu_pool else y
 
