@@ -11,7 +11,6 @@ alternating windows (median img/s), beside the PyTorch twin (benchmarks/torch_mo
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
@@ -35,13 +34,8 @@ def row(name: str, overrides: dict, task_names: list[str], channels: int, batch:
             benches[label] = speed.train_bench(model_cfg, task_names, batch, channels=channels)
     finally:
         cls.conv_chunk = chosen
-    rates = {k: [] for k in benches}
-    for bench in benches.values():
-        bench.run(2)  # Warm-up, not counted.
-    for _ in range(windows):
-        for k, bench in benches.items():
-            rates[k].append(bench.run(max(2, 2048 // bench.images_per_call)))
-    whole, chunked = (statistics.median(rates[k]) for k in ("whole", "chunked"))
+    rates = speed.median_rates(benches, windows, images=2048)
+    whole, chunked = rates["whole"], rates["chunked"]
     torch_rate = speed.torch_step_rate(model_cfg, task_names, batch, channels)
     vs = (lambda r: f"{r / torch_rate:.2f}x") if torch_rate else (lambda r: "n/a")
     return (f"| {name} | {batch} | {chosen} | {whole:.0f} | {chunked:.0f} | {chunked / whole:.2f} | "

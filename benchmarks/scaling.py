@@ -40,11 +40,17 @@ BATCH = 128
 WINDOWS = 5
 
 
-def _bench(seeds: int, mode: str):
-    """benchmarks/speed.py's TrainBench of the threshold model with `seeds` replicas run as `mode`."""
+def _speed():
+    """benchmarks/speed.py, the harness."""
     sys.path.insert(0, str(Path(__file__).parent))
     import speed
 
+    return speed
+
+
+def _bench(seeds: int, mode: str):
+    """benchmarks/speed.py's TrainBench of the threshold model with `seeds` replicas run as `mode`."""
+    speed = _speed()
     _, model_cfg, task_names, _ = speed.MODELS[0]
     resolve = speed.config.resolve
     try:  # The harness builds its config itself; set train.replicas in it.
@@ -58,19 +64,14 @@ def seed_rate_table(seeds: tuple[int, ...] = SEEDS) -> str:
     """Median img/s of every (seeds, mode), all seeds' images counted, relative to one seed's, from
     alternating windows: 1.00 means a seed's step costs what it costs in a plain run."""
     benches = {(1, "plain"): _bench(1, "loop"), **{(n, m): _bench(n, m) for n in seeds for m in MODES}}
-    rates = {key: [] for key in benches}
-    for bench in benches.values():
-        bench.run(2)  # Warm-up, not counted.
-    for _ in range(WINDOWS):
-        for key, bench in benches.items():
-            rates[key].append(bench.run(max(2, 4096 // bench.images_per_call)))
-    one = statistics.median(rates[(1, "plain")])
+    rates = _speed().median_rates(benches, WINDOWS)
+    one = rates[(1, "plain")]
     lines = [f"Step rate of N seeds in one program, threshold model, batch {BATCH} (median of {WINDOWS} alternating windows; "
              f"1 seed: {one:,.0f} img/s):", "",
              "| seeds | vmap: img/s (all seeds) | vmap / 1 seed | loop: img/s (all seeds) | loop / 1 seed | compile s (vmap, loop) |",
              "|---|---|---|---|---|---|"]
     for n in seeds:
-        v, lp = (statistics.median(rates[(n, m)]) for m in MODES)
+        v, lp = (rates[(n, m)] for m in MODES)
         lines.append(f"| {n} | {v:,.0f} | {v / one:.2f} | {lp:,.0f} | {lp / one:.2f} | "
                      f"{benches[(n, 'vmap')].compile_s:.1f}, {benches[(n, 'loop')].compile_s:.1f} |")
     return "\n".join(lines)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -130,6 +131,18 @@ def train_bench(model_cfg: dict, task_names: list[str], batch: int, microbatch: 
     state, sums, dataset, keys = parallel.replicate((state, sums, dataset, keys), mesh)
     call = train_fn.lower(state, sums, dataset, idx[0], keys).compile()
     return TrainBench(call, state, sums, dataset, idx, keys, k * batch * seeds, time.perf_counter() - t)
+
+
+def median_rates(benches: dict, windows: int, images: int = 4096) -> dict:
+    """Median images/s of each TrainBench, from `windows` rounds of one window each (about `images`
+    images), taken in turn: alternating, the benches share this VM's speed phases."""
+    rates = {key: [] for key in benches}
+    for bench in benches.values():
+        bench.run(2)  # Warm-up, not counted.
+    for _ in range(windows):
+        for key, bench in benches.items():
+            rates[key].append(bench.run(max(2, images // bench.images_per_call)))
+    return {key: statistics.median(r) for key, r in rates.items()}
 
 
 def mtljax_step_rate(model_cfg: dict, task_names: list[str], batch: int, microbatch: int = -1,
