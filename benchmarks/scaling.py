@@ -52,12 +52,7 @@ def _bench(seeds: int, mode: str):
     """benchmarks/speed.py's TrainBench of the threshold model with `seeds` replicas run as `mode`."""
     speed = _speed()
     _, model_cfg, task_names, _ = speed.MODELS[0]
-    resolve = speed.config.resolve
-    try:  # The harness builds its config itself; set train.replicas in it.
-        speed.config.resolve = lambda cfg: resolve({**cfg, "train": {**cfg["train"], "replicas": mode}})
-        return speed.train_bench(model_cfg, task_names, BATCH, seeds=seeds)
-    finally:
-        speed.config.resolve = resolve
+    return speed.train_bench(model_cfg, task_names, BATCH, seeds=seeds, replicas=mode)
 
 
 def seed_rate_table(seeds: tuple[int, ...] = SEEDS) -> str:

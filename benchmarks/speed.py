@@ -97,12 +97,13 @@ class TrainBench:
 
 
 def train_bench(model_cfg: dict, task_names: list[str], batch: int, microbatch: int = -1, steps_per_call: int = -1,
-                seeds: int = 1, mtl: dict | None = None, channels: int = 1) -> TrainBench:
-    """A TrainBench of a registry model: `seeds` vmapped replicas, on every device (data parallel),
-    `train.steps_per_call` steps per call as the trainer runs them."""
+                seeds: int = 1, mtl: dict | None = None, channels: int = 1, replicas: str = "auto") -> TrainBench:
+    """A TrainBench of a registry model: `seeds` replicas held as `train.replicas` says, on every
+    device (data parallel), `train.steps_per_call` steps per call as the trainer runs them."""
     dataset_name = "colored" if "color" in task_names else "mnist"
     cfg = config.resolve({"tasks": task_names, "model": model_cfg, "mtl": mtl or {}, "data": {"dataset": dataset_name},
-                          "train": {"batch_size": batch, "microbatch": microbatch, "steps_per_call": steps_per_call}})
+                          "train": {"batch_size": batch, "microbatch": microbatch, "steps_per_call": steps_per_call,
+                                    "replicas": replicas}})
     heads = {t: 10 if t == "digit" else 2 for t in task_names}
     model = models.build_model(cfg["model"], heads)
     exp = Experiment(cfg=cfg, splits={}, model=model, tx=optax.adam(1e-3),
