@@ -55,6 +55,8 @@ class Option:
             return f"must be in [{self.minimum:g}, 1), got {value!r}"
         if self.minimum is not None and not value >= self.minimum:
             return f"must be >= {self.minimum:g}, got {value!r}"
+        if self.below_one and not value < 1:
+            return f"must be < 1, got {value!r}"
         return None
 
 

@@ -76,4 +76,5 @@ def test_registry_options_and_errors():
     assert option.problem(3) is None and option.problem(0) == "must be > 0, got 0"
     assert option.problem(2.5) == "expected int, got float 2.5" and option.problem(None) == "must not be None"
     assert Option(0.5, minimum=0, below_one=True).problem(1.0) == "must be in [0, 1), got 1.0"
+    assert Option(0.3, positive=True, below_one=True).problem(1.5) == "must be < 1, got 1.5"  # Without a minimum too.
     assert Option("a", choices=("a", "b")).problem("c") == "unknown value 'c'; choose one of a, b"
