@@ -37,7 +37,7 @@ def evaluate_run(run_dir: Path, which: str = "best") -> list[dict[str, float]]:
     finally:
         ckpts.close()
     _, eval_fn = make_epoch_fns(exp)
-    per_seed, _ = evaluate_split(eval_fn, state, eval_data(exp.splits["test"], exp), exp)
+    per_seed, _, _ = evaluate_split(eval_fn, state, eval_data(exp.splits["test"], exp), exp)
     return per_seed
 
 

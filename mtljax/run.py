@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import numpy as np
 
-from mtljax import config
+from mtljax import calibration, config
 from mtljax.data import mnist
 from mtljax.outputs import history, plots, rundir, summary as summaries, tblog
 from mtljax.train import checkpoint, guard, loop, parallel, sweeps
@@ -109,7 +109,11 @@ def train_run(exp: Experiment, run_dir: Path, resume: bool) -> dict:
     summary = summaries.build_summary(exp, result)
     summary["code_version"] = version
     summary["peak_rss_mib"] = peak_rss_mib()
+    if result.calibration is not None:
+        summary["calibration"] = result.calibration["mean"]
     if parallel.is_primary():
+        if result.calibration is not None:
+            rundir.write_json(run_dir / calibration.CALIBRATION_FILE, result.calibration)
         write_outputs(run_dir, exp, summary, {t: p[0] for t, p in result.test_preds.items()})
     return summary
 

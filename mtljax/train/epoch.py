@@ -54,12 +54,14 @@ def make_epoch_fns(exp: Experiment):
     eval_chunk = resolve_eval_batch(exp.cfg)
 
     def evaluate(params, batch_stats, images, labels):
-        """Per-example losses and predictions of a block of examples, in chunks of `eval_chunk`."""
+        """Per-example losses, predictions and head outputs (logits) of a block of examples, in
+        chunks of `eval_chunk`."""
 
         def one(example):
             image, label = example
             outputs = eval_step(params, batch_stats, image[None])
-            return {t: (tasks[t].loss(outputs[t], label[t][None])[0], tasks[t].predict(outputs[t])[0]) for t in label}
+            return {t: (tasks[t].loss(outputs[t], label[t][None])[0], tasks[t].predict(outputs[t])[0], outputs[t][0])
+                    for t in label}
 
         return jax.lax.map(one, (images, labels), batch_size=eval_chunk)
 

@@ -48,8 +48,9 @@ def eval_data(split: data.Split, exp: Experiment, mesh=None) -> EvalData:
 
 
 def evaluate_split(evaluate: Callable, state: TrainState, split: EvalData, exp: Experiment
-                   ) -> tuple[list[dict[str, float]], dict[str, np.ndarray]]:
-    """Per seed, the metrics (`task/metric` and `loss`); and each task's predictions (S×N).
+                   ) -> tuple[list[dict[str, float]], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per seed, the metrics (`task/metric` and `loss`); each task's predictions (S×N); and each
+    task's head outputs (S×N×C: a classification task's logits).
 
     `evaluate` runs one block per call; the padding is cut off here. `loss` weighs the task losses
     with the configured weights (a loss-weight sweep: each replica's own)."""
@@ -57,7 +58,7 @@ def evaluate_split(evaluate: Callable, state: TrainState, split: EvalData, exp: 
     outs = [evaluate(params, batch_stats, part["image"], {t: part[t] for t in exp.loss_weights})
             for part in split.blocks]
     n, truth = split.size, split.truth
-    out = {t: [np.concatenate([parallel.host_value(o[t][i]) for o in outs], axis=1)[:, :n] for i in (0, 1)]
+    out = {t: [np.concatenate([parallel.host_value(o[t][i]) for o in outs], axis=1)[:, :n] for i in (0, 1, 2)]
            for t in exp.loss_weights}
     hyper = parallel.host_value(state.hyper)
     preds = {t: out[t][1] for t in exp.loss_weights}
@@ -71,4 +72,4 @@ def evaluate_split(evaluate: Callable, state: TrainState, split: EvalData, exp: 
                    for t, w in exp.loss_weights.items()}
         results["loss"] = sum(w * results[f"{t}/loss"] for t, w in weights.items())
         per_seed.append(results)
-    return per_seed, preds
+    return per_seed, preds, {t: out[t][2] for t in exp.loss_weights}

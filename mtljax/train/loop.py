@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from mtljax import calibration
 from mtljax.train import checkpoint, guard, parallel
 from mtljax.train.epoch import (device_split, epoch_chunks, epoch_lrs, epoch_permutation, make_epoch_fns, pad_chunk,
                                 reset_sums, zero_sums)
@@ -96,6 +97,7 @@ class RunResult:
     wall_time_s: float
     compile_time_s: float
     nonfinite_steps: int
+    calibration: dict | None = None  # calibration.fit_run's record; None without classification tasks.
 
 
 def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False, log: Any = None) -> RunResult:
@@ -126,10 +128,10 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False, log
             end_epoch(run, epoch, sums, lrs, time.perf_counter() - t_epoch)
             if log is not None:
                 log.epoch(run.loop.history)
-    test_seeds, preds, truth = test(run)
+    test_seeds, preds, truth, fitted = test(run)
     run.ckpts.close()
     return RunResult(run.loop.history, [s.best_epoch for s in run.loop.stoppers], test_seeds, preds, truth,
-                     time.perf_counter() - t_start, compile_time, run.loop.nonfinite_steps)
+                     time.perf_counter() - t_start, compile_time, run.loop.nonfinite_steps, fitted)
 
 
 def restore_or_init(exp: Experiment, run_dir: Path, resume: bool) -> Run:
@@ -224,7 +226,7 @@ def end_epoch(run: Run, epoch: int, sums: dict[str, np.ndarray], lrs: list[float
     counted = np.maximum(exp.steps_per_epoch - sums["nan/steps"], 1)  # Skipped steps add zeros.
     train_replicas = [{key: float(v[k]) / float(counted[k]) for key, v in sums.items() if not key.startswith("nan/")}
                    | {"nonfinite_steps": float(sums["nan/steps"][k])} for k in range(n_replicas)]
-    val_replicas, _ = evaluate_split(run.calls["eval"], run.state, run.data["val"], exp)
+    val_replicas, _, _ = evaluate_split(run.calls["eval"], run.state, run.data["val"], exp)
     val_loss = np.asarray([m["loss"] for m in val_replicas], np.float32)
     run.state = run.state.replace(plateau=run.calls["plateau"](run.state.plateau, val_loss))
     per_seed = [{"lr": lr, **{f"train/{key}": v for key, v in tr.items()}, **{f"val/{key}": v for key, v in va.items()}}
@@ -247,11 +249,18 @@ def end_epoch(run: Run, epoch: int, sums: dict[str, np.ndarray], lrs: list[float
                          best_epoch=epoch if improved.any() else None)
 
 
-def test(run: Run) -> tuple[list[dict[str, float]], dict[str, np.ndarray], dict[str, np.ndarray]]:
+def test(run: Run) -> tuple[list[dict[str, float]], dict[str, np.ndarray], dict[str, np.ndarray], dict | None]:
     """Per-seed test metrics, predictions (S×N per task) and labels, of the best state
-    (`train.restore_best`) or the last one."""
+    (`train.restore_best`) or the last one; and that state's temperature scaling, fitted on the
+    validation split alone (`calibration.fit_run`; None without classification tasks)."""
     exp = run.exp
     state = run.best if exp.cfg["train"]["restore_best"] and run.loop.best_saved else run.state
     test_data: EvalData = eval_data(exp.splits["test"], exp, run.mesh)
-    test_seeds, preds = evaluate_split(run.calls["eval"], state, test_data, exp)
-    return test_seeds, preds, test_data.truth
+    test_seeds, preds, test_logits = evaluate_split(run.calls["eval"], state, test_data, exp)
+    classify = [t for t, task in exp.tasks.items() if task.kind == "classification"]
+    fitted = None
+    if classify and run.data["val"].size:
+        _, _, val_logits = evaluate_split(run.calls["eval"], state, run.data["val"], exp)
+        fitted = calibration.fit_run({t: (val_logits[t], run.data["val"].truth[t]) for t in classify},
+                                     {t: (test_logits[t], test_data.truth[t]) for t in classify})
+    return test_seeds, preds, test_data.truth, fitted
