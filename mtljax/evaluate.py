@@ -1,8 +1,10 @@
-"""`python -m mtljax.evaluate RUN_DIR [--which best|latest] [--seed K]`: test metrics from a checkpoint.
+"""`python -m mtljax.evaluate RUN_DIR [--which best|latest] [--seed K] [--calibrate]`: test metrics from a checkpoint.
 
 Restores the run's best (or latest) checkpoint with the run's own config, evaluates the test split
 and prints the metrics per task (of seed K alone, or the mean over the run's seeds); when
-`summary.json` exists, says whether they equal it.
+`summary.json` exists, says whether they equal it. With `--calibrate`, fits the temperatures on
+the validation split instead (`mtljax.calibration`; runs made before calibration existed) and
+writes them into the run's `calibration.json`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from mtljax import config, tasks
+from mtljax import calibration, config, tasks
 from mtljax.data import mnist
 from mtljax.outputs import rundir
 from mtljax.train import checkpoint
@@ -23,8 +25,9 @@ from mtljax.train.experiment import build_experiment
 from mtljax.train.monitor import seed_mean
 
 
-def evaluate_run(run_dir: Path, which: str = "best") -> list[dict[str, float]]:
-    """Test metrics (`task/metric`) of the `which` checkpoint of `run_dir`, one dict per seed."""
+def restore_run(run_dir: Path, which: str = "best"):
+    """The run's experiment (its own config and data), its `which` checkpoint's state and the
+    jitted evaluation (`make_epoch_fns`)."""
     cfg = config.load_run_config(run_dir)
     exp = build_experiment(cfg)
     ckpts = checkpoint.RunCheckpoints(run_dir, keep=cfg["train"]["keep_checkpoints"])
@@ -36,9 +39,33 @@ def evaluate_run(run_dir: Path, which: str = "best") -> list[dict[str, float]]:
             state, _ = ckpts.restore(template, which)
     finally:
         ckpts.close()
-    _, eval_fn = make_epoch_fns(exp)
+    return exp, state, make_epoch_fns(exp)[1]
+
+
+def evaluate_run(run_dir: Path, which: str = "best") -> list[dict[str, float]]:
+    """Test metrics (`task/metric`) of the `which` checkpoint of `run_dir`, one dict per seed."""
+    exp, state, eval_fn = restore_run(run_dir, which)
     per_seed, _, _ = evaluate_split(eval_fn, state, eval_data(exp.splits["test"], exp), exp)
     return per_seed
+
+
+def calibrate_run(run_dir: Path, which: str = "best") -> dict:
+    """Fits the `which` checkpoint's temperatures on the validation split, writes them into
+    `calibration.json` and returns the record (`calibration.fit_run`).
+
+    Raises:
+      ValueError: the run has no classification task.
+    """
+    exp, state, eval_fn = restore_run(run_dir, which)
+    classify = [t for t, task in exp.tasks.items() if task.kind == "classification"]
+    if not classify:
+        raise ValueError(f"{run_dir} has no classification task to calibrate")
+    split = {name: eval_data(exp.splits[name], exp) for name in ("val", "test")}
+    logits = {name: evaluate_split(eval_fn, state, part, exp)[2] for name, part in split.items()}
+    record = calibration.fit_run(*({t: (logits[name][t], split[name].truth[t]) for t in classify}
+                                   for name in ("val", "test")))
+    rundir.write_json(run_dir / calibration.CALIBRATION_FILE, record)
+    return record
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,11 +73,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--which", choices=("best", "latest"), default="best")
     parser.add_argument("--seed", type=int, help="index of one seed of a --seeds run (0, 1, ...)")
+    parser.add_argument("--calibrate", action="store_true", help="fit the temperatures on validation (calibration.json)")
     args = parser.parse_args(argv)
     if not (args.run_dir / rundir.CONFIG_FILE).is_file():
         print(f"error: {args.run_dir} is not a run directory (no {rundir.CONFIG_FILE})", file=sys.stderr)
         return 2
     try:
+        if args.calibrate:
+            record = calibrate_run(args.run_dir, args.which)
+            for t, m in record["mean"].items():
+                print(f"{t:12s} temperature={m['temperature']:.3f} test ECE {100 * m['test_ece_before']:.2f} % "
+                      f"-> {100 * m['test_ece_after']:.2f} %")
+            return 0
         per_seed = evaluate_run(args.run_dir, args.which)
         if args.seed is not None and not 0 <= args.seed < len(per_seed):
             raise ValueError(f"--seed {args.seed}: the run has seeds 0..{len(per_seed) - 1}")

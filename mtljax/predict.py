@@ -1,11 +1,12 @@
-"""`python -m mtljax.predict RUN_DIR IMAGE [IMAGE ...] [--json] [--seed K]`: predict every task.
+"""`python -m mtljax.predict RUN_DIR IMAGE [IMAGE ...]`: predict every task of a trained run.
 
 Loads the run's best checkpoint and prints, per image, each task's predicted class and its
-probability. Any PNG/JPEG of any size and colour is prepared as MNIST was made: grayscale, inverted
-when the background is light, cropped to the ink, scaled to fit 20×20 (keeping its aspect) and
-placed in 28×28 with its centre of mass at the centre. For two-digit models the ink is fitted into
-40×26 and centred in 42×28; for coloured models the ink keeps its colour (its strongest of red and
-green) over the dark background the model was trained on.
+calibrated probability. Any PNG/JPEG of any size and colour is prepared as MNIST was made
+(`mtljax.data.userimages`). Probabilities are the softmax of the logits divided by the run's
+temperature (fitted on its validation split when training ended, `calibration.json`); a
+prediction below `--min-confidence` is marked uncertain. `--seeds all` predicts with every seed
+of a `--seeds` run: the mean of their calibrated probabilities, or with `--ensemble majority`
+their majority vote (ties go to the larger mean probability).
 
 A file that cannot be read as an image (not an image, empty, unreadable, a directory) gets one
 line `error: <file>: <reason>` and the other files are still predicted; the exit code is then 2.
@@ -24,79 +25,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mtljax import config, data, models, tasks
+from mtljax import calibration, config, data, models, tasks
+from mtljax.data.userimages import DEFAULT_STEPS, ImageError, load_image, prepare
 from mtljax.outputs import rundir
 from mtljax.train import checkpoint
 from mtljax.train.step import make_eval_step
 
-
-class ImageError(ValueError):
-    """A file is not a usable image; the message says why."""
+__all__ = ["ImageError", "load_image", "prepare", "load_model", "load_seeds", "predict", "main"]
 
 
-def load_image(path: Path) -> np.ndarray:
-    """The image at `path` as float RGB H×W×3 in [0, 1]."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if path.is_dir():
-        raise ImageError("is a directory")
-    try:
-        if path.stat().st_size == 0:
-            raise ImageError("is empty")
-        with Image.open(path) as image:
-            image.load()
-            return np.asarray(image.convert("RGB"), np.float32) / 255.0
-    except FileNotFoundError:
-        raise ImageError("no such file") from None
-    except PermissionError:
-        raise ImageError("cannot be read (permission denied)") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ImageError(f"is not a readable PNG/JPEG image ({type(exc).__name__})") from None
-
-
-def prepare(rgb: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """An RGB image as a model input of `shape` (H×W×C uint8), MNIST-style (module docstring)."""
-    from PIL import Image
-
-    gray = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-    background = float(np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])))
-    # Ink is what differs from the background: dark on light paper is inverted, as MNIST is light on dark.
-    ink = background - gray if background > 0.5 else gray - background
-    ink = np.clip(ink / max(float(ink.max()), 1e-6), 0.0, 1.0)
-    rows, cols = np.nonzero(ink > 0.2)
-    if len(rows) == 0:
-        raise ImageError("has no ink (a blank image)")
-    crop = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
-    ink, rgb = ink[crop], rgb[crop]
-    height, width, channels = shape
-    box_h, box_w = (20, 20) if (height, width) == (28, 28) else (height - 2, width - 2)
-    scale = min(box_h / ink.shape[0], box_w / ink.shape[1])
-    size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
-    small = np.asarray(Image.fromarray((ink * 255).astype(np.uint8)).resize(size, Image.LANCZOS), np.float32) / 255
-    canvas = np.zeros((height, width), np.float32)
-    ys, xs = np.indices(small.shape)
-    total = max(float(small.sum()), 1e-6)
-    cy, cx = float((ys * small).sum()) / total, float((xs * small).sum()) / total  # Centre of mass.
-    top = int(np.clip(round((height - 1) / 2 - cy), 0, height - small.shape[0]))
-    left = int(np.clip(round((width - 1) / 2 - cx), 0, width - small.shape[1]))
-    canvas[top:top + small.shape[0], left:left + small.shape[1]] = small
-    if channels == 1:
-        return (canvas * 255).round().astype(np.uint8)[..., None]
-    # Coloured models: the ink in its dominant channel (red 0 or green 1), blue empty.
-    channel = 0 if rgb[..., 0].mean() >= rgb[..., 1].mean() else 1
-    out = np.zeros((height, width, channels), np.float32)
-    out[..., channel] = canvas
-    return (out * 255).round().astype(np.uint8)
-
-
-def load_model(run_dir: Path, seed: int = 0, which: str = "best") -> tuple[Any, dict, Any]:
-    """The run's config, model and variables (`{"params", "batch_stats"}`, for `model.apply`) of
-    seed index `seed` from its `which` ("best" or "latest") checkpoint.
+def load_seeds(run_dir: Path, which: str = "best") -> tuple[Any, Any, Any]:
+    """The run's config, model and variables (`{"params", "batch_stats"}`) of every seed, stacked
+    on a leading seed axis, from its `which` ("best" or "latest") checkpoint.
 
     Raises:
       checkpoint.CheckpointError: no such checkpoint (or a damaged one).
-      ValueError: no such seed.
     """
     cfg = config.load_run_config(run_dir)
     model = models.build_model(cfg["model"], {t: tasks.get(t).outputs for t in cfg["tasks"]})
@@ -105,30 +48,113 @@ def load_model(run_dir: Path, seed: int = 0, which: str = "best") -> tuple[Any, 
         variables = ckpts.load_variables(which)
     finally:
         ckpts.close()
-    n_seeds = jax.tree.leaves(variables["params"])[0].shape[0]
+    return cfg, model, {"params": models.model_params(variables["params"]), "batch_stats": variables["batch_stats"]}
+
+
+def load_model(run_dir: Path, seed: int = 0, which: str = "best") -> tuple[Any, dict, Any]:
+    """The run's config, model and variables of seed index `seed` (`load_seeds`, one seed).
+
+    Raises:
+      checkpoint.CheckpointError: no such checkpoint (or a damaged one).
+      ValueError: no such seed.
+    """
+    cfg, model, variables = load_seeds(run_dir, which)
+    n_seeds = n_seeds_of(variables)
     if not 0 <= seed < n_seeds:
         raise ValueError(f"--seed {seed}: the run has seeds 0..{n_seeds - 1}")
-    variables = {"params": models.model_params(variables["params"]), "batch_stats": variables["batch_stats"]}
     return cfg, model, jax.tree.map(lambda a: jnp.asarray(a[seed]), variables)
 
 
-def predict(cfg, model, variables, images: np.ndarray) -> list[dict[str, dict[str, Any]]]:
-    """Per image and task: for a classification task {"class", "label", "probability",
-    "probabilities"}; for a regression task {"value", "label"}."""
-    outputs = jax.jit(make_eval_step(model))(variables["params"], variables.get("batch_stats", {}),
-                                             jnp.asarray(images))
-    return [{t: describe(tasks.get(t), np.asarray(outputs[t][i])) for t in cfg["tasks"]} for i in range(len(images))]
+def n_seeds_of(variables: Any) -> int:
+    """The length of the leading seed axis of stacked variables."""
+    return jax.tree.leaves(variables["params"])[0].shape[0]
 
 
-def describe(task: tasks.Task, outputs: np.ndarray) -> dict[str, Any]:
-    """One image's prediction of `task` from its head's outputs."""
-    if task.kind != "classification":
-        value = float(task.predict(outputs))
-        return {"value": value, "label": task.describe(value)}
-    probs = np.asarray(jax.nn.softmax(outputs))
-    k = int(np.argmax(probs))
-    return {"class": k, "label": task.class_names[k], "probability": float(probs[k]),
-            "probabilities": [round(float(p), 6) for p in probs]}
+def seed_outputs(model, variables: Any, seeds: Sequence[int], images: np.ndarray,
+                 block: int = 512) -> list[dict[str, np.ndarray]]:
+    """Each chosen seed's head outputs (task -> N×C) for `images` (N×H×W×C uint8), `block` images
+    per call."""
+    step = jax.jit(make_eval_step(model))
+    out = []
+    for k in seeds:
+        one = jax.tree.map(lambda a: jnp.asarray(a[k]), variables)
+        parts = [step(one["params"], one["batch_stats"], jnp.asarray(images[i:i + block]))
+                 for i in range(0, len(images), block)]
+        out.append({t: np.concatenate([np.asarray(p[t]) for p in parts]) for t in parts[0]})
+    return out
+
+
+def predict(cfg, outputs: Sequence[dict[str, np.ndarray]], temps: Sequence[dict[str, float]],
+            ensemble: str = "mean", min_confidence: float = 0.0) -> list[dict[str, dict[str, Any]]]:
+    """Per image and task, the prediction of one seed's or several seeds' outputs (`seed_outputs`).
+
+    A classification task gives {"class", "label", "probability", "probabilities", "uncertain"}
+    (and "votes" with `ensemble` "majority" over several seeds): softmax(logits / T) with each
+    seed's temperature `temps[k][task]`, averaged over the seeds. A regression task gives
+    {"value", "label"}, the mean over the seeds."""
+    n = len(next(iter(outputs[0].values())))
+    results: list[dict[str, dict[str, Any]]] = [{} for _ in range(n)]
+    for t in cfg["tasks"]:
+        task = tasks.get(t)
+        if task.kind != "classification":
+            values = np.mean([np.asarray(task.predict(o[t])) for o in outputs], axis=0)
+            for i in range(n):
+                results[i][t] = {"value": float(values[i]), "label": task.describe(float(values[i]))}
+            continue
+        probs = np.stack([calibration.softmax(o[t], temp.get(t, 1.0)) for o, temp in zip(outputs, temps)])
+        mean = probs.mean(axis=0)
+        votes = np.stack([np.bincount(row, minlength=mean.shape[1]) for row in probs.argmax(-1).T])
+        for i in range(n):
+            k = int(np.argmax(mean[i] + 2 * votes[i])) if ensemble == "majority" else int(np.argmax(mean[i]))
+            results[i][t] = {"class": k, "label": task.class_names[k], "probability": float(mean[i, k]),
+                             "probabilities": [round(float(p), 6) for p in mean[i]],
+                             "uncertain": bool(mean[i, k] < min_confidence)}
+            if ensemble == "majority" and len(outputs) > 1:
+                results[i][t]["votes"] = f"{int(votes[i, k])}/{len(outputs)}"
+    return results
+
+
+def parse_seeds(text: str, n_seeds: int) -> list[int]:
+    """`--seeds`: "all" or comma-separated seed indices of the run."""
+    seeds = list(range(n_seeds)) if text == "all" else [int(k) for k in text.split(",") if k.strip()]
+    if not seeds or any(not 0 <= k < n_seeds for k in seeds):
+        raise ValueError(f"--seeds {text}: the run has seeds 0..{n_seeds - 1}")
+    return seeds
+
+
+def run_temperatures(run_dir: Path, seeds: Sequence[int], calibrated: bool) -> list[dict[str, float]]:
+    """Each seed's fitted temperatures; 1.0 (with a note on stderr) for a run fitted none."""
+    fitted = [calibration.temperatures(run_dir, k) for k in seeds] if calibrated else [{} for _ in seeds]
+    if calibrated and fitted[0] is None:
+        print(f"note: {run_dir} has no {calibration.CALIBRATION_FILE}; probabilities are uncalibrated "
+              f"(fit them: python -m mtljax.evaluate {run_dir} --calibrate)", file=sys.stderr)
+    return [temps or {} for temps in fitted]
+
+
+def prepare_files(paths: Sequence[Path], shape: tuple[int, int, int]) -> tuple[list[np.ndarray], list[str], bool]:
+    """The readable images prepared for the model, their names, and whether any file failed (each
+    failure printed as one `error:` line)."""
+    prepared, names, failed = [], [], False
+    for path in paths:
+        try:
+            prepared.append(prepare(load_image(path), shape, DEFAULT_STEPS))
+            names.append(str(path))
+        except ImageError as exc:
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            failed = True
+    return prepared, names, failed
+
+
+def text_line(name: str, result: dict[str, dict[str, Any]]) -> str:
+    """One image's predictions as a line: `file: digit 7 (98.1 %) | parity odd (99.0 %)`."""
+    parts = []
+    for t, r in result.items():
+        part = f"{t} {r['label']}"
+        if "probability" in r:
+            part += f" ({100 * r['probability']:.1f} %" + (f", {r['votes']} votes" if "votes" in r else "") + ")"
+            part += " uncertain" if r["uncertain"] else ""
+        parts.append(part)
+    return f"{name}: {' | '.join(parts)}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,34 +162,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("images", type=Path, nargs="+")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    parser.add_argument("--seed", type=int, default=0, help="seed index of a --seeds run")
+    parser.add_argument("--seed", type=int, help="seed index of a --seeds run (default 0)")
+    parser.add_argument("--seeds", help="'all' or indices (0,2,3): predict with these seeds together")
+    parser.add_argument("--ensemble", choices=("mean", "majority"), default="mean",
+                        help="how several seeds decide: mean probability or majority vote")
+    parser.add_argument("--min-confidence", type=float, default=0.9, metavar="P",
+                        help="mark predictions whose probability is below P as uncertain (default 0.9)")
+    parser.add_argument("--no-calibration", action="store_true", help="probabilities at temperature 1")
     args = parser.parse_args(argv)
     if not (args.run_dir / rundir.CONFIG_FILE).is_file():
         print(f"error: {args.run_dir} is not a run directory (no {rundir.CONFIG_FILE})", file=sys.stderr)
         return 2
     try:
-        cfg, model, variables = load_model(args.run_dir, args.seed)
+        if args.seed is not None and args.seeds is not None:
+            raise ValueError("give --seed or --seeds, not both")
+        cfg, model, variables = load_seeds(args.run_dir)
+        seeds = parse_seeds(args.seeds if args.seeds is not None else str(args.seed or 0), n_seeds_of(variables))
     except (checkpoint.CheckpointError, config.ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    shape = data.image_shape(cfg["data"])
-    prepared, names, failed = [], [], False
-    for path in args.images:
-        try:
-            prepared.append(prepare(load_image(path), shape))
-            names.append(str(path))
-        except ImageError as exc:
-            print(f"error: {path}: {exc}", file=sys.stderr)
-            failed = True
-    results = predict(cfg, model, variables, np.stack(prepared)) if prepared else []
+    temps = run_temperatures(args.run_dir, seeds, not args.no_calibration)
+    prepared, names, failed = prepare_files(args.images, data.image_shape(cfg["data"]))
+    results = []
+    if prepared:
+        outputs = seed_outputs(model, variables, seeds, np.stack(prepared))
+        results = predict(cfg, outputs, temps, args.ensemble, args.min_confidence)
     if args.json:
-        print(json.dumps({"run": str(args.run_dir), "predictions": [{"file": n, **r} for n, r in zip(names, results)]},
-                         indent=1))
+        print(json.dumps({"run": str(args.run_dir), "seeds": seeds, "calibrated": bool(temps[0]),
+                          "predictions": [{"file": n, **r} for n, r in zip(names, results)]}, indent=1))
     else:
         for name, result in zip(names, results):
-            parts = [f"{t} {r['label']}" + (f" ({100 * r['probability']:.1f} %)" if "probability" in r else "")
-                     for t, r in result.items()]
-            print(f"{name}: {' | '.join(parts)}")
+            print(text_line(name, result))
     return 2 if failed else 0
 
 

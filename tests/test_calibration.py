@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mtljax import calibration, config, data, run
+from mtljax import calibration, config, data, evaluate, run
 from mtljax.outputs import rundir
 from conftest import tiny_config
 
@@ -106,3 +106,7 @@ def test_a_run_fits_its_temperatures_on_validation_never_on_test(tiny_data_dir, 
     assert calibration.temperatures(run_dir, 1) == {t: v["temperature"] for t, v in record["seeds"][1].items()}
     summary = rundir.read_json(run_dir / rundir.SUMMARY_FILE)
     assert summary["calibration"] == record["mean"]
+    # Refitting from the checkpoint (`evaluate --calibrate`, for older runs) gives the same record.
+    (run_dir / calibration.CALIBRATION_FILE).unlink()
+    assert evaluate.main([str(run_dir), "--calibrate"]) == 0
+    assert rundir.read_json(run_dir / calibration.CALIBRATION_FILE) == record

@@ -95,3 +95,72 @@ def test_prepare_is_mnist_style(shape):
     assert ink[0].max() == 0 and ink[:, 0].max() == 0  # light ink on a dark background.
     if shape[2] == 3:
         assert out[..., 0].max() > 200 and out[..., 1].max() == 0  # Kept in its strongest of red/green.
+
+
+@pytest.fixture(scope="module")
+def three_seeds(tmp_path_factory):
+    """A tiny three-seed run on synthetic digits, and an image to predict."""
+    from conftest import synthetic_mnist, tiny_config
+    from mtljax.data import mnist
+
+    root = tmp_path_factory.mktemp("seeds")
+    mnist.write_cache(root / "data", synthetic_mnist(), source="synthetic")
+    exp_file = root / "exp.py"
+    exp_file.write_text(f"CONFIG = {tiny_config(root / 'data', seeds=3)!r}\n")
+    assert run.main([str(exp_file), "--root", str(root / "runs")]) == 0
+    image = root / "one.png"
+    ink = np.full((60, 50), 255, np.uint8)
+    ink[10:50, 20:28] = 0
+    Image.fromarray(ink).save(image)
+    return next((root / "runs" / "tiny").iterdir()), image
+
+
+def _predict_json(capsys, *args) -> dict:
+    capsys.readouterr()
+    assert predict.main([*map(str, args), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_seed_ensembles_average_or_vote_the_calibrated_seeds(three_seeds, capsys):
+    run_dir, image = three_seeds
+    alone = [_predict_json(capsys, run_dir, image, "--seed", k)["predictions"][0] for k in range(3)]
+    mean = _predict_json(capsys, run_dir, image, "--seeds", "all")
+    assert mean["seeds"] == [0, 1, 2] and mean["calibrated"]
+    for t in ("digit", "parity", "threshold"):
+        expected = np.mean([a[t]["probabilities"] for a in alone], axis=0)
+        got = mean["predictions"][0][t]
+        np.testing.assert_allclose(got["probabilities"], expected, atol=2e-6)
+        assert got["class"] == int(np.argmax(expected))
+        vote = _predict_json(capsys, run_dir, image, "--seeds", "0,1,2", "--ensemble", "majority")["predictions"][0][t]
+        classes = [a[t]["class"] for a in alone]
+        counts = np.bincount(classes, minlength=len(expected))
+        assert counts[vote["class"]] == counts.max() and vote["votes"] == f"{counts.max()}/3"
+
+
+def test_calibrated_probabilities_and_the_uncertain_mark(three_seeds, capsys):
+    """Probabilities are softmax(logits / T) with the run's T (temperature 1 with --no-calibration);
+    --min-confidence marks what falls below it."""
+    from mtljax import calibration
+
+    run_dir, image = three_seeds
+    cfg, model, variables = predict.load_seeds(run_dir)
+    logits = predict.seed_outputs(model, variables, [1], predict.prepare(predict.load_image(image), (28, 28, 1))[None])[0]
+    temps = calibration.temperatures(run_dir, 1)
+    got = _predict_json(capsys, run_dir, image, "--seed", "1")["predictions"][0]
+    raw = _predict_json(capsys, run_dir, image, "--seed", "1", "--no-calibration")["predictions"][0]
+    for t in cfg["tasks"]:
+        np.testing.assert_allclose(got[t]["probabilities"], calibration.softmax(logits[t][0], temps[t]), atol=1e-6)
+        np.testing.assert_allclose(raw[t]["probabilities"], calibration.softmax(logits[t][0]), atol=1e-6)
+    marks = lambda p: [_predict_json(capsys, run_dir, image, "--min-confidence", p)["predictions"][0][t]["uncertain"]
+                       for t in cfg["tasks"]]
+    assert all(marks(1.01)) and not any(marks(0))
+
+
+@pytest.mark.parametrize("args, message", [(["--seed", "0", "--seeds", "all"], "not both"),
+                                           (["--seeds", "3"], "seeds 0..2"), (["--seeds", ","], "seeds 0..2")])
+def test_bad_seed_choices_are_one_line(three_seeds, capsys, args, message):
+    run_dir, image = three_seeds
+    capsys.readouterr()
+    assert predict.main([str(run_dir), str(image), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
