@@ -29,7 +29,7 @@ def two_digit(batch: Mapping[str, jnp.ndarray], rng: jax.Array | None, repair: b
     """A batch of two-digit parts (`image` B×28×28×2, uint8 or float) as a batch of float 42×28×1
     images. `rng` None: the pairs as stored, unwarped (task-gradient diagnostics). Else the
     bottom digits (and `bottom` labels) are permuted within the batch when `repair`, and each
-    digit gets its own random affine map when `aug` (shift, rotate, scale) is given."""
+    digit gets its own augmentation when `aug` (the `augment` section) is given."""
     parts = augmentation.to_float(batch["image"])  # As the step converts whole images: the same floats.
     out = dict(batch)
     if rng is not None:
@@ -43,7 +43,7 @@ def two_digit(batch: Mapping[str, jnp.ndarray], rng: jax.Array | None, repair: b
             b, h, w, _ = parts.shape
             # B×H×W×2 -> 2B×H×W×1: one map per digit.
             digits = jnp.moveaxis(parts, -1, 1).reshape(2 * b, h, w, 1)
-            digits = augmentation.random_affine(digits, k_warp, aug["shift"], aug["rotate"], aug["scale"])
+            digits = augmentation.apply(digits, k_warp, aug)
             parts = jnp.moveaxis(digits.reshape(b, 2, h, w), 1, -1)
     out["image"] = constructions.stack_two_digits(parts, xp=jnp)
     return out

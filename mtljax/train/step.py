@@ -41,7 +41,7 @@ class StepSpec:
       strategy: the MTL strategy (mtljax/mtl/strategies.py) and `mtl`, the config's `mtl` section.
       microbatch: > 0: the gradient is accumulated over consecutive micro-batches of this size
         (`microbatched`); on XLA:CPU batches of 32 keep the convolutions' data in cache.
-      augment: the config's `augment` section: each image warped by its own random affine map.
+      augment: the config's `augment` section: each image augmented with its own random draws (augment.apply).
       configure: for sweeps, `hyper -> (model, tx)` built from the replica's traced values inside
         the trace; swept `loss_weights.<task>` and `augment.<key>` are read from `state.hyper`.
       steps_per_epoch: for strategies that work in epochs (DWA).
@@ -116,9 +116,7 @@ def transform_batch(spec: StepSpec, batch: Mapping[str, jnp.ndarray], step_rng: 
     if spec.compose is not None:
         return spec.compose(batch, jax.random.fold_in(step_rng, COMPOSE_KEY), aug if active else None)
     if active:
-        images = augmentation.random_affine(augmentation.to_float(batch["image"]),
-                                            jax.random.fold_in(step_rng, AUGMENT_KEY),
-                                            aug["shift"], aug["rotate"], aug["scale"])
+        images = augmentation.apply(augmentation.to_float(batch["image"]), jax.random.fold_in(step_rng, AUGMENT_KEY), aug)
         return {**batch, "image": images}
     return batch
 
