@@ -164,3 +164,25 @@ def test_bad_seed_choices_are_one_line(three_seeds, capsys, args, message):
     assert predict.main([str(run_dir), str(image), *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("width", [1, 2, 4, 6])
+def test_stroke_width_of_long_bars(width):
+    from mtljax.data import userimages
+
+    bar = np.zeros((500, 20), bool)
+    bar[10:490, 5:5 + width] = True
+    # 2·area/perimeter = 2wL/(2w + 2L): the width, less w/L.
+    assert userimages.stroke_width(bar) == pytest.approx(2 * width * 480 / (2 * width + 2 * 480))
+
+
+def test_stroke_step_thins_thick_ink_to_mnist_width_and_keeps_thin_ink():
+    from mtljax.data import userimages
+
+    thick = np.zeros((100, 60), np.float32)
+    thick[10:90, 24:36] = 1.0  # 12 pixels wide; fitted at 1/4 scale: 3 pixels, wider than MNIST's.
+    out = userimages.normalise_stroke(thick, 0.25)
+    assert userimages.stroke_width(out > 0.5) * 0.25 == pytest.approx(userimages.MNIST_STROKE, abs=0.5)
+    thin = np.zeros((100, 60), np.float32)
+    thin[10:90, 28:32] = 1.0
+    assert userimages.normalise_stroke(thin, 0.25) is thin

@@ -5,7 +5,8 @@ coloured models keep the ink's colour (its strongest of red and green) on a dark
 
 Optional steps (`STEPS`), each kept in `DEFAULT_STEPS` only where `benchmarks/predict_foreign.py`
 showed it helps (docs/robustness.md):
-  - "stroke": thin or thicken the ink to MNIST's typical stroke width before fitting it;
+  - "stroke": thin ink whose strokes are wider than MNIST's typical stroke once fitted (thickening
+    thin ink was measured too: it hurt on noisy paper, whose specks read as thin strokes);
   - "antialias": resize with a Lanczos filter (off: nearest neighbour, hard edges);
   - "mass_centre": centre by centre of mass (off: centre the ink's bounding box);
   - "denoise": a 3×3 median filter before the ink is found (speckled paper, JPEG artefacts).
@@ -72,17 +73,16 @@ def stroke_width(mask: np.ndarray) -> float:
 
 
 def normalise_stroke(ink: np.ndarray, box_scale: float) -> np.ndarray:
-    """`ink` (cropped) thinned or thickened by grey erosion/dilation with a disc, so its strokes will
-    be about MNIST_STROKE pixels wide once scaled by `box_scale` into the model's box."""
+    """`ink` (cropped) thinned by grey erosion with a disc, so its strokes will be about
+    MNIST_STROKE pixels wide once scaled by `box_scale` into the model's box; ink already that
+    thin is kept."""
     width = stroke_width(ink > 0.5) * box_scale
-    radius = int(round(abs(MNIST_STROKE - width) / 2 / box_scale))
-    if radius == 0:
+    radius = int(round((width - MNIST_STROKE) / 2 / box_scale))
+    if radius <= 0:
         return ink
     ys, xs = np.ogrid[-radius:radius + 1, -radius:radius + 1]
-    disc = ys ** 2 + xs ** 2 <= radius ** 2
-    morph = ndimage.grey_dilation if width < MNIST_STROKE else ndimage.grey_erosion
-    out = morph(np.pad(ink, radius), footprint=disc)
-    return out if out.max() > INK_THRESHOLD else np.pad(ink, radius)  # Never erode a digit away.
+    out = ndimage.grey_erosion(ink, footprint=ys ** 2 + xs ** 2 <= radius ** 2, mode="constant", cval=0.0)
+    return out if out.max() > INK_THRESHOLD else ink  # Never erode a digit away.
 
 
 def prepare(rgb: np.ndarray, shape: tuple[int, int, int], steps: frozenset[str] = DEFAULT_STEPS) -> np.ndarray:
