@@ -12,14 +12,12 @@ that `predict --seeds all` can ask all three.
     python benchmarks/predict_foreign.py checkpoints/robust/<run-id> --seeds all
 """
 
+from experiments.threshold_best import CONFIG as BEST
+
 CONFIG = {
-    "tasks": ["digit", "parity", "threshold"],
+    **BEST,
     "seeds": 3,
-    "model": {"name": "cnn3", "features": [32, 64, 128], "batchnorm": True, "dense": 256, "dropout": 0.3},
-    "optimizer": {"name": "adam", "lr": 3e-3},
-    "schedule": {"name": "onecycle"},
     "augment": {"shift": 2.0, "rotate": 12.0, "scale": 0.15, "elastic": 34.0, "elastic_sigma": 4.0,
                 "thickness": 0.9, "blur": 1.0},
-    "data": {"val_size": 2000},
-    "train": {"epochs": 15, "batch_size": 128, "ema_decay": 0.999},
+    "train": {**BEST["train"], "epochs": 15},
 }

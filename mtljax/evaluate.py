@@ -1,8 +1,9 @@
-"""`python -m mtljax.evaluate RUN_DIR [--which best|latest] [--seed K] [--calibrate]`: test metrics from a checkpoint.
+"""`python -m mtljax.evaluate RUN_DIR [--which best|latest] [--seed K] [--no-ema] [--calibrate]`: test metrics from a checkpoint.
 
 Restores the run's best (or latest) checkpoint with the run's own config, evaluates the test split
 and prints the metrics per task (of seed K alone, or the mean over the run's seeds); when
-`summary.json` exists, says whether they equal it. With `--calibrate`, fits the temperatures on
+`summary.json` exists, says whether they equal it (`--no-ema`: the trained weights of a run that
+kept a moving average, not compared). With `--calibrate`, fits the temperatures on
 the validation split instead (`mtljax.calibration`; runs made before calibration existed) and
 writes them into the run's `calibration.json`.
 """
@@ -42,9 +43,11 @@ def restore_run(run_dir: Path, which: str = "best"):
     return exp, state, make_epoch_fns(exp)[1]
 
 
-def evaluate_run(run_dir: Path, which: str = "best") -> list[dict[str, float]]:
-    """Test metrics (`task/metric`) of the `which` checkpoint of `run_dir`, one dict per seed."""
+def evaluate_run(run_dir: Path, which: str = "best", ema: bool = True) -> list[dict[str, float]]:
+    """Test metrics (`task/metric`) of the `which` checkpoint of `run_dir`, one dict per seed; with
+    `ema` False, of the trained weights rather than their moving average (`train.ema_decay`)."""
     exp, state, eval_fn = restore_run(run_dir, which)
+    state = state if ema else state.replace(ema=None)
     per_seed, _, _ = evaluate_split(eval_fn, state, eval_data(exp.splits["test"], exp), exp)
     return per_seed
 
@@ -74,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--which", choices=("best", "latest"), default="best")
     parser.add_argument("--seed", type=int, help="index of one seed of a --seeds run (0, 1, ...)")
     parser.add_argument("--calibrate", action="store_true", help="fit the temperatures on validation (calibration.json)")
+    parser.add_argument("--no-ema", action="store_true", help="the trained weights, not their moving average")
     args = parser.parse_args(argv)
     if not (args.run_dir / rundir.CONFIG_FILE).is_file():
         print(f"error: {args.run_dir} is not a run directory (no {rundir.CONFIG_FILE})", file=sys.stderr)
@@ -85,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{t:12s} temperature={m['temperature']:.3f} test ECE {100 * m['test_ece_before']:.2f} % "
                       f"-> {100 * m['test_ece_after']:.2f} %")
             return 0
-        per_seed = evaluate_run(args.run_dir, args.which)
+        per_seed = evaluate_run(args.run_dir, args.which, ema=not args.no_ema)
         if args.seed is not None and not 0 <= args.seed < len(per_seed):
             raise ValueError(f"--seed {args.seed}: the run has seeds 0..{len(per_seed) - 1}")
     except (config.ConfigError, mnist.DataError, checkpoint.CheckpointError, ValueError) as exc:
@@ -96,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = tasks.get(t).metric_names
         print(f"{t:12s} " + " ".join(f"{m}={results[f'{t}/{m}']:.4f}" for m in names))
     summary_path = args.run_dir / rundir.SUMMARY_FILE
-    if summary_path.exists():
+    if summary_path.exists() and not args.no_ema:
         summary = rundir.read_json(summary_path)
         saved = summary["test_seeds"][args.seed] if args.seed is not None and "test_seeds" in summary else summary["test"]
         same = all(math.isclose(results[k], saved[k], rel_tol=1e-6, abs_tol=1e-9) for k in saved)

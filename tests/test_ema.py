@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mtljax import config, run
+from mtljax import config, evaluate, run
 from mtljax.train import checkpoint, epoch, evaluation, experiment
 from mtljax.train import state as state_lib
 from conftest import tiny_config
@@ -50,6 +50,7 @@ def test_a_run_evaluates_and_checkpoints_the_average(tmp_path, tiny_data_dir):
     current = evaluation.evaluate_split(eval_fn, state.replace(ema=None), evaluation.eval_data(exp.splits["test"], exp),
                                      exp)[0][0]
     assert test["digit/loss"] == summary["test"]["digit/loss"] != current["digit/loss"]
+    assert evaluate.evaluate_run(run_dir, "best", ema=False)[0]["digit/loss"] == current["digit/loss"]
 
 
 def test_a_checkpoint_from_before_the_ema_field_restores(tmp_path, tiny_data_dir):
