@@ -86,3 +86,33 @@ def summaries_only(monkeypatch):
 
     monkeypatch.setattr(run, "write_outputs",
                         lambda run_dir, exp, summary, preds: rundir.write_json(run_dir / rundir.SUMMARY_FILE, summary))
+
+
+@pytest.fixture(scope="session")
+def calibrated_run(tmp_path_factory):
+    """A tiny three-seed run on synthetic digits (summary.json, no figures), trained once for the
+    calibration and predict tests: its directory, its config, the label arrays its temperature fit
+    saw, and a dark-on-light image of a "1" to predict."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from mtljax import calibration, run
+    from mtljax.outputs import rundir
+
+    root = tmp_path_factory.mktemp("calibrated")
+    mnist.write_cache(root / "data", synthetic_mnist(), source="synthetic")
+    cfg = tiny_config(root / "data", seeds=3)
+    (root / "exp.py").write_text(f"CONFIG = {cfg!r}\n")
+    seen, fit = [], calibration.fit_temperature
+    patch = pytest.MonkeyPatch()
+    patch.setattr(calibration, "fit_temperature", lambda logits, labels: seen.append(np.array(labels)) or fit(logits, labels))
+    patch.setattr(run, "write_outputs", lambda run_dir, exp, summary, preds: rundir.write_json(run_dir / rundir.SUMMARY_FILE, summary))
+    try:
+        assert run.main([str(root / "exp.py"), "--root", str(root / "runs")]) == 0
+    finally:
+        patch.undo()
+    ink = np.full((60, 50), 255, np.uint8)
+    ink[10:50, 20:28] = 0
+    Image.fromarray(ink).save(root / "one.png")
+    return SimpleNamespace(run_dir=next((root / "runs" / "tiny").iterdir()), config=cfg, seen=seen, image=root / "one.png")

@@ -4,13 +4,14 @@ temperatures on the validation split, never on test."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mtljax import calibration, config, data, evaluate, run
+from mtljax import calibration, config, data, evaluate
 from mtljax.outputs import rundir
-from conftest import tiny_config
 
 
 @pytest.mark.parametrize("confidence, correct, expected", [
@@ -79,30 +80,18 @@ def test_auroc_matches_a_pairwise_count_and_is_nan_without_both_kinds():
     assert np.isnan(calibration.auroc(confidence, np.ones(200, bool)))
 
 
-def test_a_run_fits_its_temperatures_on_validation_never_on_test(tiny_data_dir, tmp_path, monkeypatch):
-    """Every label array the fit sees is the validation split's (100 examples here; test has 200),
+def test_a_run_fits_its_temperatures_on_validation_never_on_test(calibrated_run, tmp_path):
+    """Every label array the fit saw is the validation split's (100 examples here; test has 200),
     and calibration.json holds what it returned, one temperature per seed and task."""
-    seen = []
-    fit = calibration.fit_temperature
-
-    def recording(logits, labels):
-        seen.append(np.asarray(labels).copy())
-        return fit(logits, labels)
-
-    monkeypatch.setattr(calibration, "fit_temperature", recording)
-    cfg = tiny_config(tiny_data_dir, seeds=2, train={"epochs": 2, "batch_size": 50})
-    exp_file = tmp_path / "exp.py"
-    exp_file.write_text(f"CONFIG = {cfg!r}\n")
-    assert run.main([str(exp_file), "--root", str(tmp_path / "runs")]) == 0
-    run_dir = next((tmp_path / "runs" / "tiny").iterdir())
+    run_dir = shutil.copytree(calibrated_run.run_dir, tmp_path / "run")
+    tasks = calibrated_run.config["tasks"]
     splits = data.build_splits(config.load_run_config(run_dir))
     assert len(splits["val"]) != len(splits["test"])
-    n_tasks = len(cfg["tasks"])
-    assert len(seen) == 2 * n_tasks
-    for k, labels in enumerate(seen):
-        np.testing.assert_array_equal(labels, np.asarray(splits["val"].labels[cfg["tasks"][k % n_tasks]]))
+    assert len(calibrated_run.seen) == 3 * len(tasks)
+    for k, labels in enumerate(calibrated_run.seen):
+        np.testing.assert_array_equal(labels, np.asarray(splits["val"].labels[tasks[k % len(tasks)]]))
     record = rundir.read_json(run_dir / calibration.CALIBRATION_FILE)
-    assert [sorted(s) for s in record["seeds"]] == [sorted(cfg["tasks"])] * 2
+    assert [sorted(s) for s in record["seeds"]] == [sorted(tasks)] * 3
     assert calibration.temperatures(run_dir, 1) == {t: v["temperature"] for t, v in record["seeds"][1].items()}
     summary = rundir.read_json(run_dir / rundir.SUMMARY_FILE)
     assert summary["calibration"] == record["mean"]

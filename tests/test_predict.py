@@ -97,22 +97,10 @@ def test_prepare_is_mnist_style(shape):
         assert out[..., 0].max() > 200 and out[..., 1].max() == 0  # Kept in its strongest of red/green.
 
 
-@pytest.fixture(scope="module")
-def three_seeds(tmp_path_factory):
-    """A tiny three-seed run on synthetic digits, and an image to predict."""
-    from conftest import synthetic_mnist, tiny_config
-    from mtljax.data import mnist
-
-    root = tmp_path_factory.mktemp("seeds")
-    mnist.write_cache(root / "data", synthetic_mnist(), source="synthetic")
-    exp_file = root / "exp.py"
-    exp_file.write_text(f"CONFIG = {tiny_config(root / 'data', seeds=3)!r}\n")
-    assert run.main([str(exp_file), "--root", str(root / "runs")]) == 0
-    image = root / "one.png"
-    ink = np.full((60, 50), 255, np.uint8)
-    ink[10:50, 20:28] = 0
-    Image.fromarray(ink).save(image)
-    return next((root / "runs" / "tiny").iterdir()), image
+@pytest.fixture
+def three_seeds(calibrated_run):
+    """conftest's tiny three-seed run and its image."""
+    return calibrated_run.run_dir, calibrated_run.image
 
 
 def _predict_json(capsys, *args) -> dict:
