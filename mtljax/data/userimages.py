@@ -7,6 +7,8 @@ Optional steps (`STEPS`), each kept in `DEFAULT_STEPS` only where `benchmarks/pr
 showed it helps (docs/robustness.md):
   - "stroke": thin ink whose strokes are wider than MNIST's typical stroke once fitted (thickening
     thin ink was measured too: it hurt on noisy paper, whose specks read as thin strokes);
+  - "smooth": a Gaussian blur of σ SMOOTH_SIGMA pixels of the model's box before fitting (blocky,
+    pixelated or jagged ink becomes the smooth strokes MNIST has);
   - "antialias": resize with a Lanczos filter (off: nearest neighbour, hard edges);
   - "mass_centre": centre by centre of mass (off: centre the ink's bounding box);
   - "denoise": a 3×3 median filter before the ink is found (speckled paper, JPEG artefacts).
@@ -19,12 +21,13 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-STEPS = ("stroke", "antialias", "mass_centre", "denoise")
-DEFAULT_STEPS = frozenset({"antialias", "mass_centre"})
+STEPS = ("stroke", "smooth", "antialias", "mass_centre", "denoise")
+DEFAULT_STEPS = frozenset({"stroke", "smooth", "antialias", "mass_centre"})
 INK_THRESHOLD = 0.2  # Of the strongest ink: fainter is paper, noise or shadow.
 # MNIST's median stroke width, in pixels at 28×28 (`stroke_width` of pixels above half, median of
 # 5,000 training digits: `python benchmarks/predict_foreign.py --stroke-stats`; 10-90 %: 1.4-2.7).
 MNIST_STROKE = 1.95
+SMOOTH_SIGMA = 1.0  # In pixels of the 20×20 box.
 
 
 class ImageError(ValueError):
@@ -99,6 +102,8 @@ def prepare(rgb: np.ndarray, shape: tuple[int, int, int], steps: frozenset[str] 
     box_h, box_w = (20, 20) if (height, width) == (28, 28) else (height - 2, width - 2)
     if "stroke" in steps:
         ink = normalise_stroke(ink, min(box_h / ink.shape[0], box_w / ink.shape[1]))
+    if "smooth" in steps:  # Zeros beyond the crop: the ink's box, hence its fitted size, stays.
+        ink = ndimage.gaussian_filter(ink, SMOOTH_SIGMA / min(box_h / ink.shape[0], box_w / ink.shape[1]), mode="constant")
     scale = min(box_h / ink.shape[0], box_w / ink.shape[1])
     size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
     resample = Image.LANCZOS if "antialias" in steps else Image.NEAREST
