@@ -102,7 +102,8 @@ def truth_of(task: str, digits: np.ndarray) -> np.ndarray:
 
 
 def scores(calibrated: list[dict], raw: list[dict], digits: np.ndarray) -> dict[str, float]:
-    """Accuracy per task (%), and the digit's ECE before/after (%), AUROC and share uncertain (%)."""
+    """Accuracy per task (%), and the digit's ECE before/after (%), AUROC, share uncertain (%) and
+    accuracy of the answers not marked uncertain (%)."""
     row = {f"{t} %": 100 * float(np.mean([p[t]["class"] for p in calibrated] == truth_of(t, digits)))
            for t in ("digit", "parity", "threshold") if t in calibrated[0]}
     correct = np.array([p["digit"]["class"] for p in calibrated]) == digits
@@ -112,6 +113,8 @@ def scores(calibrated: list[dict], raw: list[dict], digits: np.ndarray) -> dict[
                 "ECE after %": 100 * calibration.ece(conf_after, correct),
                 "AUROC": calibration.auroc(conf_after, correct),
                 "uncertain %": 100 * float(np.mean([p["digit"]["uncertain"] for p in calibrated]))})
+    sure = ~np.array([p["digit"]["uncertain"] for p in calibrated])
+    row["digit % when sure"] = 100 * float(np.mean(correct[sure])) if sure.any() else float("nan")
     return row
 
 
