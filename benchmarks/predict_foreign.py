@@ -200,7 +200,7 @@ def main() -> None:
     parser.add_argument("--ablate", action="store_true", help="each preparation step on and off (in process)")
     parser.add_argument("--stroke-stats", action="store_true")
     parser.add_argument("--update", type=Path, help="write the table into this Markdown file (SECTION markers)")
-    parser.add_argument("--section", default="foreign")
+    parser.add_argument("--section", default="foreign", help="the marker name (`--ablate`: the table goes there too)")
     args = parser.parse_args()
     if args.stroke_stats:
         return stroke_stats()

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtljax import calibration, config, data, models, tasks
-from mtljax.data.userimages import DEFAULT_STEPS, ImageError, load_image, prepare
+from mtljax.data.userimages import DEFAULT_STEPS, STEPS, ImageError, load_image, prepare
 from mtljax.outputs import rundir
 from mtljax.train import checkpoint
 from mtljax.train.step import make_eval_step
@@ -131,13 +131,24 @@ def run_temperatures(run_dir: Path, seeds: Sequence[int], calibrated: bool) -> l
     return [temps or {} for temps in fitted]
 
 
-def prepare_files(paths: Sequence[Path], shape: tuple[int, int, int]) -> tuple[list[np.ndarray], list[str], bool]:
+def parse_steps(text: str | None) -> frozenset[str]:
+    """`--prepare`: comma-separated preparation steps (userimages.STEPS); None: the defaults."""
+    if text is None:
+        return DEFAULT_STEPS
+    steps = frozenset(s.strip() for s in text.split(",") if s.strip())
+    if not steps <= set(STEPS):
+        raise ValueError(f"--prepare {text}: steps are {', '.join(STEPS)}")
+    return steps
+
+
+def prepare_files(paths: Sequence[Path], shape: tuple[int, int, int], steps: frozenset[str] = DEFAULT_STEPS
+                  ) -> tuple[list[np.ndarray], list[str], bool]:
     """The readable images prepared for the model, their names, and whether any file failed (each
     failure printed as one `error:` line)."""
     prepared, names, failed = [], [], False
     for path in paths:
         try:
-            prepared.append(prepare(load_image(path), shape, DEFAULT_STEPS))
+            prepared.append(prepare(load_image(path), shape, steps))
             names.append(str(path))
         except ImageError as exc:
             print(f"error: {path}: {exc}", file=sys.stderr)
@@ -169,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-confidence", type=float, default=0.9, metavar="P",
                         help="mark predictions whose probability is below P as uncertain (default 0.9)")
     parser.add_argument("--no-calibration", action="store_true", help="probabilities at temperature 1")
+    parser.add_argument("--prepare", metavar="STEPS", help=f"preparation steps, comma-separated, of {', '.join(STEPS)} "
+                        f"(default: {','.join(sorted(DEFAULT_STEPS))})")
     args = parser.parse_args(argv)
     if not (args.run_dir / rundir.CONFIG_FILE).is_file():
         print(f"error: {args.run_dir} is not a run directory (no {rundir.CONFIG_FILE})", file=sys.stderr)
@@ -176,13 +189,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.seed is not None and args.seeds is not None:
             raise ValueError("give --seed or --seeds, not both")
+        steps = parse_steps(args.prepare)
         cfg, model, variables = load_seeds(args.run_dir)
         seeds = parse_seeds(args.seeds if args.seeds is not None else str(args.seed or 0), n_seeds_of(variables))
     except (checkpoint.CheckpointError, config.ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     temps = run_temperatures(args.run_dir, seeds, not args.no_calibration)
-    prepared, names, failed = prepare_files(args.images, data.image_shape(cfg["data"]))
+    prepared, names, failed = prepare_files(args.images, data.image_shape(cfg["data"]), steps)
     results = []
     if prepared:
         outputs = seed_outputs(model, variables, seeds, np.stack(prepared))

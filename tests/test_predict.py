@@ -145,7 +145,8 @@ def test_calibrated_probabilities_and_the_uncertain_mark(three_seeds, capsys):
 
 
 @pytest.mark.parametrize("args, message", [(["--seed", "0", "--seeds", "all"], "not both"),
-                                           (["--seeds", "3"], "seeds 0..2"), (["--seeds", ","], "seeds 0..2")])
+                                           (["--seeds", "3"], "seeds 0..2"), (["--seeds", ","], "seeds 0..2"),
+                                           (["--prepare", "stroke,sharpen"], "steps are")])
 def test_bad_seed_choices_are_one_line(three_seeds, capsys, args, message):
     run_dir, image = three_seeds
     capsys.readouterr()

@@ -1,0 +1,107 @@
+"""What each ingredient of `experiments/threshold_best.py` contributes: the recipe, and the recipe
+with one ingredient taken out, each a run of its own (the moving average's row reuses the
+recipe's runs: the same checkpoints evaluated with their trained weights).
+
+    python benchmarks/ablate_best.py [--seeds 2] [--only NAME ...]      # trains what is missing
+    python benchmarks/ablate_best.py --report --update docs/performance.md
+
+Runs live under `checkpoints/ablate_best/<variant>/`; a variant whose run finished is not trained
+again. Test accuracy per task, mean ± std over the variant's seeds, and its wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from mtljax import evaluate  # noqa: E402
+from mtljax.outputs import rundir  # noqa: E402
+
+ROOT = Path("checkpoints/ablate_best")
+TASKS = ("digit", "parity", "threshold")
+# Variant -> the overrides that take one ingredient out of the recipe.
+VARIANTS = {
+    "recipe": [],
+    "no augmentation": ["augment.shift=0", "augment.rotate=0", "augment.scale=0"],
+    "no BatchNorm": ["model.batchnorm=False"],
+    "narrower trunk (32, 64, 64)": ["model.features=[32,64,64]"],
+    "no dropout": ["model.dropout=0"],
+    "15 epochs instead of 30": ["train.epochs=15"],
+}
+
+
+def run_dir(name: str) -> Path | None:
+    """The newest finished run of a variant (one with summary.json), if any."""
+    runs = sorted((ROOT / slug(name)).glob("*/threshold_best/*/summary.json"))
+    return runs[-1].parent if runs else None
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_")
+
+
+def train(name: str, seeds: int) -> None:
+    """Trains a variant with `seeds` seeds (unless it has a finished run)."""
+    if run_dir(name) is not None:
+        print(f"{name}: done ({run_dir(name)})")
+        return
+    root = ROOT / slug(name) / f"seeds{seeds}"
+    overrides = ["--set", f"seeds={seeds}", *VARIANTS[name]]
+    subprocess.run([sys.executable, "-m", "mtljax.run", "experiments/threshold_best.py", "--root", str(root),
+                    *overrides], check=True)
+
+
+def row(name: str, per_seed: list[dict[str, float]], wall: float | None) -> str:
+    """One table row: accuracy mean ± std per task over the seeds."""
+    cells = []
+    for t in TASKS:
+        values = 100 * np.array([m[f"{t}/accuracy"] for m in per_seed])
+        cells.append(f"{values.mean():.2f} ± {values.std(ddof=1) if len(values) > 1 else 0:.2f}")
+    command = " ".join(VARIANTS.get(name, [])) or "—"
+    return (f"| {name} | {len(per_seed)} | " + " | ".join(cells) + f" | {'' if wall is None else f'{wall / 60:.1f}'} "
+            f"| `{command}` |")
+
+
+def report() -> str:
+    """The table of every finished variant (and the recipe without its moving average)."""
+    lines = ["| variant | seeds | digit % | parity % | threshold % | wall min | overrides |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for name in VARIANTS:
+        found = run_dir(name)
+        if found is None:
+            lines.append(f"| {name} | — | not run | | | | |")
+            continue
+        summary = rundir.read_json(found / rundir.SUMMARY_FILE)
+        lines.append(row(name, summary.get("test_seeds", [summary["test"]]), summary["wall_time_s"]))
+        if name == "recipe":
+            lines.append(row("no moving average (the recipe's runs, trained weights)",
+                             evaluate.evaluate_run(found, "best", ema=False), None))
+    return ("`python benchmarks/ablate_best.py --report` (test accuracy, mean ± std over the seeds; wall time of "
+            "the whole run on this 2-core CPU, all its seeds)\n\n" + "\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=2, help="seeds per ablated variant (the recipe: 5)")
+    parser.add_argument("--only", nargs="+", choices=list(VARIANTS))
+    parser.add_argument("--report", action="store_true")
+    parser.add_argument("--update", type=Path, help="write the table into this Markdown file (ablate-best markers)")
+    args = parser.parse_args()
+    if not args.report:
+        for name in args.only or VARIANTS:
+            train(name, 5 if name == "recipe" else args.seeds)
+    text = report()
+    print(text)
+    if args.update:
+        from mtljax import results
+
+        results.update_readme(args.update, text, section="ablate-best")
+
+
+if __name__ == "__main__":
+    main()
