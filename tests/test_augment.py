@@ -94,3 +94,15 @@ def test_random_blur_matches_scipy_with_the_drawn_sigmas():
     for b in range(4):
         expected = ndimage.gaussian_filter(np.asarray(IMAGES)[b, ..., 0], sigmas[b], mode="constant", truncate=3 / sigmas[b])
         np.testing.assert_allclose(got[b, ..., 0], expected, atol=1e-5)
+
+
+def test_clean_share_keeps_some_images_as_they_are():
+    aug = {"shift": 2.0, "rotate": 10.0, "scale": 0.1, "elastic": 34.0, "elastic_sigma": 4.0, "thickness": 0.5,
+           "blur": 0.5, "clean": 0.0}
+    images = jnp.asarray(np.random.default_rng(2).random((64, 28, 28, 1)), jnp.float32)
+    key = jax.random.key(8)
+    augmented = np.asarray(augment.apply(images, key, aug))
+    mixed = np.asarray(augment.apply(images, key, {**aug, "clean": 0.5}))
+    kept = np.array([np.array_equal(m, x) for m, x in zip(mixed, np.asarray(images))])
+    assert all(np.array_equal(m, a) for m, a, k in zip(mixed, augmented, kept) if not k)
+    assert 16 <= kept.sum() <= 48

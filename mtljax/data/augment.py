@@ -6,7 +6,8 @@ random affine map (bilinear sampling, zero fill); an elastic distortion (Simard,
 Platt 2003, §2: a random displacement field in [−1, 1], smoothed by a Gaussian of σ
 `elastic_sigma`, scaled by α `elastic`); a stroke change (the image moved a random fraction of the
 way towards its 3×3 grey dilation or erosion, either with equal chance); a Gaussian blur of random
-σ. Flips and 90° rotations are deliberately absent: they turn 6 into 9 and 2 into 5.
+σ. With `clean` > 0, each image keeps its original with that chance (the test digits are clean).
+Flips and 90° rotations are deliberately absent: they turn 6 into 9 and 2 into 5.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ AUGMENT_OPTIONS: dict[str, Option] = {
     "thickness": Option(0.0, "largest fraction of the way to the 3x3 dilated or eroded image (0: off)",
                         minimum=0, below_one=True),
     "blur": Option(0.0, "largest σ in pixels of a Gaussian blur, σ ~ U(0, blur) per image (0: off)", minimum=0),
+    "clean": Option(0.0, "share of images, drawn per image and step, left as they are", minimum=0, below_one=True),
 }
 STRENGTHS = ("shift", "rotate", "scale", "elastic", "thickness", "blur")  # 0 each: no augmentation.
 BLUR_TAPS = 7  # Kernel width of the blur: ±3 pixels covers σ up to about 1.5.
@@ -87,6 +89,7 @@ def apply(images: jnp.ndarray, rng: jax.Array, aug: Mapping[str, float]) -> jnp.
 
     With only shift, rotate and scale it is exactly `random_affine(images, rng, ...)`; the others
     draw from keys folded from `rng`."""
+    original = images
     if not all(_off(aug.get(k, 0)) for k in ("shift", "rotate", "scale")):
         images = random_affine(images, rng, aug["shift"], aug["rotate"], aug["scale"])
     if not _off(aug.get("elastic", 0)):
@@ -95,6 +98,9 @@ def apply(images: jnp.ndarray, rng: jax.Array, aug: Mapping[str, float]) -> jnp.
         images = stroke_change(images, jax.random.fold_in(rng, 2), aug["thickness"])
     if not _off(aug.get("blur", 0)):
         images = random_blur(images, jax.random.fold_in(rng, 3), aug["blur"])
+    if not _off(aug.get("clean", 0)):
+        keep = jax.random.bernoulli(jax.random.fold_in(rng, 4), aug["clean"], (images.shape[0], 1, 1, 1))
+        images = jnp.where(keep, original, images)
     return images
 
 
