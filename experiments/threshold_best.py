@@ -8,6 +8,11 @@ pixels, rotations of up to 10°, scalings of ±10 %), Adam under a one-cycle sch
 what gets evaluated and checkpointed. 2,000 training images are held out for validation.
 
     python -m mtljax.run experiments/threshold_best.py
+
+Measured (5 seeds): 99.54 ± 0.06 / 99.77 ± 0.05 / 99.70 ± 0.04 % test accuracy (digit / parity /
+threshold) from the checkpoints chosen by validation loss, 99.56 / 99.78 / 99.72 % at the last
+epoch; 51 minutes for the 5 seeds while other training shared the CPU. The digit target of
+99.65 % is not reached yet; docs/performance.md has the ablation.
 """
 
 CONFIG = {
