@@ -27,6 +27,36 @@ RESOLVED_ONLY = [p for p in EXPERIMENTS if "_" in p.stem and not p.stem.endswith
                  and p.stem.split("_", 1)[1] in ("cross_stitch", "mtan", "mmoe", "cgc", "ple", "dselect_k")]
 
 
+def _tiny_stages(path: Path, extra=()) -> list:
+    """The stages of an experiment file with the tiny overrides (and pairs where it builds them)."""
+    pairs = TINY_PAIRS if "train_pairs" in config.load_stages(path)[0]["data"] else []
+    return config.load_stages(path, TINY + pairs + list(extra))
+
+
+def _program(path: Path) -> str:
+    """What a few tiny steps of `path` exercise: its tiny config without the keys that only set how
+    long it trains (epochs, the step schedule's boundary, which checkpoint is restored) or its name."""
+    stages = []
+    for cfg in _tiny_stages(path):
+        cfg = config.thaw(cfg)
+        cfg.pop("name")
+        for section, key in (("train", "epochs"), ("train", "restore_best"), ("schedule", "step_epochs")):
+            cfg[section].pop(key, None)
+        stages.append(cfg)
+    return json.dumps(stages, sort_keys=True, default=str)
+
+
+# A file whose tiny steps are an earlier file's (it differs in run length only) is resolved, not trained.
+_FIRST: dict[str, Path] = {}
+SAME_PROGRAM = [p for p in sorted(EXPERIMENTS, key=lambda p: (p.parent.name == "ablations", p))  # Main files first.
+                if p not in RESOLVED_ONLY and _FIRST.setdefault(_program(p), p) != p]
+
+
+@pytest.mark.parametrize("path", SAME_PROGRAM, ids=lambda p: p.stem)
+def test_run_length_variant_is_resolved(path):
+    assert _tiny_stages(path)
+
+
 @pytest.mark.parametrize("path", RESOLVED_ONLY, ids=lambda p: p.stem)
 def test_architecture_variant_is_its_hard_recipe_with_another_architecture(path):
     problem, architecture = path.stem.split("_", 1)
@@ -37,10 +67,9 @@ def test_architecture_variant_is_its_hard_recipe_with_another_architecture(path)
     assert {**cfg, "name": ""} == {**hard, "name": ""}
 
 
-@pytest.mark.parametrize("path", [p for p in EXPERIMENTS if p not in RESOLVED_ONLY], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in EXPERIMENTS if p not in RESOLVED_ONLY + SAME_PROGRAM], ids=lambda p: p.stem)
 def test_experiment_file_trains_a_few_steps(path, tiny_data_dir):
-    pairs = TINY_PAIRS if "train_pairs" in config.load_stages(path)[0]["data"] else []
-    for cfg in config.load_stages(path, TINY + pairs + [f"data.dir={tiny_data_dir}"]):
+    for cfg in _tiny_stages(path, [f"data.dir={tiny_data_dir}"]):
         exp = experiment.build_experiment(cfg)
         train_fn, _ = epoch.make_epoch_fns(exp)
         state, data = exp.init_state(), epoch.device_split(exp.splits["train"])
