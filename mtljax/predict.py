@@ -70,11 +70,15 @@ def n_seeds_of(variables: Any) -> int:
     return jax.tree.leaves(variables["params"])[0].shape[0]
 
 
+_EVAL_STEPS: dict[str, Any] = {}  # repr(model) -> its jitted eval step: compiled once per process.
+
+
 def seed_outputs(model, variables: Any, seeds: Sequence[int], images: np.ndarray,
                  block: int = 512) -> list[dict[str, np.ndarray]]:
     """Each chosen seed's head outputs (task -> N×C) for `images` (N×H×W×C uint8), `block` images
     per call."""
-    step = jax.jit(make_eval_step(model))
+    # Flax modules with dict attributes do not hash; their repr lists every field.
+    step = _EVAL_STEPS.setdefault(repr(model), jax.jit(make_eval_step(model)))
     out = []
     for k in seeds:
         one = jax.tree.map(lambda a: jnp.asarray(a[k]), variables)

@@ -114,12 +114,13 @@ def test_seed_ensembles_average_or_vote_the_calibrated_seeds(three_seeds, capsys
     alone = [_predict_json(capsys, run_dir, image, "--seed", k)["predictions"][0] for k in range(3)]
     mean = _predict_json(capsys, run_dir, image, "--seeds", "all")
     assert mean["seeds"] == [0, 1, 2] and mean["calibrated"]
+    votes = _predict_json(capsys, run_dir, image, "--seeds", "0,1,2", "--ensemble", "majority")["predictions"][0]
     for t in ("digit", "parity", "threshold"):
         expected = np.mean([a[t]["probabilities"] for a in alone], axis=0)
         got = mean["predictions"][0][t]
         np.testing.assert_allclose(got["probabilities"], expected, atol=2e-6)
         assert got["class"] == int(np.argmax(expected))
-        vote = _predict_json(capsys, run_dir, image, "--seeds", "0,1,2", "--ensemble", "majority")["predictions"][0][t]
+        vote = votes[t]
         classes = [a[t]["class"] for a in alone]
         counts = np.bincount(classes, minlength=len(expected))
         assert counts[vote["class"]] == counts.max() and vote["votes"] == f"{counts.max()}/3"
