@@ -11,6 +11,10 @@ so that `predict --seeds all` can ask all three.
 
     python -m mtljax.run experiments/robust.py
     python benchmarks/predict_foreign.py checkpoints/robust/<run-id> --seeds all
+
+Measured (run 20261130-141316): 99.58 ± 0.05 / 99.76 ± 0.04 / 99.72 ± 0.03 % MNIST test accuracy
+(digit / parity / threshold, 3 seeds); on the foreign-digit suite 97.1 % of the digits right with
+the three seeds together, no rendering below 95.3 % (docs/robustness.md).
 """
 
 from experiments.threshold_best import CONFIG as BEST
