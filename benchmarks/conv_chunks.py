@@ -3,7 +3,7 @@
     python benchmarks/conv_chunks.py --update docs/performance.md
 
 BatchNorm models cannot be micro-batched, so their training convolutions run the batch in chunks
-of `conv_chunk` examples (`ops.conv3x3_matmul`). For each model and batch size, the step with the
+of `conv_chunk` examples (`ops.conv_matmul`). For each model and batch size, the step with the
 backbone's chunks and with none (`conv_chunk = 0`) are built in this one process and timed in
 alternating windows (median img/s), beside the PyTorch twin (benchmarks/torch_models.py).
 """

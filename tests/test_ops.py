@@ -26,32 +26,32 @@ def test_max_pool_equals_reduce_window(shape):
 CONV_SHAPES = [(2, 28, 28, 1, 32), (2, 13, 13, 32, 64), (2, 5, 5, 64, 64), (3, 12, 12, 3, 8), (1, 7, 9, 4, 5)]
 
 
-@pytest.mark.parametrize("n,h,w,c,f", CONV_SHAPES)
-def test_matmul_conv_equals_xla_conv(n, h, w, c, f):
+@pytest.mark.parametrize("n,h,w,c,f,k", [(*shape, 3) for shape in CONV_SHAPES] + [(2, 28, 28, 1, 24, 5), (1, 9, 11, 3, 4, 5)])
+def test_matmul_conv_equals_xla_conv(n, h, w, c, f, k):
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(n, h, w, c)), jnp.float32)
-    kernel = jnp.asarray(rng.normal(size=(3, 3, c, f)), jnp.float32)
-    np.testing.assert_allclose(ops.conv3x3_matmul(x, kernel), ops.conv3x3_xla(x, kernel), rtol=1e-5, atol=1e-4)
-    dy = jnp.asarray(rng.normal(size=(n, h - 2, w - 2, f)), jnp.float32)
-    got = jax.vjp(ops.conv3x3_matmul, x, kernel)[1](dy)
-    want = jax.vjp(ops.conv3x3_xla, x, kernel)[1](dy)
+    kernel = jnp.asarray(rng.normal(size=(k, k, c, f)), jnp.float32)
+    np.testing.assert_allclose(ops.conv_matmul(x, kernel), ops.conv_xla(x, kernel), rtol=1e-5, atol=1e-4)
+    dy = jnp.asarray(rng.normal(size=(n, h - k + 1, w - k + 1, f)), jnp.float32)
+    got = jax.vjp(ops.conv_matmul, x, kernel)[1](dy)
+    want = jax.vjp(ops.conv_xla, x, kernel)[1](dy)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("chunk", [4, 8])
 def test_chunked_matmul_conv_equals_the_whole_batch(chunk):
-    """conv3x3_matmul in chunks of examples: the values and both gradients of the whole batch
+    """conv_matmul in chunks of examples: the values and both gradients of the whole batch
     (the weight gradient summed chunk by chunk: equal up to float summation order)."""
     rng = np.random.default_rng(2)
     x = jnp.asarray(rng.normal(size=(16, 9, 9, 5)), jnp.float32)
     kernel = jnp.asarray(rng.normal(size=(3, 3, 5, 6)), jnp.float32)
     dy = jnp.asarray(rng.normal(size=(16, 7, 7, 6)), jnp.float32)
-    whole = jax.vjp(lambda x, k: ops.conv3x3_matmul(x, k), x, kernel)
-    chunked = jax.jit(lambda x, k: jax.vjp(lambda x, k: ops.conv3x3_matmul(x, k, chunk), x, k))
-    y, vjp = jax.vjp(lambda x, k: ops.conv3x3_matmul(x, k, chunk), x, kernel)
+    whole = jax.vjp(lambda x, k: ops.conv_matmul(x, k), x, kernel)
+    chunked = jax.jit(lambda x, k: jax.vjp(lambda x, k: ops.conv_matmul(x, k, chunk), x, k))
+    y, vjp = jax.vjp(lambda x, k: ops.conv_matmul(x, k, chunk), x, kernel)
     np.testing.assert_allclose(y, whole[0], rtol=1e-6, atol=1e-5)
-    np.testing.assert_allclose(y, ops.conv3x3_xla(x, kernel), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(y, ops.conv_xla(x, kernel), rtol=1e-5, atol=1e-4)
     for a, b in zip(vjp(dy), whole[1](dy)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(chunked(x, kernel)[0], y, rtol=1e-6, atol=1e-5)
@@ -64,14 +64,14 @@ def test_matmul_conv_check_grads(n, h, w, c, f):
     rng = np.random.default_rng(1)
     x = jnp.asarray(rng.normal(size=(n, h, w, c)), jnp.float32)
     kernel = jnp.asarray(rng.normal(size=(3, 3, c, f)) / np.sqrt(9 * c), jnp.float32)
-    jax.test_util.check_grads(ops.conv3x3_matmul, (x, kernel), order=1, modes=["rev"], atol=5e-2, rtol=5e-2)
+    jax.test_util.check_grads(ops.conv_matmul, (x, kernel), order=1, modes=["rev"], atol=5e-2, rtol=5e-2)
 
 
-@pytest.mark.parametrize("padding", ["VALID", "SAME"])
-def test_conv_module_matches_flax_conv(padding):
+@pytest.mark.parametrize("padding,k", [("VALID", 3), ("SAME", 3), ("VALID", 5), ("SAME", 5)])
+def test_conv_module_matches_flax_conv(padding, k):
     x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 10, 10, 3)), jnp.float32)
-    ours = ops.Conv(8, padding=padding, impl="matmul")
-    theirs = nn.Conv(8, (3, 3), padding=padding)
+    ours = ops.Conv(8, padding=padding, impl="matmul", kernel_size=k)
+    theirs = nn.Conv(8, (k, k), padding=padding)
     params = theirs.init(jax.random.key(0), x)
     assert jax.tree.map(jnp.shape, ours.init(jax.random.key(0), x)) == jax.tree.map(jnp.shape, params)
     np.testing.assert_allclose(ours.apply(params, x), theirs.apply(params, x), rtol=1e-5, atol=1e-5)
@@ -107,24 +107,25 @@ FUSED_SHAPES = [(2, 28, 28, 1, 32), (2, 30, 30, 1, 32), (2, 28, 28, 3, 16), (2, 
 
 
 def _conv_relu_pool_apart(x, kernel, bias):
-    return ops.max_pool_2x2(jax.nn.relu(ops.conv3x3_xla(x, kernel) + bias))
+    return ops.max_pool_2x2(jax.nn.relu(ops.conv_xla(x, kernel) + bias))
 
 
-@pytest.mark.parametrize("n,h,w,c,f", FUSED_SHAPES)
-def test_fused_conv_relu_pool_equals_the_three_ops(n, h, w, c, f):
-    """Every input shape the models feed it (28² VALID, 30² = 28² SAME-padded; 1 and 3 channels)."""
+@pytest.mark.parametrize("n,h,w,c,f,k", [(*shape, 3) for shape in FUSED_SHAPES] + [(2, 28, 28, 1, 24, 5), (1, 9, 10, 2, 5, 5)])
+def test_fused_conv_relu_pool_equals_the_three_ops(n, h, w, c, f, k):
+    """Every input shape the models feed it (28² VALID, 30² = 28² SAME-padded; 1 and 3 channels;
+    3×3 and 5×5 kernels)."""
     rng = np.random.default_rng(6)
     x = jnp.asarray(rng.normal(size=(n, h, w, c)), jnp.float32)
-    kernel = jnp.asarray(rng.normal(size=(3, 3, c, f)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(k, k, c, f)), jnp.float32)
     bias = jnp.asarray(rng.normal(size=(f,)), jnp.float32)
     want, want_vjp = jax.vjp(_conv_relu_pool_apart, x, kernel, bias)
-    got, got_vjp = jax.vjp(ops.conv3x3_relu_pool, x, kernel, bias)
-    assert got.shape == want.shape == (n, (h - 2) // 2, (w - 2) // 2, f)
+    got, got_vjp = jax.vjp(ops.conv_relu_pool, x, kernel, bias)
+    assert got.shape == want.shape == (n, (h - k + 1) // 2, (w - k + 1) // 2, f)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
     dy = jnp.asarray(rng.normal(size=want.shape), jnp.float32)
     for a, b in zip(got_vjp(dy), want_vjp(dy)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
-    jax.test_util.check_grads(ops.conv3x3_relu_pool, (x, kernel / np.sqrt(9 * c), bias), order=1, modes=["rev"],
+    jax.test_util.check_grads(ops.conv_relu_pool, (x, kernel / np.sqrt(k * k * c), bias), order=1, modes=["rev"],
                               atol=5e-2, rtol=5e-2)
 
 
@@ -136,28 +137,29 @@ def test_fused_conv_relu_pool_with_ties_and_dead_units():
     kernel = jnp.asarray(rng.integers(-1, 2, (3, 3, 1, 6)), jnp.float32)
     bias = jnp.asarray([0.0, -1.0, 1.0, 0.0, -2.0, 0.5], jnp.float32)
     want, want_vjp = jax.vjp(_conv_relu_pool_apart, x, kernel, bias)
-    got, got_vjp = jax.vjp(ops.conv3x3_relu_pool, x, kernel, bias)
+    got, got_vjp = jax.vjp(ops.conv_relu_pool, x, kernel, bias)
     np.testing.assert_array_equal(got, want)
     dy = jnp.asarray(rng.normal(size=want.shape), jnp.float32)
     for a, b in zip(jax.jit(got_vjp)(dy), want_vjp(dy)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("padding,channels,size", [("VALID", 1, 28), ("SAME", 1, 28), ("SAME", 3, 28),
-                                                   ("VALID", 8, 28), ("VALID", 32, 13), ("SAME", 16, 7)])
-def test_conv_module_relu_pool_path(padding, channels, size):
+@pytest.mark.parametrize("padding,channels,size,k", [
+    ("VALID", 1, 28, 3), ("SAME", 1, 28, 3), ("SAME", 3, 28, 3), ("VALID", 8, 28, 3), ("VALID", 32, 13, 3),
+    ("SAME", 16, 7, 3), ("VALID", 1, 28, 5), ("VALID", 8, 13, 5)])
+def test_conv_module_relu_pool_path(padding, channels, size, k):
     """Conv(relu_pool=True): fused for few channels, apart above FUSE_MAX_CHANNELS, the odd output
     row/column the pool drops not computed; same values, gradients and parameters as conv → ReLU
     → pool apart with XLA's convolution."""
     x = jnp.asarray(np.random.default_rng(8).normal(size=(2, size, size, channels)), jnp.float32)
-    fused = ops.Conv(8, padding=padding, impl="matmul", relu_pool=True)
+    fused = ops.Conv(8, padding=padding, impl="matmul", relu_pool=True, kernel_size=k)
     params = fused.init(jax.random.key(0), x)
-    plain = lambda v, x: ops.max_pool_2x2(nn.relu(ops.Conv(8, padding=padding, impl="xla").apply(v, x)))
+    plain = lambda v, x: ops.max_pool_2x2(nn.relu(ops.Conv(8, padding=padding, impl="xla", kernel_size=k).apply(v, x)))
     got, got_vjp = jax.vjp(fused.apply, params, x)
     want, want_vjp = jax.vjp(plain, params, x)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     dy = jnp.asarray(np.random.default_rng(9).normal(size=want.shape), jnp.float32)
     for a, b in zip(jax.tree.leaves(got_vjp(dy)), jax.tree.leaves(want_vjp(dy))):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
-    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, ops.Conv(8, padding=padding).init(
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, ops.Conv(8, padding=padding, kernel_size=k).init(
         jax.random.key(0), x))

@@ -36,7 +36,7 @@ def _dropout(doc="dropout rate after the last layer (0: none)"):
 
 
 POOL = Option("flatten", "'flatten' the last feature map or 'gap' (global average pooling)", choices=("flatten", "gap"))
-CONV_IMPL = Option("auto", "'xla', 'matmul' (ops.conv3x3_matmul) or 'auto': matmul on CPU only",
+CONV_IMPL = Option("auto", "'xla', 'matmul' (ops.conv_matmul) or 'auto': matmul on CPU only",
                    choices=("auto", "xla", "matmul"))
 ACTIVATION = Option("relu", "'relu' or 'leaky_relu'", choices=("relu", "leaky_relu"))
 
@@ -67,7 +67,8 @@ def blocks_call(self, x: jnp.ndarray, train: bool, start: int = 0, stop: int | N
 @BACKBONES.register("cnn3", options={
     "features": _features([32, 64, 64]), "dense": Option(128, "width of the shared dense layer", positive=True),
     "dropout": _dropout(), "batchnorm": Option(False, "BatchNorm after every conv"), "pool": POOL,
-    "pool_last": Option(False, "also max-pool after the last conv"), "conv_impl": CONV_IMPL})
+    "pool_last": Option(False, "also max-pool after the last conv"), "conv_impl": CONV_IMPL,
+    "first_kernel": Option(3, "kernel size of the first conv (the others are 3×3)", choices=(3, 5, 7))})
 class CNN3(nn.Module):
     """001's baseline trunk: three 3×3 conv layers (VALID), max-pooling after the first two,
     then a shared dense layer.
@@ -83,6 +84,7 @@ class CNN3(nn.Module):
       pool: "flatten" the last feature map, or "gap" (global average pooling).
       pool_last: max-pool after the last conv too.
       conv_impl: see `ops.Conv`.
+      first_kernel: kernel size of the first conv (5: the speedrun's 5×5).
     """
 
     cpu_microbatch: ClassVar[int] = 32  # Micro-batches that keep im2col patches in cache (train.microbatch -1).
@@ -93,6 +95,7 @@ class CNN3(nn.Module):
     pool: str = "flatten"
     pool_last: bool = False
     conv_impl: str = "auto"
+    first_kernel: int = 3
 
     @property
     def num_blocks(self) -> int:
@@ -104,9 +107,10 @@ class CNN3(nn.Module):
         if i == len(self.features):
             return dense_block(self, x, train)
         width, pooled = self.features[i], i < len(self.features) - 1 or self.pool_last
+        k = self.first_kernel if i == 0 else 3
         if pooled and not self.batchnorm:  # conv, ReLU and pool in one op where that is faster.
-            return ops.Conv(width, impl=self.conv_impl, relu_pool=True, name=f"Conv_{i}")(x)
-        x = ops.Conv(width, use_bias=not self.batchnorm, impl=self.conv_impl, name=f"Conv_{i}")(x)
+            return ops.Conv(width, impl=self.conv_impl, relu_pool=True, kernel_size=k, name=f"Conv_{i}")(x)
+        x = ops.Conv(width, use_bias=not self.batchnorm, impl=self.conv_impl, kernel_size=k, name=f"Conv_{i}")(x)
         if self.batchnorm:
             x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"BatchNorm_{i}")(x)
         x = nn.relu(x)
@@ -131,7 +135,7 @@ class VGG(nn.Module):
     """
 
     cpu_microbatch: ClassVar[int] = 32
-    # Examples per chunk of each training convolution (ops.conv3x3_matmul), for BatchNorm's whole
+    # Examples per chunk of each training convolution (ops.conv_matmul), for BatchNorm's whole
     # batches: of chunks of 4, 8, 16 and 32, side by side at batch 128, 32 ran fastest (+16-20 %).
     conv_chunk: ClassVar[int] = 32
     features: Sequence[int] = (32, 64, 128)

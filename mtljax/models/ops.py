@@ -48,10 +48,10 @@ def _pool_bwd(x, dy):
 max_pool_2x2.defvjp(_pool_fwd, _pool_bwd)
 
 
-def _patches(x: jnp.ndarray) -> jnp.ndarray:
-    """im2col for a 3×3 VALID convolution: N×H×W×C -> N×(H-2)×(W-2)×9C, (row, col, channel) order."""
-    ho, wo = x.shape[1] - 2, x.shape[2] - 2
-    return jnp.concatenate([x[:, i:i + ho, j:j + wo, :] for i in range(3) for j in range(3)], axis=-1)
+def _patches(x: jnp.ndarray, k: int) -> jnp.ndarray:
+    """im2col for a k×k VALID convolution: N×H×W×C -> N×(H-k+1)×(W-k+1)×k²C, (row, col, channel) order."""
+    ho, wo = x.shape[1] - k + 1, x.shape[2] - k + 1
+    return jnp.concatenate([x[:, i:i + ho, j:j + wo, :] for i in range(k) for j in range(k)], axis=-1)
 
 
 def _chunks(a: jnp.ndarray, chunk: int) -> jnp.ndarray | None:
@@ -63,16 +63,16 @@ def _chunks(a: jnp.ndarray, chunk: int) -> jnp.ndarray | None:
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def conv3x3_matmul(x: jnp.ndarray, kernel: jnp.ndarray, chunk: int = 0) -> jnp.ndarray:
-    """3×3 VALID convolution (NHWC, HWIO kernel) as one matmul over im2col patches.
+def conv_matmul(x: jnp.ndarray, kernel: jnp.ndarray, chunk: int = 0) -> jnp.ndarray:
+    """k×k VALID convolution (NHWC, HWIO kernel, k×k×C×F) as one matmul over im2col patches.
 
     Forward and both gradients are single large matmuls: y = P·W, dW = Pᵀ·dY, dP = dY·Wᵀ, then
-    dP is folded back onto the input (col2im) by nine shifted adds. On XLA:CPU this ran the
+    dP is folded back onto the input (col2im) by k² shifted adds. On XLA:CPU this ran the
     weight gradient of the 001 conv2 (32→64 on 13×13, batch 32) at ~218 GFLOP/s against ~125 for
     XLA's own convolution. Equal to `lax.conv_general_dilated` up to float summation order.
 
     With `chunk` > 0 (dividing a larger batch) the batch runs in chunks of `chunk` examples, in a
-    loop, forward and backward, the patches recomputed in the backward pass: a chunk's patches (9×
+    loop, forward and backward, the patches recomputed in the backward pass: a chunk's patches (k²×
     its input) stay in cache where the batch's fall out. The train step's micro-batches of 32 do
     this for most models already; BatchNorm models cannot be micro-batched (their statistics are
     the whole batch's), so their backbones chunk their convolutions instead (`conv_chunk`).
@@ -80,33 +80,33 @@ def conv3x3_matmul(x: jnp.ndarray, kernel: jnp.ndarray, chunk: int = 0) -> jnp.n
     return _conv_fwd(x, kernel, chunk)[0]
 
 
-def _conv_one(x, w):
-    """y = P·W for the patches of x (N×H×W×C), W being 9C×F."""
-    patches = _patches(x)
+def _conv_one(x, w, k):
+    """y = P·W for the patches of x (N×H×W×C), W being k²C×F."""
+    patches = _patches(x, k)
     n, ho, wo, k = patches.shape
     return (patches.reshape(-1, k) @ w).reshape(n, ho, wo, -1), patches
 
 
 def _conv_fwd(x, kernel, chunk):
-    w = kernel.reshape(-1, kernel.shape[-1])
+    w, k = kernel.reshape(-1, kernel.shape[-1]), kernel.shape[0]
     chunks = _chunks(x, chunk)
     if chunks is None:
-        y, patches = _conv_one(x, w)
+        y, patches = _conv_one(x, w, k)
         return y, (patches, None, kernel)
-    y = lax.map(lambda c: _conv_one(c, w)[0], chunks)
+    y = lax.map(lambda c: _conv_one(c, w, k)[0], chunks)
     return y.reshape(x.shape[0], *y.shape[2:]), (None, x, kernel)
 
 
 def _conv_grads(patches, dy, kernel):
-    """(dx, dkernel) of one block of patches (N×H×W×9C) given dy (N×H×W×F)."""
-    n, ho, wo, k = patches.shape
-    c, f = k // 9, dy.shape[-1]
+    """(dx, dkernel) of one block of patches (N×H×W×k²C) given dy (N×H×W×F)."""
+    n, ho, wo, kc = patches.shape
+    k, f = kernel.shape[0], dy.shape[-1]
     dy2 = dy.reshape(-1, f)
-    dkernel = (patches.reshape(-1, k).T @ dy2).reshape(kernel.shape)
-    dpatches = (dy2 @ kernel.reshape(k, f).T).reshape(n, ho, wo, 9, c)
+    dkernel = (patches.reshape(-1, kc).T @ dy2).reshape(kernel.shape)
+    dpatches = (dy2 @ kernel.reshape(kc, f).T).reshape(n, ho, wo, k * k, kc // (k * k))
     # col2im; when x needs no gradient (the first layer) XLA drops this as dead code.
-    dx = sum(jnp.pad(dpatches[..., 3 * i + j, :], ((0, 0), (i, 2 - i), (j, 2 - j), (0, 0)))
-             for i in range(3) for j in range(3))
+    dx = sum(jnp.pad(dpatches[..., k * i + j, :], ((0, 0), (i, k - 1 - i), (j, k - 1 - j), (0, 0)))
+             for i in range(k) for j in range(k))
     return dx, dkernel
 
 
@@ -116,14 +116,14 @@ def _conv_bwd(chunk, residuals, dy):
         return _conv_grads(patches, dy, kernel)
 
     def one_chunk(dkernel, xs):
-        dx, dk = _conv_grads(_patches(xs[0]), xs[1], kernel)
+        dx, dk = _conv_grads(_patches(xs[0], kernel.shape[0]), xs[1], kernel)
         return dkernel + dk, dx
 
     dkernel, dx = lax.scan(one_chunk, jnp.zeros_like(kernel), (_chunks(x, chunk), _chunks(dy, chunk)))
     return dx.reshape(x.shape), dkernel
 
 
-conv3x3_matmul.defvjp(_conv_fwd, _conv_bwd)
+conv_matmul.defvjp(_conv_fwd, _conv_bwd)
 
 
 @jax.custom_vjp
@@ -152,27 +152,29 @@ def _mmr_bwd(residuals, g):
 _matmul_max_relu.defvjp(_mmr_fwd, _mmr_bwd)
 
 
-def conv3x3_relu_pool(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray) -> jnp.ndarray:
-    """max_pool_2x2(ReLU(3×3 VALID conv(x) + bias)) as one matmul, for inputs with few channels.
+def conv_relu_pool(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray) -> jnp.ndarray:
+    """max_pool_2x2(ReLU(k×k VALID conv(x) + bias)) as one matmul, for inputs with few channels.
 
-    Each pooled output (p, q) depends on the 4×4 input block at (2p, 2q): the block's 16·C values
-    (a space-to-depth of x) times a 16C×4F matrix, whose 4 column blocks are the kernel placed at
-    the 4 offsets of the pooling window, give the window's 4 conv outputs; their max is taken in
-    the same pass. This does 16/9 the FLOPs of the convolution, but for the first layer (C = 1)
-    the convolution is memory-bound, and the step ran 7–9 % faster than conv, ReLU and pool apart
-    (the 26×26 conv output is never re-laid-out for pooling). Equal to the three ops apart up to
-    float summation order; the gradient goes to each window's first maximum.
+    Each pooled output (p, q) depends on the (k+1)×(k+1) input block at (2p, 2q): the block's
+    (k+1)²·C values (a space-to-depth of x) times a (k+1)²C×4F matrix, whose 4 column blocks are
+    the kernel placed at the 4 offsets of the pooling window, give the window's 4 conv outputs;
+    their max is taken in the same pass. For k = 3 this does 16/9 the FLOPs of the convolution
+    (36/25 for k = 5), but for the first layer (C = 1) the convolution is memory-bound, and the
+    step ran 7–9 % faster than conv, ReLU and pool apart (the 26×26 conv output is never
+    re-laid-out for pooling). Equal to the three ops apart up to float summation order; the
+    gradient goes to each window's first maximum.
     """
     n, h, w, c = x.shape
-    ho, wo = (h - 2) // 2, (w - 2) // 2
-    blocks = jnp.concatenate([x[:, u:u + 2 * ho - 1:2, v:v + 2 * wo - 1:2, :] for u in range(4) for v in range(4)], -1)
-    w4 = jnp.stack([jnp.pad(kernel, ((a, 1 - a), (b, 1 - b), (0, 0), (0, 0))).reshape(16 * c, -1)
-                    for a in range(2) for b in range(2)], 1)
-    return _matmul_max_relu(blocks.reshape(-1, 16 * c), w4, bias).reshape(n, ho, wo, -1)
+    k, b = kernel.shape[0], kernel.shape[0] + 1
+    ho, wo = (h - k + 1) // 2, (w - k + 1) // 2
+    blocks = jnp.concatenate([x[:, u:u + 2 * ho - 1:2, v:v + 2 * wo - 1:2, :] for u in range(b) for v in range(b)], -1)
+    w4 = jnp.stack([jnp.pad(kernel, ((i, 1 - i), (j, 1 - j), (0, 0), (0, 0))).reshape(b * b * c, -1)
+                    for i in range(2) for j in range(2)], 1)
+    return _matmul_max_relu(blocks.reshape(-1, b * b * c), w4, bias).reshape(n, ho, wo, -1)
 
 
-def conv3x3_xla(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
-    """3×3 VALID convolution by XLA (cuDNN on GPUs)."""
+def conv_xla(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
+    """k×k VALID convolution by XLA (cuDNN on GPUs)."""
     return lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
@@ -184,27 +186,29 @@ def resolve_conv_impl(impl: str) -> str:
 
 
 def crop_for_pool(x: jnp.ndarray) -> jnp.ndarray:
-    """The input of a 3×3 VALID conv whose output a 2×2 pool follows, without the odd last row and
-    column: the pool drops the odd conv output row/column, and only those input pixels feed it.
+    """The input of a k×k VALID conv (k odd) whose output a 2×2 pool follows, without the odd last
+    row and column (the output has the input's parity): the pool drops the odd conv output row/column, and only those input pixels feed it.
     So it is not computed (11×11 -> 10×10 outputs: 17 % fewer FLOPs for the threshold model's
     second conv); the gradient of the cropped pixels was zero anyway."""
     return x[:, : x.shape[1] - x.shape[1] % 2, : x.shape[2] - x.shape[2] % 2, :]
 
 
-FUSE_MAX_CHANNELS = 4  # Above this the 16/9 FLOPs of conv3x3_relu_pool cost more than they save.
+FUSE_MAX_CHANNELS = 4  # Above this the 16/9 FLOPs of conv_relu_pool cost more than they save.
 
 
 class Conv(nn.Module):
-    """3×3 convolution, stride 1, NHWC, parameters named and initialised as `nn.Conv`'s.
+    """k×k convolution (k odd, 3 by default), stride 1, NHWC, parameters named and initialised as
+    `nn.Conv`'s.
 
     Attributes:
       features: output channels.
-      padding: "VALID" or "SAME" (zero padding of 1).
+      padding: "VALID" or "SAME" (zero padding of (k-1)/2).
       use_bias: add a bias.
-      impl: "xla", "matmul" (`conv3x3_matmul`) or "auto" (`resolve_conv_impl`).
+      impl: "xla", "matmul" (`conv_matmul`) or "auto" (`resolve_conv_impl`).
       relu_pool: also apply ReLU and `max_pool_2x2`; on the matmul path, an input of at most
-        `FUSE_MAX_CHANNELS` channels runs all three as one op (`conv3x3_relu_pool`).
-      chunk: on the matmul path, > 0: the batch in chunks of this many examples (`conv3x3_matmul`).
+        `FUSE_MAX_CHANNELS` channels runs all three as one op (`conv_relu_pool`).
+      chunk: on the matmul path, > 0: the batch in chunks of this many examples (`conv_matmul`).
+      kernel_size: k.
     """
 
     features: int
@@ -213,19 +217,21 @@ class Conv(nn.Module):
     impl: str = "auto"
     relu_pool: bool = False
     chunk: int = 0
+    kernel_size: int = 3
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features))
+        k = self.kernel_size
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, x.shape[-1], self.features))
         if self.padding == "SAME":
-            x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+            x = jnp.pad(x, ((0, 0), (k // 2, k // 2), (k // 2, k // 2), (0, 0)))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,)) if self.use_bias else None
         matmul = resolve_conv_impl(self.impl) == "matmul"
         if self.relu_pool and matmul and x.shape[-1] <= FUSE_MAX_CHANNELS:
-            return conv3x3_relu_pool(x, kernel, jnp.zeros((self.features,), x.dtype) if bias is None else bias)
+            return conv_relu_pool(x, kernel, jnp.zeros((self.features,), x.dtype) if bias is None else bias)
         if self.relu_pool:
             x = crop_for_pool(x)
-        y = conv3x3_matmul(x, kernel, self.chunk) if matmul else conv3x3_xla(x, kernel)
+        y = conv_matmul(x, kernel, self.chunk) if matmul else conv_xla(x, kernel)
         y = y if bias is None else y + bias
         return max_pool_2x2(nn.relu(y)) if self.relu_pool else y
 
