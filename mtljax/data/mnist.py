@@ -15,6 +15,8 @@ The data directory is `config data.dir`, else `$MTLJAX_DATA_DIR`, else `~/.cache
 from __future__ import annotations
 
 import codecs
+import contextlib
+import fcntl
 import gzip
 import hashlib
 import io
@@ -114,12 +116,12 @@ def write_cache(data_dir: Path, data: Mnist, source: str) -> None:
     """Writes the cache atomically (temporary file, then rename), checksum sidecar last."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / CACHE_NAME
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
         np.savez(f, **data._asdict())
     os.replace(tmp, path)
     sidecar = {"sha256": array_checksum(data), "source": source}
-    tmp_sidecar = path.with_suffix(".json.tmp")
+    tmp_sidecar = path.with_suffix(f".json.{os.getpid()}.tmp")
     tmp_sidecar.write_text(json.dumps(sidecar, indent=1))
     os.replace(tmp_sidecar, path.with_suffix(".json"))
 
@@ -277,9 +279,29 @@ def load_mnist(data_dir: str | Path | None = None, source: str = "auto") -> Mnis
       DataError: the cache is corrupt, a source is corrupt, or no source worked.
     """
     data_dir = default_data_dir(str(data_dir) if data_dir else None)
-    cached = read_cache(data_dir)
+    # The sidecar is written last: with it the cache is whole (or corrupt, which read_cache says).
+    cached = read_cache(data_dir) if (data_dir / CACHE_NAME).with_suffix(".json").exists() else None
     if cached is not None:
         return cached
+    with _build_lock(data_dir):  # Processes starting together (test workers, hosts) build it once.
+        cached = read_cache(data_dir)
+        return cached if cached is not None else _build_cache(data_dir, source)
+
+
+@contextlib.contextmanager
+def _build_lock(data_dir: Path):
+    """An exclusive lock on `data_dir`/.build.lock for as long as the block runs."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _build_cache(data_dir: Path, source: str) -> Mnist:
+    """Builds the cache from the first source that works (see `load_mnist`)."""
     names = list(SOURCES) if source == "auto" else [source]
     for name in names:
         data = SOURCES[name](data_dir)
