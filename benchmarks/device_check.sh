@@ -25,7 +25,7 @@ part() {  # part SECONDS TITLE COMMAND...: one timed part; its failure is noted,
 }
 part 60 "device" $PY -c "import jax; print(jax.__version__, jax.default_backend(), jax.devices())"
 command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-part 150 "tests" $PY -m pytest -q -x -p no:cacheprovider tests/test_ops.py tests/test_parallel.py \
+part 150 "tests" $PY -m pytest -q -x -n 0 -p no:cacheprovider tests/test_ops.py tests/test_parallel.py \
     tests/test_seeds.py tests/test_checkpoint.py
 part 120 "speed, batch 128/512/2048" $PY benchmarks/speed.py --quick --batches 128 512 2048 \
     --models "threshold"

@@ -22,6 +22,17 @@ if "MTLJAX_COMPILE_CACHE" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["MTLJAX_COMPILE_CACHE"], True)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `long(seconds)` run first, longest first. The suite runs on parallel workers
+    (pytest-xdist), which take tests in collection order: a minutes-long test started last would
+    leave the other workers idle."""
+    def seconds(item):
+        marker = item.get_closest_marker("long")
+        return marker.args[0] if marker else 0
+
+    items.sort(key=lambda item: -seconds(item))
+
+
 def synthetic_mnist(n_train: int = 600, n_test: int = 200, seed: int = 0) -> mnist.Mnist:
     """Learnable fake digits: each class is a bright bar at a class-specific row, plus noise."""
     rng = np.random.default_rng(seed)

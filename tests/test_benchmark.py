@@ -42,6 +42,7 @@ def _summary(tmp_path, cell):
     return json.loads(open(glob.glob(str(tmp_path / f"runs/multimnist/multimnist_{cell}/*/summary.json"))[0]).read())
 
 
+@pytest.mark.long(40)
 def test_tiny_suite_end_to_end(tmp_path, tiny_data_dir, in_process, capsys):
     (tmp_path / "README.md").write_text("<!-- benchmark:multimnist:start -->\n<!-- benchmark:multimnist:end -->\n")
     assert bench.main(_argv(tmp_path, tiny_data_dir, "--only", "single_*", "equal", "uw", "front")) == 0

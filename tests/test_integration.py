@@ -87,6 +87,7 @@ def test_real_data_short_run(tmp_path, real_mnist):
     assert sum(map(sum, summary["confusion"]["digit"])) == 3000
 
 
+@pytest.mark.long(35)
 def test_compile_cache_fills_and_a_cached_rerun_is_identical(tmp_path, tiny_data_dir):
     """Three processes with one persistent compilation cache: the first writes it, the second loads
     from it and trains to the very same numbers, and so does a third after every entry was cut in

@@ -39,6 +39,7 @@ def _history(tmp_path, name, cfg, proc):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.long(30)
 @pytest.mark.parametrize("architecture", ["hard", "ple"])
 def test_eight_devices_match_one(tmp_path, tiny_data_dir, architecture):
     cfg = tiny_config(tiny_data_dir, train={"epochs": 2, "batch_size": 40}, model={"architecture": architecture})

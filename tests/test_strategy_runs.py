@@ -29,6 +29,7 @@ def _history(root, name):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()], run_dir
 
 
+@pytest.mark.long(240)
 def test_every_strategy_on_one_and_eight_devices(tmp_path, tiny_data_dir, summaries_only):
     paths = {}
     for name in NAMES:

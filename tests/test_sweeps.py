@@ -63,6 +63,7 @@ def test_bad_sweep_exits_2_and_writes_nothing(tmp_path, tiny_data_dir, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.long(30)
 @pytest.mark.parametrize("key, values", [
     ("loss_weights.parity", [0.5, 2.0]),
     ("optimizer.lr", [3e-3, 1e-2]),
