@@ -2,6 +2,7 @@
 
     python benchmarks/speed.py --update docs/performance.md   # the full table, also written into docs/performance.md
     python benchmarks/speed.py --quick              # batch 128 only, no threshold.py epoch
+    python benchmarks/speed.py --quick --models multimnist --update docs/performance.md --section speed-architectures
 
 PyTorch comes from the optional `bench` extra (`pip install -e ".[bench]"`, torch==2.13.0, CPU).
 Every number is measured in this one invocation: the matmul peak, each step's images/s (best of
@@ -46,11 +47,20 @@ MODELS = [
      ["digit", "parity"], 1),
     ("colored (skipcnn, BN, 28×28×3)", {"name": "skipcnn", "features": [32, 64], "dense": 128, "dropout": 0.3,
                                         "batchnorm": True}, ["digit", "color"], 3),
+    # multimnist_<architecture>.py's models: each architecture on the same cnn3, 2 heads.
+    *[(f"multimnist {arch} (cnn3, 2 heads)", {"features": [32, 64, 64], "architecture": arch}, ["left", "right"], 1)
+      for arch in ("hard", "cross_stitch", "mtan", "mmoe", "cgc", "ple", "dselect_k")],
     ("mlp (784-128)", {"name": "mlp", "features": [128], "activation": "leaky_relu"}, ["digit"], 1),
     ("mlp_scratch (hand backprop)", {"name": "mlp_scratch", "features": [128], "activation": "leaky_relu"},
      ["digit"], 1),
 ]
 BATCHES = (32, 128, 256)
+TEN_WAY = ("digit", "left", "right")  # Tasks with 10 classes; the others have 2.
+
+
+def head_sizes(task_names: list[str]) -> dict[str, int]:
+    """Task -> number of outputs, as the datasets define them."""
+    return {t: 10 if t in TEN_WAY else 2 for t in task_names}
 
 
 def matmul_peak() -> float:
@@ -100,12 +110,11 @@ def train_bench(model_cfg: dict, task_names: list[str], batch: int, microbatch: 
                 seeds: int = 1, mtl: dict | None = None, channels: int = 1, replicas: str = "auto") -> TrainBench:
     """A TrainBench of a registry model: `seeds` replicas held as `train.replicas` says, on every
     device (data parallel), `train.steps_per_call` steps per call as the trainer runs them."""
-    dataset_name = "colored" if "color" in task_names else "mnist"
+    dataset_name = "colored" if "color" in task_names else "multimnist" if "left" in task_names else "mnist"
     cfg = config.resolve({"tasks": task_names, "model": model_cfg, "mtl": mtl or {}, "data": {"dataset": dataset_name},
                           "train": {"batch_size": batch, "microbatch": microbatch, "steps_per_call": steps_per_call,
                                     "replicas": replicas}})
-    heads = {t: 10 if t == "digit" else 2 for t in task_names}
-    model = models.build_model(cfg["model"], heads)
+    model = models.build_model(cfg["model"], head_sizes(task_names))
     exp = Experiment(cfg=cfg, splits={}, model=model, tx=optax.adam(1e-3),
                      plateau=schedules.plateau_controller(1e-3, cfg["schedule"]), schedule=None,
                      steps_per_epoch=100, loss_weights={t: 1.0 for t in task_names})
@@ -114,7 +123,8 @@ def train_bench(model_cfg: dict, task_names: list[str], batch: int, microbatch: 
     labels = rng.integers(0, 10, n)
     dataset = {"image": jnp.asarray(rng.integers(0, 256, (n, 28, 28, channels)), jnp.uint8),
                "digit": jnp.asarray(labels, jnp.int32), "parity": jnp.asarray(labels % 2, jnp.int32),
-               "threshold": jnp.asarray(labels >= 5, jnp.int32), "color": jnp.asarray(rng.integers(0, 2, n), jnp.int32)}
+               "threshold": jnp.asarray(labels >= 5, jnp.int32), "color": jnp.asarray(rng.integers(0, 2, n), jnp.int32),
+               "left": jnp.asarray(labels, jnp.int32), "right": jnp.asarray(labels[::-1], jnp.int32)}
     dataset = {k: v for k, v in dataset.items() if k == "image" or k in task_names}
     rows = exp.strategy_rows()
     state = jax.vmap(lambda key: create_state(model, exp.tx, exp.plateau, key, (28, 28, channels), exp.strategy,
@@ -217,7 +227,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="batch 128 only, no threshold.py epoch")
     parser.add_argument("--models", help="only the models whose name contains this text")
     parser.add_argument("--batches", type=int, nargs="+", help=f"batch sizes (default {' '.join(map(str, BATCHES))})")
-    parser.add_argument("--update", type=Path, help="the Markdown file to rewrite between its speed markers")
+    parser.add_argument("--update", type=Path, help="the Markdown file to rewrite between its SECTION markers")
+    parser.add_argument("--section", default="speed", help="the markers' name (default: speed)")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     batches = args.batches or ((128,) if args.quick else BATCHES)
@@ -229,7 +240,7 @@ def main() -> None:
     print("\n".join(lines))
     for name, overrides, task_names, channels in [m for m in MODELS if args.models is None or args.models in m[0]]:
         model_cfg = models.default_config(**overrides)
-        model = models.build_model({**model_cfg, "conv_impl": "xla"}, {t: 10 if t == "digit" else 2 for t in task_names})
+        model = models.build_model({**model_cfg, "conv_impl": "xla"}, head_sizes(task_names))
         variables = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, channels)))
         flops = 3 * forward_flops(model, variables, (64, 28, 28, channels))
         for batch in batches:
@@ -259,7 +270,7 @@ def main() -> None:
                       f"{found['torch']['accuracy_mean']:.2f} %"]
         print(lines[-1])
     if args.update:
-        results.update_readme(args.update, "\n".join(lines), section="speed")
+        results.update_readme(args.update, "\n".join(lines), section=args.section)
 
 
 if __name__ == "__main__":

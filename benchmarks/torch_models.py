@@ -9,6 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 
+TEN_WAY = ("digit", "left", "right")  # Tasks with 10 classes; the others have 2.
+
+
 class TorchCNN(nn.Module):
     """The `cnn3` backbone of mtljax/models/backbones.py (VALID 3×3 convs, ReLU, 2×2 max-pool) and heads."""
 
@@ -105,6 +108,13 @@ class TorchMLP(nn.Module):
 def build(model_cfg: dict, heads: dict[str, int], channels: int) -> nn.Module:
     """The PyTorch twin of mtljax's model for `model_cfg` (a resolved `model` config section)."""
     name = model_cfg["name"]
+    if model_cfg.get("architecture", "hard") != "hard":
+        import torch_architectures
+        from mtljax.models.architectures import ARCHITECTURES
+
+        arch = model_cfg["architecture"]
+        options = {k: o.default for k, o in ARCHITECTURES.options(arch).items()} | dict(model_cfg.get(arch, {}))
+        return torch_architectures.build(model_cfg, options, heads, channels)
     if name == "cnn3":
         return TorchCNN(model_cfg["features"], model_cfg["dense"], model_cfg["dropout"], model_cfg["pool_last"], heads)
     if name == "vgg":
@@ -118,14 +128,14 @@ def build(model_cfg: dict, heads: dict[str, int], channels: int) -> nn.Module:
 def step_rate(model_cfg: dict, task_names: list[str], batch: int, channels: int = 1) -> float:
     """images/s of an eager PyTorch train step (gather, uint8->float, forward, backward, Adam)."""
     torch.manual_seed(0)
-    heads = {t: 10 if t == "digit" else 2 for t in task_names}
+    heads = {t: 10 if t in TEN_WAY else 2 for t in task_names}
     net = build(model_cfg, heads, channels)
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     n = 8192
     images = torch.randint(0, 256, (n, channels, 28, 28), dtype=torch.uint8)
     digits = torch.randint(0, 10, (n,))
     labels = {"digit": digits, "parity": digits % 2, "threshold": (digits >= 5).long(),
-              "color": torch.randint(0, 2, (n,))}
+              "color": torch.randint(0, 2, (n,)), "left": digits, "right": digits.flip(0)}
     perm = torch.randperm(n)
 
     def step(i):
