@@ -34,11 +34,6 @@ def _img(data: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
 
 
-def _history(run_dir: Path) -> list[dict]:
-    path = run_dir / rundir.METRICS_FILE
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
 def _cell(summary: dict, key: str) -> str:
     value = summary["test"].get(key)
     if value is None:
@@ -62,7 +57,7 @@ def comparison_table(runs: Sequence[tuple[Path, dict]]) -> str:
 
 def overlaid_curves(runs: Sequence[tuple[Path, dict]]) -> bytes:
     """Validation loss and each task's validation headline metric, one line per run."""
-    histories = [(f"{s['name']}/{d.name}", _history(d)) for d, s in runs]
+    histories = [(f"{s['name']}/{d.name}", rundir.read_history(d)) for d, s in runs]
     metric = {t: m for _, s in runs for t, m in headlines(s).items()}
     keys = ["val/loss"] + [f"val/{t}/{metric[t]}" for t in sorted(metric)]
     fig, axes = plots.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import itertools
-import json
 import os
 import resource
 import sys
@@ -36,7 +35,7 @@ class UsageError(Exception):
 def write_outputs(run_dir: Path, exp: Experiment, summary: dict, preds: Mapping[str, np.ndarray]) -> None:
     """summary.json and the figures of a finished run (`preds`: the first seed's test predictions)."""
     rundir.write_json(run_dir / rundir.SUMMARY_FILE, summary)
-    records = [json.loads(line) for line in (run_dir / rundir.METRICS_FILE).read_text().splitlines()]
+    records = rundir.read_history(run_dir)
     names = list(exp.loss_weights)
     plots.plot_curves(records, exp.tasks, run_dir / "curves.png")
     for t, confusion in summary["confusion"].items():

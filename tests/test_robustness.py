@@ -76,6 +76,22 @@ def test_sigterm_checkpoints_and_resumes_exactly(tmp_path):
     assert kill_resume.same_run(reference, run_dir) == []
 
 
+def test_a_resumed_run_counts_the_wall_time_of_every_process():
+    """The checkpoint carries the wall time spent so far; a resumed run adds its own to it."""
+    from mtljax.train.loop import LoopState
+    from mtljax.train.monitor import EarlyStopping
+
+    first = LoopState("x", [], [EarlyStopping("max", 0)], clock=time.perf_counter() - 5.0)  # 5 s in.
+    meta = first.meta(1)
+    assert 5.0 <= meta["wall_s"] < 6.0
+    stopper = lambda **kw: EarlyStopping("max", 0, **kw)
+    resumed = LoopState.from_meta(meta, stopper)
+    resumed.clock -= 2.0  # The second process has run for 2 s.
+    assert 7.0 <= resumed.elapsed() < 8.5
+    # A checkpoint written before wall times were recorded counts from zero.
+    assert LoopState.from_meta({k: v for k, v in meta.items() if k != "wall_s"}, stopper).wall_s == 0.0
+
+
 def test_orbax_never_lists_an_unfinished_checkpoint(tmp_path, tiny_data_dir):
     path = _experiment(tmp_path, tiny_config(tiny_data_dir))
     assert run.main([str(path), "--root", str(tmp_path / "runs")]) == 0

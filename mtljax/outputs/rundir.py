@@ -39,6 +39,12 @@ def write_json(path: Path, obj: Any) -> None:
     tmp.replace(path)
 
 
+def read_history(run_dir: Path) -> list[dict]:
+    """A run's epoch records from its metrics.jsonl (none if it has not finished an epoch)."""
+    path = run_dir / METRICS_FILE
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
 

@@ -40,6 +40,8 @@ class LoopState:
       position: inside a stopped epoch: its epoch, next call, learning rates and partial sums.
       best_saved: the epoch of the newest best checkpoint (0: none).
       nonfinite_steps: steps skipped for a NaN/Inf (train.nonfinite "skip").
+      wall_s: wall seconds the run's earlier processes spent, up to their last checkpoint.
+      clock: `time.perf_counter()` when this process's part of the run began.
     """
 
     name: str
@@ -48,6 +50,13 @@ class LoopState:
     position: dict | None = None
     best_saved: int = 0
     nonfinite_steps: int = 0
+    wall_s: float = 0.0
+    clock: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        """The run's wall seconds so far, over every process that worked on it: a resumed run's
+        summary counts its whole time, not only the last process's."""
+        return self.wall_s + time.perf_counter() - self.clock
 
     @property
     def first_epoch(self) -> int:
@@ -58,12 +67,12 @@ class LoopState:
         """The checkpoint's meta dict (the layout every mtljax checkpoint has used)."""
         return {"epoch": epoch_done, "name": self.name, "history": self.history, "position": position,
                 "early_stopping": [s.state() for s in self.stoppers], "best_saved": self.best_saved,
-                "nonfinite_steps": self.nonfinite_steps}
+                "nonfinite_steps": self.nonfinite_steps, "wall_s": self.elapsed()}
 
     @classmethod
     def from_meta(cls, meta: dict, new_stopper: Callable[..., EarlyStopping]) -> LoopState:
         return cls(meta["name"], meta["history"], [new_stopper(**kw) for kw in meta["early_stopping"]],
-                   meta["position"], meta["best_saved"], meta["nonfinite_steps"])
+                   meta["position"], meta["best_saved"], meta["nonfinite_steps"], meta.get("wall_s", 0.0))
 
 
 @dataclasses.dataclass
@@ -116,6 +125,7 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False, log
     """
     t_start = time.perf_counter()
     run = restore_or_init(exp, run_dir, resume)
+    run.loop.clock = t_start  # This process's part began before the restore.
     if log is not None:
         log.start(run.loop.history)
     compile_time = compile_calls(run)
@@ -131,7 +141,7 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False, log
     test_seeds, preds, truth, fitted = test(run)
     run.ckpts.close()
     return RunResult(run.loop.history, [s.best_epoch for s in run.loop.stoppers], test_seeds, preds, truth,
-                     time.perf_counter() - t_start, compile_time, run.loop.nonfinite_steps, fitted)
+                     run.loop.elapsed(), compile_time, run.loop.nonfinite_steps, fitted)
 
 
 def restore_or_init(exp: Experiment, run_dir: Path, resume: bool) -> Run:
