@@ -83,6 +83,17 @@ def test_tiny_suite_end_to_end(tmp_path, tiny_data_dir, in_process, capsys):
     assert in_process[-1][-3:] == ["--resume", "--run-dir", str(run_dir)]
     assert list(uw_runs.iterdir()) == [run_dir] and (run_dir / "summary.json").exists()
 
+    # Its wall time counts both processes. One resumed before checkpoints carried the wall time
+    # over (its summary then holds only the last process's) shows its epochs' sum, as a bound.
+    equal_path = glob.glob(str(tmp_path / "runs/multimnist/multimnist_equal/*/summary.json"))[0]
+    equal = json.loads(open(equal_path).read())
+    open(equal_path, "w").write(json.dumps({**equal, "wall_time_s": 1e-3}))
+    assert bench.main(_argv(tmp_path, tiny_data_dir, "--report")) == 0
+    page = (tmp_path / "results.md").read_text()
+    # The ranked table's rows (its method is the second column).
+    rows = {name: next(line for line in page.splitlines() if f" | {name} | " in line) for name in ("**equal**", "uw")}
+    assert "| ≥ " in rows["**equal**"] and "| ≥ " not in rows["uw"] and "wall time on this 2-core CPU: at least" in page
+
     # Another protocol is never taken for this one's runs.
     capsys.readouterr()
     assert bench.main(_argv(tmp_path, tiny_data_dir, "train.epochs=2", "--list")) == 0

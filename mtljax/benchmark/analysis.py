@@ -25,7 +25,8 @@ class Row:
       per_task: task -> t-interval of its headline metric over seeds.
       dm: t-interval of Δm % over seeds (None without every single-task baseline).
       vs_equal: "Δm" and each task -> paired difference to equal weighting (None without it).
-      cost: mean epoch time relative to equal weighting's run; wall_s: the run's wall time.
+      cost: mean epoch time relative to equal weighting's run; wall_s: the run's wall time
+        (`wall_exact` False: a lower bound, see `CellState.wall`).
       loss, error: task -> seed mean of its test loss and of its error.
     """
 
@@ -39,6 +40,7 @@ class Row:
     vs_equal: Mapping[str, dict] | None = None
     cost: float | None = None
     wall_s: float | None = None
+    wall_exact: bool = True
     loss: Mapping[str, float] = dataclasses.field(default_factory=dict)
     error: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
@@ -96,7 +98,7 @@ def method_rows(states: Sequence[CellState], tasks: Sequence[str]) -> list[Row]:
         if s.status != "complete":
             rows.append(Row(s.cell.label, s.cell.name, s.cell.kind, s.status, s.reason))
             continue
-        values = seed_values(s.summary, tasks, base)
+        values, (wall_s, wall_exact) = seed_values(s.summary, tasks, base), s.wall()
         paired = reference is not None and equal.summary["seeds"] == s.summary["seeds"]
         rows.append(Row(
             s.cell.label, s.cell.name, s.cell.kind, "complete",
@@ -104,7 +106,7 @@ def method_rows(states: Sequence[CellState], tasks: Sequence[str]) -> list[Row]:
             dm=stats.t_interval(values["Δm"]) if base is not None else None,
             vs_equal={k: stats.paired_difference(values[k], reference[k]) for k in values} if paired else None,
             cost=s.summary["mean_epoch_time_s"] / equal.summary["mean_epoch_time_s"] if equal else None,
-            wall_s=s.summary["wall_time_s"],
+            wall_s=wall_s, wall_exact=wall_exact,
             **mean_points(s.summary, tasks)))
     return rows
 

@@ -32,6 +32,14 @@ class CellState:
     summary: dict | None = None
     reason: str = ""
 
+    def wall(self) -> tuple[float, bool]:
+        """A complete run's wall seconds, and whether they are exact. A run resumed before
+        checkpoints carried the wall time over reports only its last process's; then the sum of
+        its epochs' times is the better figure, a lower bound."""
+        wall = self.summary["wall_time_s"]
+        epochs = sum(r["epoch_time_s"] for r in rundir.read_history(self.run_dir))
+        return (wall, True) if wall >= epochs else (epochs, False)
+
 
 def _canonical(cfg: Any) -> str:
     return json.dumps(cfg, sort_keys=True)

@@ -55,7 +55,7 @@ def ranked_table(rows: Sequence[Row], tasks: Sequence[str], kinds: Mapping[str, 
         else:
             cells = [str(k), r.label, interval(r.dm), paired(vs.get("Δm"), True)]
             cells += [paired(vs.get(t), kinds[t]["higher_is_better"], _digits(kinds, t)) for t in tasks]
-        cells += [f"{r.cost:.2f}x" if r.cost else "–", f"{r.wall_s / 60:.1f}"]
+        cells += [f"{r.cost:.2f}x" if r.cost else "–", f"{'' if r.wall_exact else '≥ '}{r.wall_s / 60:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -149,14 +149,17 @@ def suite_header(suite: Suite, states: Sequence[CellState], seeds: int, extra: S
     """The protocol, the seeds, how many cells are complete and the suite's wall time."""
     done = [s for s in states if s.status == "complete"]
     todo = [s.cell.name for s in states if s.status in ("missing", "unfinished")]
-    hours = sum(s.summary["wall_time_s"] for s in done) / 3600
+    walls = [s.wall() for s in done]
+    hours, exact = sum(w for w, _ in walls) / 3600, all(e for _, e in walls)
     changed = f" Every run here also sets {' '.join(f'`{e}`' for e in extra)}." if extra else ""
     return (f"{suite.about}{changed} {seeds} seeds per run (0–{seeds - 1}) in one compiled program; seed i gives every "
             f"run the same data order and, for the same network, the same initialisation, so methods are "
             f"compared pair by pair. {len(done)} of {len(states) - sum(s.status == 'refused' for s in states)} "
             f"runs complete" + (f" (not yet: {', '.join(todo)})" if 0 < len(todo) <= 8 else
                                f" ({len(todo)} not yet: shown as missing)" if todo else "") +
-            f"; their wall time on this 2-core CPU: {hours:.1f} h in all.")
+            f"; their wall time on this 2-core CPU: {'' if exact else 'at least '}{hours:.1f} h in all"
+            + ("" if exact else " (≥: runs resumed before wall times were carried across processes; the sum of "
+               "their epochs' times)") + ".")
 
 
 def published_table(suite: Suite, rows: Sequence[Row], singles: Mapping[str, float] | None) -> str:
