@@ -83,8 +83,8 @@ def conv_matmul(x: jnp.ndarray, kernel: jnp.ndarray, chunk: int = 0) -> jnp.ndar
 def _conv_one(x, w, k):
     """y = P·W for the patches of x (N×H×W×C), W being k²C×F."""
     patches = _patches(x, k)
-    n, ho, wo, k = patches.shape
-    return (patches.reshape(-1, k) @ w).reshape(n, ho, wo, -1), patches
+    n, ho, wo, kc = patches.shape
+    return (patches.reshape(-1, kc) @ w).reshape(n, ho, wo, -1), patches
 
 
 def _conv_fwd(x, kernel, chunk):
