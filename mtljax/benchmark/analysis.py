@@ -98,7 +98,7 @@ def method_rows(states: Sequence[CellState], tasks: Sequence[str]) -> list[Row]:
         if s.status != "complete":
             rows.append(Row(s.cell.label, s.cell.name, s.cell.kind, s.status, s.reason))
             continue
-        values, (wall_s, wall_exact) = seed_values(s.summary, tasks, base), s.wall()
+        values, (wall_s, wall_exact) = seed_values(s.summary, tasks, base), s.wall
         paired = reference is not None and equal.summary["seeds"] == s.summary["seeds"]
         rows.append(Row(
             s.cell.label, s.cell.name, s.cell.kind, "complete",

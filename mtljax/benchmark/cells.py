@@ -9,6 +9,7 @@ one it was interrupted and is resumed from its last checkpoint. A run made with 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import subprocess
 import sys
@@ -32,6 +33,7 @@ class CellState:
     summary: dict | None = None
     reason: str = ""
 
+    @functools.cached_property  # The page reads it twice per cell; metrics.jsonl once.
     def wall(self) -> tuple[float, bool]:
         """A complete run's wall seconds, and whether they are exact. A run resumed before
         checkpoints carried the wall time over reports only its last process's; then the sum of

@@ -149,7 +149,7 @@ def suite_header(suite: Suite, states: Sequence[CellState], seeds: int, extra: S
     """The protocol, the seeds, how many cells are complete and the suite's wall time."""
     done = [s for s in states if s.status == "complete"]
     todo = [s.cell.name for s in states if s.status in ("missing", "unfinished")]
-    walls = [s.wall() for s in done]
+    walls = [s.wall for s in done]
     hours, exact = sum(w for w, _ in walls) / 3600, all(e for _, e in walls)
     changed = f" Every run here also sets {' '.join(f'`{e}`' for e in extra)}." if extra else ""
     return (f"{suite.about}{changed} {seeds} seeds per run (0–{seeds - 1}) in one compiled program; seed i gives every "
