@@ -125,7 +125,7 @@ def step_metrics(spec: StepSpec, weights, losses, counts, grads, step, size: int
     """(ok, metrics): whether every loss and the gradient are finite, and the step's metrics
     (zeros for a skipped step; its number in `nan/first`)."""
     loss_ok = jnp.isfinite(losses)
-    grads_ok = jnp.isfinite(optax.global_norm(grads))
+    grads_ok = jnp.isfinite(optax.tree.norm(grads))
     ok = jnp.all(loss_ok) & grads_ok
     metrics = {"loss": jnp.where(ok, jnp.sum(weights * losses), 0.0)}
     for k, t in enumerate(spec.tasks):
