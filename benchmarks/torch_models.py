@@ -10,6 +10,14 @@ from torch import nn
 
 
 TEN_WAY = ("digit", "left", "right")  # Tasks with 10 classes; the others have 2.
+# The GPU when PyTorch sees one (its CUDA build, on an accelerator machine), as mtljax uses JAX's.
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def synchronize() -> None:
+    """Waits for the device's queued work (CUDA runs asynchronously); nothing to wait for on CPU."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
 
 
 class TorchCNN(nn.Module):
@@ -126,17 +134,18 @@ def build(model_cfg: dict, heads: dict[str, int], channels: int) -> nn.Module:
 
 
 def step_rate(model_cfg: dict, task_names: list[str], batch: int, channels: int = 1) -> float:
-    """images/s of an eager PyTorch train step (gather, uint8->float, forward, backward, Adam)."""
+    """images/s of an eager PyTorch train step (gather, uint8->float, forward, backward, Adam), on
+    `DEVICE` with the data held there."""
     torch.manual_seed(0)
     heads = {t: 10 if t in TEN_WAY else 2 for t in task_names}
-    net = build(model_cfg, heads, channels)
+    net = build(model_cfg, heads, channels).to(DEVICE)
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     n = 8192
-    images = torch.randint(0, 256, (n, channels, 28, 28), dtype=torch.uint8)
-    digits = torch.randint(0, 10, (n,))
+    images = torch.randint(0, 256, (n, channels, 28, 28), dtype=torch.uint8, device=DEVICE)
+    digits = torch.randint(0, 10, (n,), device=DEVICE)
     labels = {"digit": digits, "parity": digits % 2, "threshold": (digits >= 5).long(),
-              "color": torch.randint(0, 2, (n,)), "left": digits, "right": digits.flip(0)}
-    perm = torch.randperm(n)
+              "color": torch.randint(0, 2, (n,), device=DEVICE), "left": digits, "right": digits.flip(0)}
+    perm = torch.randperm(n, device=DEVICE)
 
     def step(i):
         idx = perm[(i * batch) % (n - batch):][:batch]
@@ -152,6 +161,7 @@ def step_rate(model_cfg: dict, task_names: list[str], batch: int, channels: int 
         t = time.perf_counter()
         for i in range(steps_per_window):
             step(i)
+        synchronize()
         if window:
             best = max(best, steps_per_window * batch / (time.perf_counter() - t))
     return best
