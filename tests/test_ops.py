@@ -163,3 +163,11 @@ def test_conv_module_relu_pool_path(padding, channels, size, k):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
     assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, ops.Conv(8, padding=padding, kernel_size=k).init(
         jax.random.key(0), x))
+
+
+@pytest.mark.parametrize("backend, expected", [("cpu", "matmul"), ("gpu", "matmul"), ("tpu", "xla")])
+def test_auto_conv_impl_per_backend(monkeypatch, backend, expected):
+    """'auto' picks the measured-faster path per backend; an explicit choice is kept."""
+    monkeypatch.setattr(jax, "default_backend", lambda: backend)
+    assert ops.resolve_conv_impl("auto") == expected
+    assert ops.resolve_conv_impl("xla") == "xla" and ops.resolve_conv_impl("matmul") == "matmul"

@@ -36,7 +36,7 @@ def _dropout(doc="dropout rate after the last layer (0: none)"):
 
 
 POOL = Option("flatten", "'flatten' the last feature map or 'gap' (global average pooling)", choices=("flatten", "gap"))
-CONV_IMPL = Option("auto", "'xla', 'matmul' (ops.conv_matmul) or 'auto': matmul on CPU only",
+CONV_IMPL = Option("auto", "'xla', 'matmul' (ops.conv_matmul) or 'auto': matmul on CPUs and GPUs",
                    choices=("auto", "xla", "matmul"))
 ACTIVATION = Option("relu", "'relu' or 'leaky_relu'", choices=("relu", "leaky_relu"))
 
