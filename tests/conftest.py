@@ -7,14 +7,22 @@ import os
 import shutil
 import tempfile
 
-import jax
-import numpy as np
-import pytest
+from mtljax import run
 
-from mtljax.data import mnist
+run.deterministic_gpu_kernels()  # As a run has them (before JAX starts a backend): tests compare bits.
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from mtljax.data import mnist  # noqa: E402
 
 # Quick compiles: the unit tests measure correctness, not speed.
 jax.config.update("jax_disable_most_optimizations", True)
+# The tests check the math at float32 tolerances; GPUs multiply float32 matrices in TF32 (10-bit
+# mantissas) by default, which put the matmul convolution 1e-3 from XLA's on an H200.
+if jax.default_backend() != "cpu":
+    jax.config.update("jax_default_matmul_precision", "highest")
 # Runs started by the tests (in this process or as subprocesses) use a persistent compilation
 # cache of their own, not the user's ~/.cache/mtljax/xla: the suite neither depends on nor fills it.
 if "MTLJAX_COMPILE_CACHE" not in os.environ:

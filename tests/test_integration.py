@@ -114,3 +114,14 @@ def test_compile_cache_fills_and_a_cached_rerun_is_identical(tmp_path, tiny_data
                           _history(_only_run(root))[-1]["train/loss"]))
     # Cached, and with every entry truncated (JAX warns and compiles again): the very same numbers.
     assert summaries[0] == summaries[1] == summaries[2]
+
+
+@pytest.mark.parametrize("before, after", [
+    ("", "--xla_gpu_deterministic_ops=true"),
+    ("--xla_cpu_enable_fast_math=false", "--xla_cpu_enable_fast_math=false --xla_gpu_deterministic_ops=true"),
+    ("--xla_gpu_deterministic_ops=false", "--xla_gpu_deterministic_ops=false"),  # The user's choice stays.
+])
+def test_runs_ask_for_deterministic_gpu_kernels(monkeypatch, before, after):
+    monkeypatch.setenv("XLA_FLAGS", before)
+    run.deterministic_gpu_kernels()
+    assert run.os.environ["XLA_FLAGS"] == after

@@ -57,7 +57,8 @@ def test_one_seed_equals_a_plain_run(tmp_path, tiny_data_dir):
 
 
 def test_three_seeds_in_one_program(tmp_path, tiny_data_dir, capsys):
-    cfg = tiny_config(tiny_data_dir, model={"dropout": 0.2})
+    # Looped replicas (the CPU's default) run each seed as a plain run's step.
+    cfg = tiny_config(tiny_data_dir, model={"dropout": 0.2}, train={"replicas": "loop"})
     run_dir, history, summary = _run(tmp_path, "three", cfg, "--seeds", "3")
     assert summary["seeds"] == [0, 1, 2] and len(summary["test_seeds"]) == 3
     losses = [s["digit/loss"] for s in summary["test_seeds"]]
@@ -67,8 +68,8 @@ def test_three_seeds_in_one_program(tmp_path, tiny_data_dir, capsys):
     assert set(summary["test_vote"]) == {"digit/accuracy", "parity/accuracy", "threshold/accuracy"}
     assert 0 < summary["test_vote"]["digit/accuracy"] <= 1
     assert stats["ci95"] > 0 and len(history[0]["seeds"]["val/digit/accuracy"]) == 3
-    # Seed 0 trains exactly like a plain run with seed 0: on CPU the replicas run one after another
-    # inside the program (train.replicas=loop), each as a plain run's step.
+    # Seed 0 trains exactly like a plain run with seed 0: the replicas run one after another inside
+    # the program (train.replicas=loop), each as a plain run's step.
     _, _, plain = _run(tmp_path, "plain", cfg)
     assert summary["test_seeds"][0] == {k: plain["test"][k] for k in summary["test_seeds"][0]}
     for k in range(3):
