@@ -119,7 +119,8 @@ def train_bench(model_cfg: dict, task_names: list[str], batch: int, microbatch: 
                      plateau=schedules.plateau_controller(1e-3, cfg["schedule"]), schedule=None,
                      steps_per_epoch=100, loss_weights={t: 1.0 for t in task_names})
     rng = np.random.default_rng(0)
-    n = 8192
+    k = resolve_steps_per_call(cfg)  # Steps per jitted call, as the trainer runs them.
+    n = max(8192, 2 * k * batch)  # Room for a call's k batches at every offset.
     labels = rng.integers(0, 10, n)
     dataset = {"image": jnp.asarray(rng.integers(0, 256, (n, 28, 28, channels)), jnp.uint8),
                "digit": jnp.asarray(labels, jnp.int32), "parity": jnp.asarray(labels % 2, jnp.int32),
@@ -132,7 +133,6 @@ def train_bench(model_cfg: dict, task_names: list[str], batch: int, microbatch: 
         jax.random.split(jax.random.key(0), seeds))  # The trainer's functions take a leading seed axis.
     train_fn, _ = make_epoch_fns(exp)
     sums = zero_sums(exp.tasks, seeds)
-    k = resolve_steps_per_call(cfg)  # Steps per jitted call, as the trainer runs them.
     perm = rng.permutation(n).astype(np.int32)
     mesh = parallel.data_mesh()
     idx = [parallel.shard_batch(np.broadcast_to(perm[(c * k * batch) % (n - k * batch):][: k * batch].reshape(
