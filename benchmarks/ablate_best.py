@@ -32,6 +32,8 @@ VARIANTS = {
     "narrower trunk (32, 64, 64)": ["model.features=[32,64,64]"],
     "no dropout": ["model.dropout=0"],
     "15 epochs instead of 30": ["train.epochs=15"],
+    # The best variant on two seeds, on the recipe's five (`--only "no dropout, 5 seeds" --seeds 5`).
+    "no dropout, 5 seeds": ["model.dropout=0"],
 }
 
 
