@@ -48,14 +48,17 @@ def slug(name: str) -> str:
 
 
 def train(name: str, seeds: int) -> None:
-    """Trains a variant with `seeds` seeds (unless it has a finished run)."""
+    """Trains a variant with `seeds` seeds (unless it has a finished run); an unfinished one (stopped
+    before its summary) continues from its last checkpoint."""
     if run_dir(name) is not None:
         print(f"{name}: done ({run_dir(name)})")
         return
     root = ROOT / slug(name) / f"seeds{seeds}"
+    started = sorted(root.glob(f"threshold_best/*/{rundir.CONFIG_FILE}"))
+    resume = ["--resume", "--run-dir", str(started[-1].parent)] if started else []
     overrides = ["--set", f"seeds={seeds}", *VARIANTS[name]]
     subprocess.run([sys.executable, "-m", "mtljax.run", "experiments/threshold_best.py", "--root", str(root),
-                    *overrides], check=True)
+                    *resume, *overrides], check=True)
 
 
 def row(name: str, per_seed: list[dict[str, float]], wall: float | None) -> str:
