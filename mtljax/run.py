@@ -217,19 +217,6 @@ def enable_compile_cache(setting: str | None) -> Path | None:
     return path
 
 
-def deterministic_gpu_kernels() -> None:
-    """Asks XLA for deterministic GPU kernels (`--xla_gpu_deterministic_ops=true`) unless $XLA_FLAGS
-    already sets that flag. Must run before anything touches a device; changes nothing on CPUs.
-
-    Reruns and resumes are bit-exact only if a step is a function of its inputs. On an NVIDIA H200
-    with XLA's defaults, two identical train steps gave different kernel gradients (accumulated
-    in a varying order). `XLA_FLAGS=--xla_gpu_deterministic_ops=false` trades this for speed.
-    """
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_gpu_deterministic_ops" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mtljax.run", description=__doc__.splitlines()[0])
     parser.add_argument("experiment", help="experiment file, e.g. experiments/threshold.py")
@@ -246,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="persistent XLA compilation cache: a directory, or 'off' (default: "
                              "$MTLJAX_COMPILE_CACHE, else xla/ in the data directory, ~/.cache/mtljax/xla)")
     args = parser.parse_args(argv)
-    deterministic_gpu_kernels()
+    parallel.deterministic_gpu_kernels()
     enable_compile_cache(args.compile_cache)
     try:
         parallel.initialize_from_env()  # Before anything touches a device.

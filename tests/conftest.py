@@ -7,9 +7,9 @@ import os
 import shutil
 import tempfile
 
-from mtljax import run
+from mtljax.train import parallel
 
-run.deterministic_gpu_kernels()  # As a run has them (before JAX starts a backend): tests compare bits.
+parallel.deterministic_gpu_kernels()  # As a run has them (before JAX starts a backend): tests compare bits.
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

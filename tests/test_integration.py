@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import pprint
 import re
 
 import pytest
 
 from mtljax import evaluate, run
+from mtljax.train import parallel
 from conftest import tiny_config
 
 
@@ -123,5 +125,5 @@ def test_compile_cache_fills_and_a_cached_rerun_is_identical(tmp_path, tiny_data
 ])
 def test_runs_ask_for_deterministic_gpu_kernels(monkeypatch, before, after):
     monkeypatch.setenv("XLA_FLAGS", before)
-    run.deterministic_gpu_kernels()
-    assert run.os.environ["XLA_FLAGS"] == after
+    parallel.deterministic_gpu_kernels()
+    assert os.environ["XLA_FLAGS"] == after

@@ -25,6 +25,19 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 ENV_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
 
+def deterministic_gpu_kernels() -> None:
+    """Asks XLA for deterministic GPU kernels (`--xla_gpu_deterministic_ops=true`) unless $XLA_FLAGS
+    already sets that flag. Must run before anything touches a device; changes nothing on CPUs.
+
+    Reruns and resumes are bit-exact only if a step is a function of its inputs. On an NVIDIA H200
+    with XLA's defaults, two identical train steps gave different kernel gradients (accumulated
+    in a varying order). `XLA_FLAGS=--xla_gpu_deterministic_ops=false` trades this for speed.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_gpu_deterministic_ops" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
+
+
 def initialize_from_env() -> bool:
     """Joins a multi-process run when JAX_COORDINATOR_ADDRESS is set; returns whether it did.
 
