@@ -2,9 +2,11 @@
 
     python benchmarks/step_settings.py                     # batch 128 and 512
     python benchmarks/step_settings.py --batches 128 2048
+    python benchmarks/step_settings.py --batches 512 --models vgg    # speed.py's models named so
 
-For the threshold.py network (cnn3, 3 heads) at each batch size, every combination of
-`model.conv_impl` (xla, matmul), `train.steps_per_call` (1, 10) and `train.microbatch` (0, 32) is
+For the threshold.py network (cnn3, 3 heads), or each of speed.py's models whose name contains
+--models, at each batch size, every combination of `model.conv_impl` (xla, matmul),
+`train.steps_per_call` (1, 10) and `train.microbatch` (0, 32; none with BatchNorm) is
 built first (benchmarks/speed.py's harness: the trainer's own jitted train call, random uint8
 data resident on the device), then timed in alternating windows, so that all of them share the
 machine's speed phases. Prints each one's median images/s, its rate relative to the fastest, its
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import jax
 
-from mtljax import config
+from mtljax import config, models
 from mtljax.train.experiment import resolve_microbatch, resolve_steps_per_call
 from mtljax.models import ops
 
@@ -33,21 +35,24 @@ MICROBATCHES = (0, 32)
 WINDOWS = 5
 
 
-def auto_settings(batch: int) -> tuple[str, int, int]:
-    """(conv_impl, steps_per_call, microbatch) that `auto` resolves to here for the threshold model."""
-    _, model_cfg, task_names, _ = MODELS[0]
+def auto_settings(batch: int, entry: tuple = MODELS[0]) -> tuple[str, int, int]:
+    """(conv_impl, steps_per_call, microbatch) that `auto` resolves to here for one of MODELS."""
+    _, model_cfg, task_names, _ = entry
     cfg = config.resolve({"tasks": task_names, "model": model_cfg, "train": {"batch_size": batch}})
-    return ops.resolve_conv_impl(cfg["model"]["conv_impl"]), resolve_steps_per_call(cfg), resolve_microbatch(cfg)
+    gpu = getattr(models.BACKBONES[cfg["model"]["name"]], "gpu_conv_impl", "matmul")
+    return ops.resolve_conv_impl(cfg["model"]["conv_impl"], gpu), resolve_steps_per_call(cfg), resolve_microbatch(cfg)
 
 
-def settings_table(batch: int) -> str:
-    """The Markdown table of every setting at `batch`, fastest first."""
-    _, model_cfg, task_names, _ = MODELS[0]
-    benches = {(impl, k, mb): train_bench({**model_cfg, "conv_impl": impl}, task_names, batch, mb, k)
-               for impl, k, mb in itertools.product(IMPLS, STEPS, MICROBATCHES) if mb < batch}
+def settings_table(batch: int, entry: tuple = MODELS[0]) -> str:
+    """The Markdown table of every setting at `batch` for one of speed.py's MODELS, fastest first."""
+    _, model_cfg, task_names, channels = entry
+    benches = {(impl, k, mb): train_bench({**model_cfg, "conv_impl": impl}, task_names, batch, mb, k,
+                                          channels=channels)
+               for impl, k, mb in itertools.product(IMPLS, STEPS, MICROBATCHES)
+               if mb < batch and not (mb and model_cfg.get("batchnorm"))}  # BN: no micro-batches
     rates = median_rates(benches, WINDOWS)
     best = max(rates.values())
-    auto = auto_settings(batch)
+    auto = auto_settings(batch, entry)
     lines = [f"batch {batch} (`auto` here: conv_impl={auto[0]}, steps_per_call={auto[1]}, microbatch={auto[2]}):", "",
              "| conv_impl | steps/call | microbatch | img/s | vs fastest | compile s |", "|---|---|---|---|---|---|"]
     for key in sorted(rates, key=rates.get, reverse=True):
@@ -60,11 +65,13 @@ def settings_table(batch: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[128, 512])
+    parser.add_argument("--models", default="threshold", help="the models whose name contains this text")
     args = parser.parse_args()
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}; "
-          f"threshold model, median of {WINDOWS} alternating windows", flush=True)
-    for batch in args.batches:
-        print("\n" + settings_table(batch), flush=True)
+          f"median of {WINDOWS} alternating windows", flush=True)
+    for entry in [m for m in MODELS if args.models in m[0]]:
+        for batch in args.batches:
+            print(f"\n{entry[0]}, " + settings_table(batch, entry), flush=True)
 
 
 if __name__ == "__main__":

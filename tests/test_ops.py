@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mtljax.models import ops
+from mtljax.models import BACKBONES, ops
 
 
 @pytest.mark.parametrize("shape", [(2, 26, 26, 32), (2, 11, 11, 64), (3, 13, 13, 8), (1, 5, 5, 3), (2, 28, 28, 1)])
@@ -171,3 +171,20 @@ def test_auto_conv_impl_per_backend(monkeypatch, backend, expected):
     monkeypatch.setattr(jax, "default_backend", lambda: backend)
     assert ops.resolve_conv_impl("auto") == expected
     assert ops.resolve_conv_impl("xla") == "xla" and ops.resolve_conv_impl("matmul") == "matmul"
+    assert ops.resolve_conv_impl("auto", gpu="xla") == {"gpu": "xla"}.get(backend, expected)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "gpu"])
+def test_backbones_pick_their_conv_path_and_chunk_only_on_cpu(monkeypatch, backend):
+    """On GPUs VGG and the skip-CNN take XLA's convolution, cnn3 the matmul one; chunks only on CPUs."""
+    monkeypatch.setattr(jax, "default_backend", lambda: backend)
+    x = jnp.zeros((8, 28, 28, 1))
+
+    def program(model, **kw) -> str:  # The printed jaxpr of one forward pass.
+        variables = model.init(jax.random.key(0), x, **kw)
+        return str(jax.make_jaxpr(lambda v: model.apply(v, x, mutable=True, **kw))(variables))
+
+    for name in ("vgg", "skipcnn"):
+        assert ("conv_general_dilated" in program(BACKBONES[name](features=(8,)), train=False)) == (backend == "gpu")
+    assert "conv_general_dilated" not in program(BACKBONES["cnn3"](features=(8, 8)), train=False)
+    assert ("scan" in program(ops.Conv(8, impl="matmul", chunk=4))) == (backend == "cpu")

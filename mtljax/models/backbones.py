@@ -36,7 +36,8 @@ def _dropout(doc="dropout rate after the last layer (0: none)"):
 
 
 POOL = Option("flatten", "'flatten' the last feature map or 'gap' (global average pooling)", choices=("flatten", "gap"))
-CONV_IMPL = Option("auto", "'xla', 'matmul' (ops.conv_matmul) or 'auto': matmul on CPUs and GPUs",
+CONV_IMPL = Option("auto", "'xla', 'matmul' (ops.conv_matmul) or 'auto' (ops.resolve_conv_impl: matmul on "
+                   "CPUs, the backbone's gpu_conv_impl on GPUs)",
                    choices=("auto", "xla", "matmul"))
 ACTIVATION = Option("relu", "'relu' or 'leaky_relu'", choices=("relu", "leaky_relu"))
 
@@ -138,6 +139,7 @@ class VGG(nn.Module):
     # Examples per chunk of each training convolution (ops.conv_matmul), for BatchNorm's whole
     # batches: of chunks of 4, 8, 16 and 32, side by side at batch 128, 32 ran fastest (+16-20 %).
     conv_chunk: ClassVar[int] = 32
+    gpu_conv_impl: ClassVar[str] = "xla"  # See ops.resolve_conv_impl.
     features: Sequence[int] = (32, 64, 128)
     dropout: float = 0.0
     batchnorm: bool = True
@@ -153,7 +155,8 @@ class VGG(nn.Module):
         """Block `i`: conv → ReLU → BatchNorm → pool, or the final flatten/GAP → Dropout."""
         if i == len(self.features):
             return ops.Dropout(self.dropout, name="Dropout_0")(flatten_or_gap(x, self.pool), deterministic=not train)
-        conv = ops.Conv(self.features[i], padding="SAME", impl=self.conv_impl, relu_pool=not self.batchnorm,
+        impl = ops.resolve_conv_impl(self.conv_impl, self.gpu_conv_impl)
+        conv = ops.Conv(self.features[i], padding="SAME", impl=impl, relu_pool=not self.batchnorm,
                         chunk=self.conv_chunk if train else 0, name=f"Conv_{i}")
         if not self.batchnorm:
             return conv(x)
@@ -183,6 +186,7 @@ class SkipCNN(nn.Module):
     cpu_microbatch: ClassVar[int] = 32
     # As VGG's: of chunks of 4, 8, 16 and 32, 4 ran fastest (+18 %; its 28×28×32 patches are large).
     conv_chunk: ClassVar[int] = 4
+    gpu_conv_impl: ClassVar[str] = "xla"  # See ops.resolve_conv_impl.
     features: Sequence[int] = (32, 64)
     dense: int = 128
     dropout: float = 0.0
@@ -202,7 +206,8 @@ class SkipCNN(nn.Module):
 
         def conv(x, k):  # The block's k-th conv (named as the single-call trunk numbered them).
             n = 3 * i + k
-            x = ops.Conv(self.features[i], padding="SAME", impl=self.conv_impl, use_bias=not self.batchnorm,
+            impl = ops.resolve_conv_impl(self.conv_impl, self.gpu_conv_impl)
+            x = ops.Conv(self.features[i], padding="SAME", impl=impl, use_bias=not self.batchnorm,
                          chunk=self.conv_chunk if train else 0, name=f"Conv_{n}")(x)
             return nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"BatchNorm_{n}")(x) \
                 if self.batchnorm else x

@@ -178,15 +178,16 @@ def conv_xla(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
     return lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-def resolve_conv_impl(impl: str) -> str:
-    """"auto" -> "matmul" on CPUs and GPUs, where it measured faster, else "xla".
+def resolve_conv_impl(impl: str, gpu: str = "matmul") -> str:
+    """"auto" -> "matmul" on CPUs, `gpu` on GPUs (the backbone's faster path there), else "xla".
 
-    The threshold model's train step (benchmarks/step_settings.py, 10 steps per call): on the 2-core
-    CPU see docs/performance.md; on an NVIDIA H200, 410,751 against 219,582 img/s at batch 128 and
-    829,591 against 464,078 at batch 512. Other accelerators (TPUs) were not measured.
+    On an NVIDIA H200 (benchmarks/step_settings.py, 10 steps per call, batch 512), the matmul
+    convolution ran the threshold model (cnn3) at 1.7x XLA's images/s, but VGG's and the skip-CNN's
+    (then chunked, see `Conv.chunk`) at 0.55x and 0.15x: those backbones pass gpu="xla". On the
+    2-core CPU see docs/performance.md. Other accelerators (TPUs) were not measured: "xla".
     """
     if impl == "auto":
-        return "matmul" if jax.default_backend() in ("cpu", "gpu") else "xla"
+        return {"cpu": "matmul", "gpu": gpu}.get(jax.default_backend(), "xla")
     return impl
 
 
@@ -212,7 +213,8 @@ class Conv(nn.Module):
       impl: "xla", "matmul" (`conv_matmul`) or "auto" (`resolve_conv_impl`).
       relu_pool: also apply ReLU and `max_pool_2x2`; on the matmul path, an input of at most
         `FUSE_MAX_CHANNELS` channels runs all three as one op (`conv_relu_pool`).
-      chunk: on the matmul path, > 0: the batch in chunks of this many examples (`conv_matmul`).
+      chunk: on the matmul path on CPUs, > 0: the batch in chunks of this many examples
+        (`conv_matmul`), a measure for the CPU's caches; other backends run the whole batch.
       kernel_size: k.
     """
 
@@ -236,7 +238,8 @@ class Conv(nn.Module):
             return conv_relu_pool(x, kernel, jnp.zeros((self.features,), x.dtype) if bias is None else bias)
         if self.relu_pool:
             x = crop_for_pool(x)
-        y = conv_matmul(x, kernel, self.chunk) if matmul else conv_xla(x, kernel)
+        chunk = self.chunk if jax.default_backend() == "cpu" else 0
+        y = conv_matmul(x, kernel, chunk) if matmul else conv_xla(x, kernel)
         y = y if bias is None else y + bias
         return max_pool_2x2(nn.relu(y)) if self.relu_pool else y
 
