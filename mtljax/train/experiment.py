@@ -251,7 +251,7 @@ def resolve_replicas(cfg: Mapping[str, Any]) -> str:
     """train.replicas, with 'auto' resolved: 'loop' on CPU, else 'vmap'. On the 2-core CPU, 8 seeds
     of the threshold model vmapped trained at 0.69-0.70x the images/s of one seed, looped at 0.98-0.99x
     (benchmarks/scaling.py), and each looped seed equals a plain run bit for bit. On an NVIDIA
-    H200, vmapped at 1.75x (8 seeds) and 1.92x (64) one seed's images/s, looped at 1.13x and 1.18x."""
+    H200, vmapped at 2.47x (8 seeds) and 3.18x (64) one seed's images/s, looped at 1.05x and 1.10x."""
     mode = cfg["train"]["replicas"]
     return mode if mode != "auto" else ("loop" if jax.default_backend() == "cpu" else "vmap")
 
