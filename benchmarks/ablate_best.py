@@ -37,6 +37,7 @@ VARIANTS = {
     # Additions tried beyond the recipe (2 seeds each, read against its seeds 0 and 1).
     "5×5 first convolution": ["model.first_kernel=5"],
     "stronger augmentation (3 px, 15°, ±15 %)": ["augment.shift=3", "augment.rotate=15", "augment.scale=0.15"],
+    "elastic distortion (α 34, σ 4)": ["augment.elastic=34", "augment.elastic_sigma=4"],
 }
 
 
