@@ -9,14 +9,15 @@
 # It prints the device and the library versions, builds the MNIST cache (outside the timed
 # parts), runs the tests that exercise the device paths (ops, parallel, seeds, training,
 # checkpoints), the speed table of the threshold model at batch 128/512/2048, the train step's
-# settings against each other at batch 512 (benchmarks/step_settings.py: the figures the `auto`
-# defaults come from), the seeds-in-one-program rates at 1/8/64 seeds (vmap and loop), one round
-# of the speedrun against its PyTorch recipe (benchmarks/speedrun.py), and experiments/threshold.py
-# twice: with deterministic GPU kernels (mtljax.run's default) and without, for their cost.
+# settings against each other at batch 512 for the threshold model and the two BatchNorm models
+# (benchmarks/step_settings.py: the figures the `auto` defaults come from), the seeds-in-one-
+# program rates at 1/8/64 seeds (vmap and loop), one round of the speedrun against its PyTorch
+# recipe (benchmarks/speedrun.py), and experiments/threshold.py twice: with deterministic GPU
+# kernels (mtljax.run's default) and without, for their cost.
 # PyTorch runs on the GPU when it has one. Each part has its own time limit (480 s in all), so one
 # slow part cannot eat the others' time; a part that fails is reported and the rest still run.
 # With time to spare, every model of the speed table: `python benchmarks/speed.py --quick
-# --batches 512` (about 3 minutes). The figures go into docs/performance.md (accelerators).
+# --batches 512` (about 3 minutes). The figures go into docs/accelerators.md.
 set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -42,17 +43,18 @@ try:
     print("torch", torch.__version__, "cuda", torch.cuda.is_available())
 except ImportError:
     print("torch not installed")'
-part 30 "device" $PY -c "$versions"
+part 20 "device" $PY -c "$versions"
 command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-part 20 "MNIST cache" $PY -c "from mtljax.data import mnist; print(mnist.load_mnist().train_images.shape)"
+part 15 "MNIST cache" $PY -c "from mtljax.data import mnist; print(mnist.load_mnist().train_images.shape)"
 # Several test processes share the GPU: each takes memory as it needs it, not 75 % of it up front.
-part 100 "tests" env XLA_PYTHON_CLIENT_PREALLOCATE=false $PY -m pytest -q -n 8 -p no:cacheprovider \
+part 90 "tests" env XLA_PYTHON_CLIENT_PREALLOCATE=false $PY -m pytest -q -n 8 -p no:cacheprovider \
     -p no:benchmark --tb=line -rf tests/test_ops.py tests/test_parallel.py tests/test_seeds.py \
     tests/test_checkpoint.py tests/test_train.py
-part 75 "speed, batch 128/512/2048" $PY benchmarks/speed.py --quick --batches 128 512 2048 --models "threshold"
+part 60 "speed, batch 128/512/2048" $PY benchmarks/speed.py --quick --batches 128 512 2048 --models "threshold"
 part 55 "step settings, batch 512" $PY benchmarks/step_settings.py --batches 512
-part 60 "seeds in one program (1/8/64)" $PY benchmarks/scaling.py --skip runs devices --seeds 8 64
-part 70 "speedrun against its PyTorch recipe" $PY benchmarks/speedrun.py --rounds 1
+part 65 "step settings, BatchNorm models, batch 512" $PY benchmarks/step_settings.py --batches 512 --models BN
+part 55 "seeds in one program (1/8/64)" $PY benchmarks/scaling.py --skip runs devices --seeds 8 64
+part 50 "speedrun against its PyTorch recipe" $PY benchmarks/speedrun.py --rounds 1
 part 35 "threshold.py, deterministic kernels" $PY -m mtljax.run experiments/threshold.py --root /tmp/device_check
 part 35 "threshold.py, XLA's default kernels" env XLA_FLAGS=--xla_gpu_deterministic_ops=false \
     $PY -m mtljax.run experiments/threshold.py --root /tmp/device_check
