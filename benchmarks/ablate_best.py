@@ -38,6 +38,10 @@ VARIANTS = {
     "5×5 first convolution": ["model.first_kernel=5"],
     "stronger augmentation (3 px, 15°, ±15 %)": ["augment.shift=3", "augment.rotate=15", "augment.scale=0.15"],
     "elastic distortion (α 34, σ 4)": ["augment.elastic=34", "augment.elastic_sigma=4"],
+    # vgg_parity.py's trunk (SAME convs keep more of the image) with hidden heads instead of the dense layer.
+    "VGG trunk (32, 64, 128), hidden heads of 128": [
+        "model={'name': 'vgg', 'features': [32, 64, 128], 'batchnorm': True, 'dropout': 0.3, 'head_hidden': 128, "
+        "'head_dropout': 0.3}"],
 }
 
 
