@@ -22,9 +22,8 @@ from pathlib import Path
 
 import jax
 
-from mtljax import config, models
-from mtljax.train.experiment import resolve_microbatch, resolve_steps_per_call
-from mtljax.models import ops
+from mtljax import config
+from mtljax.train.experiment import resolve_conv_impl, resolve_microbatch, resolve_steps_per_call
 
 sys.path.insert(0, str(Path(__file__).parent))
 from speed import MODELS, median_rates, train_bench  # noqa: E402
@@ -39,8 +38,7 @@ def auto_settings(batch: int, entry: tuple = MODELS[0]) -> tuple[str, int, int]:
     """(conv_impl, steps_per_call, microbatch) that `auto` resolves to here for one of MODELS."""
     _, model_cfg, task_names, _ = entry
     cfg = config.resolve({"tasks": task_names, "model": model_cfg, "train": {"batch_size": batch}})
-    gpu = getattr(models.BACKBONES[cfg["model"]["name"]], "gpu_conv_impl", "matmul")
-    return ops.resolve_conv_impl(cfg["model"]["conv_impl"], gpu), resolve_steps_per_call(cfg), resolve_microbatch(cfg)
+    return resolve_conv_impl(cfg), resolve_steps_per_call(cfg), resolve_microbatch(cfg)
 
 
 def settings_table(batch: int, entry: tuple = MODELS[0]) -> str:

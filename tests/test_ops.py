@@ -9,7 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mtljax import config
 from mtljax.models import BACKBONES, ops
+from mtljax.train.experiment import resolve_conv_impl
 
 
 @pytest.mark.parametrize("shape", [(2, 26, 26, 32), (2, 11, 11, 64), (3, 13, 13, 8), (1, 5, 5, 3), (2, 28, 28, 1)])
@@ -188,3 +190,7 @@ def test_backbones_pick_their_conv_path_and_chunk_only_on_cpu(monkeypatch, backe
         assert ("conv_general_dilated" in program(BACKBONES[name](features=(8,)), train=False)) == (backend == "gpu")
     assert "conv_general_dilated" not in program(BACKBONES["cnn3"](features=(8, 8)), train=False)
     assert ("scan" in program(ops.Conv(8, impl="matmul", chunk=4))) == (backend == "cpu")
+    # The trainer's view (its steps per call depend on it) agrees with the backbones'.
+    for name, on_gpu in (("vgg", "xla"), ("skipcnn", "xla"), ("cnn3", "matmul")):
+        cfg = config.resolve({"tasks": ["digit"], "model": {"name": name}})
+        assert resolve_conv_impl(cfg) == (on_gpu if backend == "gpu" else "matmul")

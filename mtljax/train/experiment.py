@@ -234,16 +234,22 @@ def resolve_microbatch(cfg: Mapping[str, Any]) -> int:
     return microbatch
 
 
+def resolve_conv_impl(cfg: Mapping[str, Any]) -> str:
+    """model.conv_impl, with 'auto' resolved for the configured backbone (`ops.resolve_conv_impl`
+    with its `gpu_conv_impl`). Backbones without a `conv_impl` option count as matmul ones."""
+    backbone = models.BACKBONES[cfg["model"]["name"]]
+    return ops.resolve_conv_impl(cfg["model"].get("conv_impl", "auto"), getattr(backbone, "gpu_conv_impl", "matmul"))
+
+
 def resolve_steps_per_call(cfg: Mapping[str, Any]) -> int:
     """train.steps_per_call, with -1 (auto) resolved: 10, except 1 for XLA convs on CPU (whose
-    speed collapses inside a loop: ~340 against ~4,900 img/s, benchmarks/speed.py). Backbones
-    without a `conv_impl` option count as matmul ones. On an NVIDIA H200, 10 steps per call ran
-    the threshold model at 2.1x (batch 128) and 1.5x (512) the images/s of 1 (matmul convs)."""
+    speed collapses inside a loop: ~340 against ~4,900 img/s, benchmarks/speed.py). On an NVIDIA
+    H200, 10 steps per call ran the threshold model at 2.1x (batch 128) and 1.5x (512) the images/s
+    of 1 (matmul convs)."""
     k = cfg["train"]["steps_per_call"]
     if k > 0:
         return k
-    impl = ops.resolve_conv_impl(cfg["model"].get("conv_impl", "auto"))
-    xla_on_cpu = jax.default_backend() == "cpu" and impl == "xla"
+    xla_on_cpu = jax.default_backend() == "cpu" and resolve_conv_impl(cfg) == "xla"
     return 1 if xla_on_cpu else 10
 
 
