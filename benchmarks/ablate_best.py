@@ -43,6 +43,7 @@ VARIANTS = {
         "model={'name': 'vgg', 'features': [32, 64, 128], 'batchnorm': True, 'dropout': 0.3, 'head_hidden': 128, "
         "'head_dropout': 0.3}"],
 }
+VARIANTS["VGG trunk, 5 seeds"] = VARIANTS["VGG trunk (32, 64, 128), hidden heads of 128"]  # `--seeds 5`
 
 
 def run_dir(name: str) -> Path | None:
