@@ -1,6 +1,6 @@
-"""What each ingredient of `experiments/threshold_best.py` contributes: the recipe, and the recipe
-with one ingredient taken out, each a run of its own (the moving average's row reuses the
-recipe's runs: the same checkpoints evaluated with their trained weights).
+"""What each ingredient of `experiments/threshold_best.py` contributes: the recipe, the recipe with
+one ingredient taken out, and a few additions tried beyond it, each a run of its own (the moving
+average's row reuses the recipe's runs: the same checkpoints evaluated with their trained weights).
 
     python benchmarks/ablate_best.py [--seeds 2] [--only NAME ...]      # trains what is missing
     python benchmarks/ablate_best.py --report --update docs/performance.md
