@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 
 import jax
 import jax.numpy as jnp
@@ -247,6 +248,23 @@ def test_evaluation_in_blocks_equals_one_block(tiny_data_dir, monkeypatch):
         assert a.keys() == b.keys()
         for key in a:
             np.testing.assert_allclose(a[key], b[key], rtol=1e-6)
+
+
+def test_eval_block_pads_least():
+    """One block size for validation and test: the largest split when it fits in one block, else
+    the multiple of 32 with the fewest padded examples (100 + 10,000 -> 288: 10,368 examples
+    evaluated, against 12,288 in blocks of 2048)."""
+    def block(val, test):
+        return evaluation.eval_block(types.SimpleNamespace(splits={"val": range(val), "test": range(test)}))
+
+    assert block(100, 100) == 100 and block(1000, 2048) == 2048
+    assert block(100, 10_000) == 288
+    assert block(6000, 10_000) == 2016  # 16,128 examples against 16,384.
+    for val, test in [(100, 10_000), (1000, 10_000), (5000, 5000), (2049, 3)]:
+        b = block(val, test)
+        assert b % 32 == 0 and evaluation.MIN_EVAL_BLOCK <= b <= evaluation.EVAL_BLOCK
+        padded = -(-val // b) * b + -(-test // b) * b
+        assert padded == min(-(-val // c) * c + -(-test // c) * c for c in range(256, 2049, 32))
 
 
 def _programs_run(exp):

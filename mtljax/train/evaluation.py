@@ -16,13 +16,22 @@ from mtljax.train.experiment import Experiment
 from mtljax.train.state import TrainState, eval_variables
 
 
-EVAL_BLOCK = 2048  # Examples per evaluation call (a multiple of the CPU's eval chunk of 32).
+EVAL_BLOCK = 2048  # Most examples per evaluation call (a multiple of the CPU's eval chunk of 32).
+MIN_EVAL_BLOCK = 256  # Fewest examples per call when the splits need several calls.
 
 
 def eval_block(exp: Experiment) -> int:
-    """Examples per evaluation call: EVAL_BLOCK, or fewer when no evaluated split is that large.
-    Validation and test are cut into blocks of this one size, so one program evaluates both."""
-    return min(EVAL_BLOCK, max(len(exp.splits[name]) for name in ("val", "test")))
+    """Examples per evaluation call. Validation and test are cut into blocks of this one size, so
+    one program evaluates both; the last block of each is padded. The size pads least: the
+    largest split itself when it fits in EVAL_BLOCK, else the multiple of 32 between
+    MIN_EVAL_BLOCK and EVAL_BLOCK with the fewest padded examples in all (the largest on a tie).
+    A validation split of 100 beside MNIST's 10,000 test images then costs 256 examples per
+    evaluation, not 2048."""
+    sizes = [len(exp.splits[name]) for name in ("val", "test")]
+    if max(sizes) <= EVAL_BLOCK:
+        return max(sizes)
+    padded = {b: sum(-(-n // b) * b for n in sizes) for b in range(min(MIN_EVAL_BLOCK, EVAL_BLOCK), EVAL_BLOCK + 1, 32)}
+    return min(padded, key=lambda b: (padded[b], -b))
 
 
 @dataclasses.dataclass(frozen=True)
