@@ -3,11 +3,13 @@
     python benchmarks/step_settings.py                     # batch 128 and 512
     python benchmarks/step_settings.py --batches 128 2048
     python benchmarks/step_settings.py --batches 512 --models vgg    # speed.py's models named so
+    python benchmarks/step_settings.py --experiment experiments/speedrun.py --microbatches 32 64
 
-For the threshold.py network (cnn3, 3 heads), or each of speed.py's models whose name contains
---models, at each batch size, every combination of `model.conv_impl` (xla, matmul),
-`train.steps_per_call` (1, 10) and `train.microbatch` (0, 32; none with BatchNorm) is
-built first (benchmarks/speed.py's harness: the trainer's own jitted train call, random uint8
+For the threshold.py network (cnn3, 3 heads), each of speed.py's models whose name contains
+--models, or an experiment file's network (at its own batch size unless --batches is given), at
+each batch size, every combination of `model.conv_impl` (--impls, default xla and matmul),
+`train.steps_per_call` (1, 10) and `train.microbatch` (--microbatches, default 0 and 32; none
+with BatchNorm) is built first (benchmarks/speed.py's harness: the trainer's own jitted train call, random uint8
 data resident on the device), then timed in alternating windows, so that all of them share the
 machine's speed phases. Prints each one's median images/s, its rate relative to the fastest, its
 compile time, and what `auto` resolves to on this backend.
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import jax
 
-from mtljax import config
+from mtljax import config, data
 from mtljax.train.experiment import resolve_conv_impl, resolve_microbatch, resolve_steps_per_call
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -34,6 +36,17 @@ MICROBATCHES = (0, 32)
 WINDOWS = 5
 
 
+def experiment_entry(path: str) -> tuple[str, dict, list[str], int, int]:
+    """(name, model config, tasks, input channels, batch size) of an experiment file's network
+    (28×28 images only: speed.py's harness makes its random data so)."""
+    cfg = config.load_experiment(path)
+    height, width, channels = data.image_shape(cfg["data"])
+    if (height, width) != (28, 28):
+        print(f"error: {path}: {height}×{width} images; this benchmark times 28×28 networks only", file=sys.stderr)
+        raise SystemExit(2)
+    return Path(path).stem, config.thaw(cfg["model"]), list(cfg["tasks"]), channels, cfg["train"]["batch_size"]
+
+
 def auto_settings(batch: int, entry: tuple = MODELS[0]) -> tuple[str, int, int]:
     """(conv_impl, steps_per_call, microbatch) that `auto` resolves to here for one of MODELS."""
     _, model_cfg, task_names, _ = entry
@@ -41,12 +54,13 @@ def auto_settings(batch: int, entry: tuple = MODELS[0]) -> tuple[str, int, int]:
     return resolve_conv_impl(cfg), resolve_steps_per_call(cfg), resolve_microbatch(cfg)
 
 
-def settings_table(batch: int, entry: tuple = MODELS[0]) -> str:
+def settings_table(batch: int, entry: tuple = MODELS[0], microbatches: tuple[int, ...] = MICROBATCHES,
+                   impls: tuple[str, ...] = IMPLS) -> str:
     """The Markdown table of every setting at `batch` for one of speed.py's MODELS, fastest first."""
     _, model_cfg, task_names, channels = entry
     benches = {(impl, k, mb): train_bench({**model_cfg, "conv_impl": impl}, task_names, batch, mb, k,
                                           channels=channels)
-               for impl, k, mb in itertools.product(IMPLS, STEPS, MICROBATCHES)
+               for impl, k, mb in itertools.product(impls, STEPS, microbatches)
                if mb < batch and not (mb and model_cfg.get("batchnorm"))}  # BN: no micro-batches
     rates = median_rates(benches, WINDOWS)
     best = max(rates.values())
@@ -62,14 +76,23 @@ def settings_table(batch: int, entry: tuple = MODELS[0]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, nargs="+", default=[128, 512])
+    parser.add_argument("--batches", type=int, nargs="+", help="batch sizes (default: 128 512, or the experiment's)")
     parser.add_argument("--models", default="threshold", help="the models whose name contains this text")
+    parser.add_argument("--experiment", help="an experiment file: time its network instead of speed.py's models")
+    parser.add_argument("--microbatches", type=int, nargs="+", default=list(MICROBATCHES))
+    parser.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS, help="conv_impl values to time")
     args = parser.parse_args()
+    if args.experiment:
+        *entry, batch = experiment_entry(args.experiment)
+        entries, batches = [tuple(entry)], args.batches or [batch]
+    else:
+        entries, batches = [m for m in MODELS if args.models in m[0]], args.batches or [128, 512]
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}; "
           f"median of {WINDOWS} alternating windows", flush=True)
-    for entry in [m for m in MODELS if args.models in m[0]]:
-        for batch in args.batches:
-            print(f"\n{entry[0]}, " + settings_table(batch, entry), flush=True)
+    for entry in entries:
+        for batch in batches:
+            print(f"\n{entry[0]}, " + settings_table(batch, entry, tuple(args.microbatches),
+                                                              tuple(args.impls)), flush=True)
 
 
 if __name__ == "__main__":

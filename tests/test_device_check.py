@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parent.parent
 SCRIPT = ROOT / "benchmarks" / "device_check.sh"
 BUDGET_S = 480  # "at most 8 minutes on one GPU"
@@ -41,3 +43,20 @@ def test_step_settings_marks_what_auto_resolves_to():
     # On a CPU: the matmul convolution, 10 steps per call, micro-batches of 32 when they divide the batch.
     assert step_settings.auto_settings(128) == ("matmul", 10, 32)
     assert step_settings.auto_settings(48) == ("matmul", 10, 0)
+
+
+def test_step_settings_times_an_experiment_network():
+    """--experiment takes the network, tasks, channels and batch size from an experiment file, and
+    refuses images the benchmark's random data cannot stand in for."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import step_settings
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    name, model, tasks, channels, batch = step_settings.experiment_entry(str(ROOT / "experiments/speedrun.py"))
+    assert (name, tasks, channels, batch) == ("speedrun", ["digit"], 1, 256)
+    assert model["first_kernel"] == 5 and model["features"] == [24, 32]
+    assert step_settings.experiment_entry(str(ROOT / "experiments/colored.py"))[3] == 3
+    with pytest.raises(SystemExit) as exit_info:
+        step_settings.experiment_entry(str(ROOT / "experiments/two_digit.py"))
+    assert exit_info.value.code == 2
