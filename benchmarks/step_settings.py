@@ -9,9 +9,9 @@ For the threshold.py network (cnn3, 3 heads), each of speed.py's models whose na
 --models, or an experiment file's network (at its own batch size unless --batches is given), at
 each batch size, every combination of `model.conv_impl` (--impls, default xla and matmul),
 `train.steps_per_call` (1, 10) and `train.microbatch` (--microbatches, default 0 and 32; none
-with BatchNorm) is built first (benchmarks/speed.py's harness: the trainer's own jitted train call, random uint8
-data resident on the device), then timed in alternating windows, so that all of them share the
-machine's speed phases. Prints each one's median images/s, its rate relative to the fastest, its
+with BatchNorm) is built first (benchmarks/speed.py's harness: the trainer's own jitted train
+call, random uint8 data resident on the device), then timed in alternating windows, so that all
+of them share the machine's speed phases. Prints each one's median images/s, its rate relative to the fastest, its
 compile time, and what `auto` resolves to on this backend.
 """
 
