@@ -4,8 +4,8 @@ The recipe of the published PyTorch speedrun (tuomaso/train_mnist_fast: 99.04 ±
 per run on a laptop GPU), in mtljax's parts: a 5×5 and a 3×3 convolution (24 and 32 channels,
 each max-pooled), a dense layer of 256, the digit head; Adam (β = 0.7, 0.9) under a one-cycle
 schedule peaking at 1e-2; batch 256; one epoch. It trains on all 60,000 training images; here
-100 are held out for validation (it picks nothing in a one-epoch run; it fits the temperature
-scaling), so 59,900. The 10 seeds train in one compiled program.
+100 are held out for validation (in a one-epoch run they choose no checkpoint; they fit the
+temperature scaling), so 59,900. The 10 seeds train in one compiled program.
 
     python -m mtljax.run experiments/speedrun.py
     python benchmarks/speedrun.py            # this against benchmarks/torch_speedrun.py, side by side
