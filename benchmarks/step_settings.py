@@ -11,8 +11,8 @@ each batch size, every combination of `model.conv_impl` (--impls, default xla an
 `train.steps_per_call` (1, 10) and `train.microbatch` (--microbatches, default 0 and 32; none
 with BatchNorm) is built first (benchmarks/speed.py's harness: the trainer's own jitted train
 call, random uint8 data resident on the device), then timed in alternating windows, so that all
-of them share the machine's speed phases. Prints each one's median images/s, its rate relative to the fastest, its
-compile time, and what `auto` resolves to on this backend.
+of them share the machine's speed phases. Prints each one's median images/s, its rate relative
+to the fastest, its compile time, and what `auto` resolves to on this backend.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def experiment_entry(path: str) -> tuple[str, dict, list[str], int, int]:
 
 
 def auto_settings(batch: int, entry: tuple = MODELS[0]) -> tuple[str, int, int]:
-    """(conv_impl, steps_per_call, microbatch) that `auto` resolves to here for one of MODELS."""
+    """(conv_impl, steps_per_call, microbatch) that `auto` resolves to here for an entry of
+    MODELS (or of `experiment_entry`)."""
     _, model_cfg, task_names, _ = entry
     cfg = config.resolve({"tasks": task_names, "model": model_cfg, "train": {"batch_size": batch}})
     return resolve_conv_impl(cfg), resolve_steps_per_call(cfg), resolve_microbatch(cfg)
@@ -56,7 +57,8 @@ def auto_settings(batch: int, entry: tuple = MODELS[0]) -> tuple[str, int, int]:
 
 def settings_table(batch: int, entry: tuple = MODELS[0], microbatches: tuple[int, ...] = MICROBATCHES,
                    impls: tuple[str, ...] = IMPLS) -> str:
-    """The Markdown table of every setting at `batch` for one of speed.py's MODELS, fastest first."""
+    """The Markdown table of every setting at `batch` for an entry of speed.py's MODELS (or of
+    `experiment_entry`), fastest first: `microbatches` × `impls` × steps per call 1 and 10."""
     _, model_cfg, task_names, channels = entry
     benches = {(impl, k, mb): train_bench({**model_cfg, "conv_impl": impl}, task_names, batch, mb, k,
                                           channels=channels)
