@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Mapping
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -72,6 +73,20 @@ class Task:
         if self.kind == "classification":
             return int(prediction) == int(label)
         return abs(float(prediction) - float(label)) < 0.5
+
+    def smoothed(self, alpha: float) -> "Task":
+        """This task trained with label smoothing `alpha` (classification; a regression task is
+        returned as it is): cross-entropy against (1 - alpha)·one_hot(label) + alpha/K (Szegedy et
+        al. 2016, "Rethinking the Inception Architecture", section 7). Only the train step uses it;
+        evaluation losses stay plain cross-entropy."""
+        if self.kind != "classification" or alpha == 0:
+            return self
+
+        def loss(logits, labels):
+            target = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype), alpha)
+            return optax.softmax_cross_entropy(logits, target)
+
+        return dataclasses.replace(self, loss=loss)
 
     def format(self, value: float) -> str:
         """The headline metric as shown in log lines: accuracy in %, errors as numbers."""

@@ -218,6 +218,7 @@ BAD = [
     ({"optimizer": {"lr": -1e-3}}, "optimizer.lr: must be > 0"),
     ({"optimizer": {"lr": 0}}, "optimizer.lr: must be > 0"),
     ({"train": {"ema_decay": 1.0}}, "train.ema_decay: must be in [0, 1)"),
+    ({"train": {"label_smoothing": 1.0}}, "train.label_smoothing: must be in [0, 1)"),
     ({"optimizer": {"name": "adagrad"}}, "optimizer.name: unknown value 'adagrad'"),
     ({"optimizer": {"weight_decay": -0.1}}, "optimizer.weight_decay: must be >= 0"),
     ({"optimizer": {"momentum": "high"}}, "optimizer.momentum: expected a number"),

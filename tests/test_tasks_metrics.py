@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+import scipy.special
+from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
-from mtljax import metrics, tasks
+from mtljax import config, metrics, tasks
+from mtljax.train import experiment
+from conftest import tiny_config
 
 
 def test_labels_of_each_digit():
@@ -47,6 +50,31 @@ def test_sum_task_is_a_huber_regression_reported_as_mae_and_rmse():
     host = task.metrics(labels, outputs[:, 0])
     assert host == pytest.approx({"mae": np.mean(np.abs(error)), "rmse": np.sqrt(np.mean(error**2))}, rel=1e-6)
     assert task.is_right(3.4, 3.0) and not task.is_right(3.6, 3.0) and task.describe(3.04) == "3.0"
+
+
+@settings(deadline=None, max_examples=20)  # The first example compiles.
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0.05, 0.1, 0.3]))
+def test_label_smoothing_is_cross_entropy_against_the_mixed_target(seed, alpha):
+    """Szegedy et al. 2016, section 7: q'(k) = (1 - alpha)·[k = y] + alpha/K, loss -Σ q'(k) log p(k)."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 3, (6, 10)).astype(np.float32)
+    labels = rng.integers(0, 10, 6).astype(np.int32)
+    target = (1 - alpha) * np.eye(10)[labels] + alpha / 10
+    expected = -(target * scipy.special.log_softmax(logits.astype(np.float64), axis=-1)).sum(-1)
+    task = tasks.get("digit")
+    np.testing.assert_allclose(task.smoothed(alpha).loss(logits, labels), expected, rtol=1e-5)
+    assert task.smoothed(0.0) is task and tasks.get("sum").smoothed(alpha) is tasks.get("sum")
+
+
+def test_label_smoothing_trains_only(tiny_data_dir):
+    """The train step's tasks carry the smoothed loss; evaluation's keep plain cross-entropy."""
+    exp = experiment.build_experiment(config.resolve(tiny_config(tiny_data_dir, train={"label_smoothing": 0.2})))
+    logits, labels = np.array([[4.0, 0.0], [0.0, 1.0]], np.float32), np.array([0, 1], np.int32)
+    plain = exp.tasks["parity"].loss(logits, labels)
+    smoothed = exp.step_spec().tasks["parity"].loss(logits, labels)
+    np.testing.assert_allclose(plain, -scipy.special.log_softmax(logits, axis=-1)[[0, 1], labels], rtol=1e-5)
+    np.testing.assert_allclose(smoothed, tasks.get("parity").smoothed(0.2).loss(logits, labels), rtol=1e-6)
+    assert np.all(np.asarray(smoothed) > np.asarray(plain))
 
 
 def test_metrics_by_hand():

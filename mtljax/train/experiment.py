@@ -44,6 +44,8 @@ TRAIN_OPTIONS: dict[str, Option] = {
                      "every task shares)"),
     "nonfinite": Option("stop", "a NaN/Inf loss or gradient: 'stop' the run naming step, epoch and task, "
                         "or 'skip' such steps (the state is left as it was) and count them", choices=("stop", "skip")),
+    "label_smoothing": Option(0.0, "classification tasks train against targets mixed this much with the uniform "
+                              "distribution; evaluation losses stay plain cross-entropy", minimum=0, below_one=True),
     "ema_decay": Option(0.0, "> 0: evaluate, checkpoint and transfer an exponential moving average of the "
                         "parameters and BatchNorm statistics (decay per step, e.g. 0.999)", minimum=0, below_one=True),
 }
@@ -84,7 +86,9 @@ class Experiment:
     def step_spec(self) -> StepSpec:
         """What the train step is built from (mtljax/train/step.py)."""
         cfg = self.cfg
-        return StepSpec(model=self.model, tx=self.tx, tasks=self.tasks, loss_weights=self.loss_weights,
+        smoothing = cfg["train"]["label_smoothing"]
+        return StepSpec(model=self.model, tx=self.tx,
+                        tasks={t: task.smoothed(smoothing) for t, task in self.tasks.items()}, loss_weights=self.loss_weights,
                         strategy=self.strategy, mtl=cfg["mtl"], microbatch=resolve_microbatch(cfg),
                         augment=cfg["augment"], configure=self.configure, steps_per_epoch=self.steps_per_epoch,
                         compose=compose.composer(cfg["data"]), ema_decay=cfg["train"]["ema_decay"],
