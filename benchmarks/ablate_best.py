@@ -4,6 +4,7 @@ average's row reuses the recipe's runs: the same checkpoints evaluated with thei
 
     python benchmarks/ablate_best.py [--seeds 2] [--only NAME ...]      # trains what is missing
     python benchmarks/ablate_best.py --report --update docs/performance.md
+    python benchmarks/ablate_best.py --report --only NAME ...          # those variants' rows only
 
 Runs live under `checkpoints/ablate_best/<variant>/`; a variant whose run finished is not trained
 again. Test accuracy per task, mean ± std over the variant's seeds, and its wall time.
@@ -86,11 +87,11 @@ def row(name: str, per_seed: list[dict[str, float]], wall: float | None) -> str:
             f"| `{command}` |")
 
 
-def report() -> str:
-    """The table of every finished variant (and the recipe without its moving average)."""
+def report(names: list[str] | None = None) -> str:
+    """The table of every variant in `names` (default: all; and the recipe without its moving average)."""
     lines = ["| variant | seeds | digit % | parity % | threshold % | wall min | overrides |",
              "|---|---:|---:|---:|---:|---:|---|"]
-    for name in VARIANTS:
+    for name in names or VARIANTS:
         found = run_dir(name)
         if found is None:
             lines.append(f"| {name} | — | not run | | | | |")
@@ -117,7 +118,7 @@ def main() -> None:
     if not args.report:
         for name in args.only or VARIANTS:
             train(name, 5 if name == "recipe" else args.seeds)
-    text = report()
+    text = report(args.only)
     print(text)
     if args.update:
         from mtljax import results
