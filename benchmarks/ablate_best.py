@@ -50,6 +50,7 @@ VARIANTS["VGG trunk, 5 seeds"] = VARIANTS["VGG trunk (32, 64, 128), hidden heads
 VARIANTS["15 epochs, AdamW (decay 0.05, every kernel)"] = [
     "train.epochs=15", "optimizer.name=adamw", "optimizer.weight_decay=0.05", "optimizer.decay_on=kernels"]
 VARIANTS["15 epochs, label smoothing 0.1"] = ["train.epochs=15", "train.label_smoothing=0.1"]
+VARIANTS["15 epochs, batch 64"] = ["train.epochs=15", "train.batch_size=64"]
 
 
 def run_dir(name: str) -> Path | None:
