@@ -51,6 +51,9 @@ VARIANTS["15 epochs, AdamW (decay 0.05, every kernel)"] = [
     "train.epochs=15", "optimizer.name=adamw", "optimizer.weight_decay=0.05", "optimizer.decay_on=kernels"]
 VARIANTS["15 epochs, label smoothing 0.1"] = ["train.epochs=15", "train.label_smoothing=0.1"]
 VARIANTS["15 epochs, batch 64"] = ["train.epochs=15", "train.batch_size=64"]
+# The three probes together, on the recipe's five seeds (`--only "15 epochs, ..., 5 seeds" --seeds 5`).
+VARIANTS["15 epochs, batch 64, AdamW, label smoothing, 5 seeds"] = [
+    *VARIANTS["15 epochs, AdamW (decay 0.05, every kernel)"], "train.batch_size=64", "train.label_smoothing=0.1"]
 
 
 def run_dir(name: str) -> Path | None:
