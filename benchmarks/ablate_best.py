@@ -1,6 +1,7 @@
-"""What each ingredient of `experiments/threshold_best.py` contributes: the recipe, the recipe with
-one ingredient taken out, and a few additions tried beyond it, each a run of its own (the moving
-average's row reuses the recipe's runs: the same checkpoints evaluated with their trained weights).
+"""What each ingredient of `experiments/threshold_best.py` contributes, each variant a run of its
+own: the recipe; the 30-epoch recipe it replaced, that recipe with one ingredient taken out, and
+additions tried beyond it (among them the three that make the current recipe). Each recipe's
+moving-average row reuses its runs: the same checkpoints evaluated with their trained weights.
 
     python benchmarks/ablate_best.py [--seeds 2] [--only NAME ...]      # trains what is missing
     python benchmarks/ablate_best.py --report --update docs/performance.md
@@ -25,35 +26,42 @@ from mtljax.outputs import rundir  # noqa: E402
 
 ROOT = Path("checkpoints/ablate_best")
 TASKS = ("digit", "parity", "threshold")
-# Variant -> the overrides that take one ingredient out of the recipe.
+# The 30-epoch recipe that `threshold_best.py` held before its current one, as overrides of the
+# file: the earlier ablation took its ingredients out of that recipe, so its rows start from these.
+BEFORE = ["train.epochs=30", "train.batch_size=128", "optimizer.name=adam", "optimizer.weight_decay=0.0",
+          "optimizer.decay_on=conv", "train.label_smoothing=0.0"]
+EARLIER = "30-epoch recipe (Adam, batch 128, no smoothing)"
+# Variant -> its overrides of experiments/threshold_best.py.
 VARIANTS = {
     "recipe": [],
-    "no augmentation": ["augment.shift=0", "augment.rotate=0", "augment.scale=0"],
-    "no BatchNorm": ["model.batchnorm=False"],
-    "narrower trunk (32, 64, 64)": ["model.features=[32,64,64]"],
-    "no dropout": ["model.dropout=0"],
-    "15 epochs instead of 30": ["train.epochs=15"],
-    # The best variant on two seeds, on the recipe's five (`--only "no dropout, 5 seeds" --seeds 5`).
-    "no dropout, 5 seeds": ["model.dropout=0"],
-    # Additions tried beyond the recipe (2 seeds each, read against its seeds 0 and 1).
-    "5×5 first convolution": ["model.first_kernel=5"],
-    "stronger augmentation (3 px, 15°, ±15 %)": ["augment.shift=3", "augment.rotate=15", "augment.scale=0.15"],
-    "elastic distortion (α 34, σ 4)": ["augment.elastic=34", "augment.elastic_sigma=4"],
-    # vgg_parity.py's trunk (SAME convs keep more of the image) with hidden heads instead of the dense layer.
-    "VGG trunk (32, 64, 128), hidden heads of 128": [
-        "model={'name': 'vgg', 'features': [32, 64, 128], 'batchnorm': True, 'dropout': 0.3, 'head_hidden': 128, "
-        "'head_dropout': 0.3}"],
+    EARLIER: BEFORE,
+    **{name: BEFORE + overrides for name, overrides in {
+        # One ingredient of the 30-epoch recipe taken out.
+        "no augmentation": ["augment.shift=0", "augment.rotate=0", "augment.scale=0"],
+        "no BatchNorm": ["model.batchnorm=False"],
+        "narrower trunk (32, 64, 64)": ["model.features=[32,64,64]"],
+        "no dropout": ["model.dropout=0"],
+        "15 epochs instead of 30": ["train.epochs=15"],
+        # The best variant on two seeds, on five (`--only "no dropout, 5 seeds" --seeds 5`).
+        "no dropout, 5 seeds": ["model.dropout=0"],
+        # Additions tried beyond it (2 seeds each, read against its seeds 0 and 1).
+        "5×5 first convolution": ["model.first_kernel=5"],
+        "stronger augmentation (3 px, 15°, ±15 %)": ["augment.shift=3", "augment.rotate=15", "augment.scale=0.15"],
+        "elastic distortion (α 34, σ 4)": ["augment.elastic=34", "augment.elastic_sigma=4"],
+        # vgg_parity.py's trunk (SAME convs keep more of the image) with hidden heads instead of the dense layer.
+        "VGG trunk (32, 64, 128), hidden heads of 128": [
+            "model={'name': 'vgg', 'features': [32, 64, 128], 'batchnorm': True, 'dropout': 0.3, "
+            "'head_hidden': 128, 'head_dropout': 0.3}"],
+        # Probed at 15 epochs, at half the cost (read against the 15-epoch row); the three together
+        # are the current recipe.
+        "15 epochs, AdamW (decay 0.05, every kernel)": [
+            "train.epochs=15", "optimizer.name=adamw", "optimizer.weight_decay=0.05", "optimizer.decay_on=kernels"],
+        "15 epochs, label smoothing 0.1": ["train.epochs=15", "train.label_smoothing=0.1"],
+        "15 epochs, batch 64": ["train.epochs=15", "train.batch_size=64"],
+    }.items()},
 }
 VARIANTS["VGG trunk, 5 seeds"] = VARIANTS["VGG trunk (32, 64, 128), hidden heads of 128"]  # `--seeds 5`
-# Additions probed at 15 epochs, at half the cost (read against the 15-epoch row, which matched the
-# recipe on its two seeds).
-VARIANTS["15 epochs, AdamW (decay 0.05, every kernel)"] = [
-    "train.epochs=15", "optimizer.name=adamw", "optimizer.weight_decay=0.05", "optimizer.decay_on=kernels"]
-VARIANTS["15 epochs, label smoothing 0.1"] = ["train.epochs=15", "train.label_smoothing=0.1"]
-VARIANTS["15 epochs, batch 64"] = ["train.epochs=15", "train.batch_size=64"]
-# The three probes together, on the recipe's five seeds (`--only "15 epochs, ..., 5 seeds" --seeds 5`).
-VARIANTS["15 epochs, batch 64, AdamW, label smoothing, 5 seeds"] = [
-    *VARIANTS["15 epochs, AdamW (decay 0.05, every kernel)"], "train.batch_size=64", "train.label_smoothing=0.1"]
+SEEDS_5 = {"recipe", EARLIER}  # Trained with 5 seeds; the others with `--seeds`.
 
 
 def run_dir(name: str) -> Path | None:
@@ -86,7 +94,10 @@ def row(name: str, per_seed: list[dict[str, float]], wall: float | None) -> str:
     for t in TASKS:
         values = 100 * np.array([m[f"{t}/accuracy"] for m in per_seed])
         cells.append(f"{values.mean():.2f} ± {values.std(ddof=1) if len(values) > 1 else 0:.2f}")
-    command = " ".join(VARIANTS.get(name, [])) or "—"
+    overrides = VARIANTS.get(name, [])
+    if name != EARLIER and overrides[:len(BEFORE)] == BEFORE:  # Shown as changes to the earlier recipe.
+        overrides = ["(30-epoch recipe)", *overrides[len(BEFORE):]]
+    command = " ".join(overrides) or "—"
     return (f"| {name} | {len(per_seed)} | " + " | ".join(cells) + f" | {'' if wall is None else f'{wall / 60:.1f}'} "
             f"| `{command}` |")
 
@@ -102,11 +113,11 @@ def report(names: list[str] | None = None) -> str:
             continue
         summary = rundir.read_json(found / rundir.SUMMARY_FILE)
         lines.append(row(name, summary.get("test_seeds", [summary["test"]]), summary["wall_time_s"]))
-        if name == "recipe":
-            # The variants train seeds 0 and 1 (`--seeds 2`): the recipe on those alone compares like with like.
+        if name in SEEDS_5:
+            # The variants train seeds 0 and 1 (`--seeds 2`): a recipe on those alone compares like with like.
             pairs = [m for seed, m in zip(summary["seeds"], summary["test_seeds"]) if seed < 2]
-            lines.append(row("recipe, seeds 0 and 1 only", pairs, None))
-            lines.append(row("no moving average (the recipe's runs, trained weights)",
+            lines.append(row(f"{name}, seeds 0 and 1 only", pairs, None))
+            lines.append(row(f"{name}, no moving average (its runs, trained weights)",
                              evaluate.evaluate_run(found, "best", ema=False), None))
     return ("`python benchmarks/ablate_best.py --report` (test accuracy, mean ± std over the seeds; wall time of "
             "the whole run on this 2-core CPU, all its seeds)\n\n" + "\n".join(lines))
@@ -114,14 +125,14 @@ def report(names: list[str] | None = None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=2, help="seeds per ablated variant (the recipe: 5)")
+    parser.add_argument("--seeds", type=int, default=2, help="seeds per variant (the two recipes: 5)")
     parser.add_argument("--only", nargs="+", choices=list(VARIANTS))
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--update", type=Path, help="write the table into this Markdown file (ablate-best markers)")
     args = parser.parse_args()
     if not args.report:
         for name in args.only or VARIANTS:
-            train(name, 5 if name == "recipe" else args.seeds)
+            train(name, 5 if name in SEEDS_5 else args.seeds)
     text = report(args.only)
     print(text)
     if args.update:
