@@ -61,6 +61,8 @@ VARIANTS = {
     }.items()},
 }
 VARIANTS["VGG trunk, 5 seeds"] = VARIANTS["VGG trunk (32, 64, 128), hidden heads of 128"]  # `--seeds 5`
+# Tried beyond the current recipe (2 seeds, read against its seeds 0 and 1).
+VARIANTS["digit loss weighted 2"] = ["loss_weights.digit=2.0"]
 SEEDS_5 = {"recipe", EARLIER}  # Trained with 5 seeds; the others with `--seeds`.
 
 
