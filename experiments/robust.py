@@ -3,11 +3,11 @@ foreign-digit suite (`benchmarks/predict_foreign.py`) rewards.
 
 The trunk of `threshold_best.py` (three BatchNorm convolutions of 32, 64 and 128 channels, dense
 256 with dropout 0.3) and the optimiser of its earlier 30-epoch recipe (Adam under one-cycle at
-3e-3, batch 128, 30 epochs, a moving average of the weights), trained on digits of which half (drawn per image and step) are
-shifted (±2 pixels), turned (±12°), scaled (±15 %), elastically distorted (Simard et al. 2003:
-α 34, σ 4), thickened or thinned (up to 0.9 of the way to a 3×3 dilation or erosion) and blurred
-(σ up to 1); the other half train as they are, since MNIST's test digits are clean. Three seeds,
-so that `predict --seeds all` can ask all three.
+3e-3, batch 128, 30 epochs, a moving average of the weights), trained on digits of which half
+(drawn per image and step) are shifted (±2 pixels), turned (±12°), scaled (±15 %), elastically
+distorted (Simard et al. 2003: α 34, σ 4), thickened or thinned (up to 0.9 of the way to a 3×3
+dilation or erosion) and blurred (σ up to 1); the other half train as they are, since MNIST's test
+digits are clean. Three seeds, so that `predict --seeds all` can ask all three.
 
     python -m mtljax.run experiments/robust.py
     python benchmarks/predict_foreign.py checkpoints/robust/<run-id> --seeds all

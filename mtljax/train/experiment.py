@@ -86,9 +86,8 @@ class Experiment:
     def step_spec(self) -> StepSpec:
         """What the train step is built from (mtljax/train/step.py)."""
         cfg = self.cfg
-        smoothing = cfg["train"]["label_smoothing"]
-        return StepSpec(model=self.model, tx=self.tx,
-                        tasks={t: task.smoothed(smoothing) for t, task in self.tasks.items()}, loss_weights=self.loss_weights,
+        smoothed = {t: task.smoothed(cfg["train"]["label_smoothing"]) for t, task in self.tasks.items()}
+        return StepSpec(model=self.model, tx=self.tx, tasks=smoothed, loss_weights=self.loss_weights,
                         strategy=self.strategy, mtl=cfg["mtl"], microbatch=resolve_microbatch(cfg),
                         augment=cfg["augment"], configure=self.configure, steps_per_epoch=self.steps_per_epoch,
                         compose=compose.composer(cfg["data"]), ema_decay=cfg["train"]["ema_decay"],
