@@ -1,7 +1,9 @@
 """What each ingredient of `experiments/threshold_best.py` contributes, each variant a run of its
-own: the recipe; the 30-epoch recipe it replaced, that recipe with one ingredient taken out, and
-additions tried beyond it (among them the three that make the current recipe). Each recipe's
-moving-average row reuses its runs: the same checkpoints evaluated with their trained weights.
+own: the recipe; the two recipes before it (30 and 15 epochs, both tested at their least validation
+loss); the 30-epoch recipe with one ingredient taken out, and additions tried beyond it (among them
+the three that made the 15-epoch recipe). A run tested at its least validation loss is reported at
+its last epoch too; each five-seed recipe's moving-average row reuses its runs: the same checkpoints
+evaluated with their trained weights.
 
     python benchmarks/ablate_best.py [--seeds 2] [--only NAME ...]      # trains what is missing
     python benchmarks/ablate_best.py --report --update docs/performance.md
@@ -26,14 +28,18 @@ from mtljax.outputs import rundir  # noqa: E402
 
 ROOT = Path("checkpoints/ablate_best")
 TASKS = ("digit", "parity", "threshold")
-# The 30-epoch recipe that `threshold_best.py` held before its current one, as overrides of the
-# file: the earlier ablation took its ingredients out of that recipe, so its rows start from these.
-BEFORE = ["train.epochs=30", "train.batch_size=128", "optimizer.name=adam", "optimizer.weight_decay=0.0",
-          "optimizer.decay_on=conv", "train.label_smoothing=0.0"]
+# The 15-epoch recipe that `threshold_best.py` held before its current one (the digit loss weighted
+# like the others, the test metrics of the epoch with the least validation loss), as overrides of the file.
+PREVIOUS = ["loss_weights={}", "train.restore_best=True"]
+# The 30-epoch recipe before that: the earlier ablation took its ingredients out of it, so its rows start from these.
+BEFORE = PREVIOUS + ["train.epochs=30", "train.batch_size=128", "optimizer.name=adam", "optimizer.weight_decay=0.0",
+                     "optimizer.decay_on=conv", "train.label_smoothing=0.0"]
+LATER = "15-epoch recipe (digit weighted 1)"
 EARLIER = "30-epoch recipe (Adam, batch 128, no smoothing)"
 # Variant -> its overrides of experiments/threshold_best.py.
 VARIANTS = {
     "recipe": [],
+    LATER: PREVIOUS,
     EARLIER: BEFORE,
     **{name: BEFORE + overrides for name, overrides in {
         # One ingredient of the 30-epoch recipe taken out.
@@ -61,9 +67,13 @@ VARIANTS = {
     }.items()},
 }
 VARIANTS["VGG trunk, 5 seeds"] = VARIANTS["VGG trunk (32, 64, 128), hidden heads of 128"]  # `--seeds 5`
-# Tried beyond the current recipe (2 seeds, read against its seeds 0 and 1).
-VARIANTS["digit loss weighted 2"] = ["loss_weights.digit=2.0"]
-SEEDS_5 = {"recipe", EARLIER}  # Trained with 5 seeds; the others with `--seeds`.
+# Tried beyond the 15-epoch recipe (2 seeds, read against its seeds 0 and 1); with its last epoch tested, the recipe.
+VARIANTS["15-epoch recipe, digit loss weighted 2"] = ["train.restore_best=True"]
+# The one probe that gains at its last epoch, on five seeds (`--seeds 5`): the recipe without AdamW,
+# batch 64 and the digit weight.
+VARIANTS["label smoothing alone, 5 seeds"] = ["optimizer.name=adam", "optimizer.weight_decay=0.0",
+                                              "optimizer.decay_on=conv", "train.batch_size=128", "loss_weights={}"]
+SEEDS_5 = {"recipe", LATER, EARLIER}  # Trained with 5 seeds; the others with `--seeds`.
 
 
 def run_dir(name: str) -> Path | None:
@@ -90,40 +100,57 @@ def train(name: str, seeds: int) -> None:
                     *resume, *overrides], check=True)
 
 
-def row(name: str, per_seed: list[dict[str, float]], wall: float | None) -> str:
-    """One table row: accuracy mean ± std per task over the seeds."""
+def tested(found: Path) -> str:
+    """The checkpoint a finished run tests: 'best' (least validation loss, `train.restore_best`) or 'latest'."""
+    return "best" if rundir.read_json(found / rundir.CONFIG_FILE)["train"]["restore_best"] else "latest"
+
+
+CHECKPOINT = {"best": "least val loss", "latest": "last epoch"}
+
+
+def row(name: str, per_seed: list[dict[str, float]], wall: float | None, which: str, variant: str = "") -> str:
+    """One table row: accuracy mean ± std per task over the seeds, of the `which` checkpoint, with
+    the overrides of `variant` (default: `name`)."""
     cells = []
     for t in TASKS:
         values = 100 * np.array([m[f"{t}/accuracy"] for m in per_seed])
         cells.append(f"{values.mean():.2f} ± {values.std(ddof=1) if len(values) > 1 else 0:.2f}")
-    overrides = VARIANTS.get(name, [])
-    if name != EARLIER and overrides[:len(BEFORE)] == BEFORE:  # Shown as changes to the earlier recipe.
+    variant = variant or name
+    overrides = VARIANTS[variant]
+    if variant != EARLIER and overrides[:len(BEFORE)] == BEFORE:  # Shown as changes to the earlier recipe.
         overrides = ["(30-epoch recipe)", *overrides[len(BEFORE):]]
     command = " ".join(overrides) or "—"
-    return (f"| {name} | {len(per_seed)} | " + " | ".join(cells) + f" | {'' if wall is None else f'{wall / 60:.1f}'} "
-            f"| `{command}` |")
+    return (f"| {name} | {len(per_seed)} | {CHECKPOINT[which]} | " + " | ".join(cells)
+            + f" | {'' if wall is None else f'{wall / 60:.1f}'} | `{command}` |")
+
+
+def variant_rows(name: str, found: Path) -> list[str]:
+    """A finished variant's rows: its test metrics; a run tested at its least validation loss also
+    at its last epoch; a five-seed recipe also on seeds 0 and 1 and without its moving average."""
+    summary, which = rundir.read_json(found / rundir.SUMMARY_FILE), tested(found)
+    per_seed = summary.get("test_seeds", [summary["test"]])
+    rows = [row(name, per_seed, summary["wall_time_s"], which)]
+    if which == "best":
+        rows.append(row(name, evaluate.evaluate_run(found, "latest"), None, "latest"))
+    if name in SEEDS_5:
+        # The variants train seeds 0 and 1 (`--seeds 2`): a recipe on those alone compares like with like.
+        pairs = [m for seed, m in zip(summary["seeds"], per_seed) if seed < 2]
+        rows.append(row(f"{name}, seeds 0 and 1 only", pairs, None, which, name))
+        rows.append(row(f"{name}, no moving average (its runs, trained weights)",
+                        evaluate.evaluate_run(found, which, ema=False), None, which, name))
+    return rows
 
 
 def report(names: list[str] | None = None) -> str:
-    """The table of every variant in `names` (default: all), each recipe also on seeds 0 and 1 and
-    without its moving average."""
-    lines = ["| variant | seeds | digit % | parity % | threshold % | wall min | overrides |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+    """The table of every variant in `names` (default: all), see `variant_rows`."""
+    lines = ["| variant | seeds | checkpoint | digit % | parity % | threshold % | wall min | overrides |",
+             "|---|---:|---|---:|---:|---:|---:|---|"]
     for name in names or VARIANTS:
         found = run_dir(name)
-        if found is None:
-            lines.append(f"| {name} | — | not run | | | | |")
-            continue
-        summary = rundir.read_json(found / rundir.SUMMARY_FILE)
-        lines.append(row(name, summary.get("test_seeds", [summary["test"]]), summary["wall_time_s"]))
-        if name in SEEDS_5:
-            # The variants train seeds 0 and 1 (`--seeds 2`): a recipe on those alone compares like with like.
-            pairs = [m for seed, m in zip(summary["seeds"], summary["test_seeds"]) if seed < 2]
-            lines.append(row(f"{name}, seeds 0 and 1 only", pairs, None))
-            lines.append(row(f"{name}, no moving average (its runs, trained weights)",
-                             evaluate.evaluate_run(found, "best", ema=False), None))
-    return ("`python benchmarks/ablate_best.py --report` (test accuracy, mean ± std over the seeds; wall time of "
-            "the whole run on this 2-core CPU, all its seeds)\n\n" + "\n".join(lines))
+        lines.extend([f"| {name} | — | | not run | | | | |"] if found is None else variant_rows(name, found))
+    return ("`python benchmarks/ablate_best.py --report` (test accuracy, mean ± std over the seeds, of the checkpoint "
+            "with the least validation loss or of the last epoch; wall time of the whole run on this 2-core CPU, "
+            "all its seeds)\n\n" + "\n".join(lines))
 
 
 def main() -> None:
