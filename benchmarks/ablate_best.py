@@ -108,14 +108,15 @@ def tested(found: Path) -> str:
 CHECKPOINT = {"best": "least val loss", "latest": "last epoch"}
 
 
-def row(name: str, per_seed: list[dict[str, float]], wall: float | None, which: str, variant: str = "") -> str:
+def row(name: str, per_seed: list[dict[str, float]], wall: float | None, which: str,
+        variant: str | None = None) -> str:
     """One table row: accuracy mean ± std per task over the seeds, of the `which` checkpoint, with
     the overrides of `variant` (default: `name`)."""
     cells = []
     for t in TASKS:
         values = 100 * np.array([m[f"{t}/accuracy"] for m in per_seed])
         cells.append(f"{values.mean():.2f} ± {values.std(ddof=1) if len(values) > 1 else 0:.2f}")
-    variant = variant or name
+    variant = name if variant is None else variant
     overrides = VARIANTS[variant]
     if variant != EARLIER and overrides[:len(BEFORE)] == BEFORE:  # Shown as changes to the earlier recipe.
         overrides = ["(30-epoch recipe)", *overrides[len(BEFORE):]]
