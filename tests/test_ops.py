@@ -194,3 +194,24 @@ def test_backbones_pick_their_conv_path_and_chunk_only_on_cpu(monkeypatch, backe
     for name, on_gpu in (("vgg", "xla"), ("skipcnn", "xla"), ("cnn3", "matmul")):
         cfg = config.resolve({"tasks": ["digit"], "model": {"name": name}})
         assert resolve_conv_impl(cfg) == (on_gpu if backend == "gpu" else "matmul")
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU compile options")
+def test_conv_backends_benchmark_times_equal_computations():
+    """benchmarks/conv_backends.py's layer programs (matmul conv in chunks, XLA's conv through
+    YNNPACK, XLA's conv through Eigen) compute the same gradients, so its table compares speed alone."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+    import conv_backends
+
+    rng = np.random.default_rng(5)
+    x, kernel, w = (jnp.asarray(rng.normal(size=s), jnp.float32) for s in ((8, 6, 6, 5), (3, 3, 5, 4), (8, 6, 6, 4)))
+    for first in (True, False):
+        grads = [jax.jit(conv_backends.layer_grad(conv, first), compiler_options=options)(x, kernel, w)
+                 for conv, options in ((lambda x, k: ops.conv_matmul(x, k, 4), conv_backends.O1),
+                                       (ops.conv_xla, conv_backends.O1), (ops.conv_xla, conv_backends.EIGEN))]
+        assert len(grads[0]) == (1 if first else 2)
+        for other in grads[1:]:
+            for a, b in zip(other, grads[0]):
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
