@@ -7,9 +7,10 @@ XLA:CPU (jax 0.10) hands convolutions to YNNPACK by default. With YNNPACK kept f
 times, for the 3×3 SAME convolutions of the skip-CNN and VGG at batch 128, one jitted forward and
 backward pass (the gradients of the kernel and, except for a first layer, of the input) of:
 `ops.conv_matmul` with the backbone's chunks, XLA's convolution with each of the two libraries,
-and PyTorch's `conv2d`. Then the same for whole models (the loss's forward and backward, one
-jitted call, no optimizer), and one layer run four times inside a `lax.scan`, as the trainer's
-steps run. Median of alternating windows.
+and PyTorch's `conv2d` (timed after them). Then the same for whole models (the loss's forward and
+backward, one jitted call, no optimizer), and one layer run four times inside a `lax.scan`, as the
+trainer's steps run (batch 16, two windows: XLA's convolution is slow there). Medians of
+alternating windows.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from jax import lax
 
 from mtljax import config, models, results
 from mtljax.models import ops
+from mtljax.train import experiment
 
 sys.path.insert(0, str(Path(__file__).parent))
 import speed  # noqa: E402
 
-O1 = {"xla_backend_optimization_level": 1}  # What mtljax's programs use on CPU.
+O1 = experiment.compiler_options() or {}  # What mtljax's programs use (on CPU: LLVM at -O1).
 EIGEN = {**O1, "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 # (model, size, in channels, out channels, chunk, first layer): the distinct layers of both models.
 LAYERS = [("skipcnn", 28, 3, 32, 4, True), ("skipcnn", 28, 32, 32, 4, False), ("skipcnn", 14, 32, 64, 4, False),

@@ -197,12 +197,11 @@ def test_backbones_pick_their_conv_path_and_chunk_only_on_cpu(monkeypatch, backe
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU compile options")
-def test_conv_backends_benchmark_times_equal_computations():
+def test_conv_backends_benchmark_times_equal_computations(monkeypatch):
     """benchmarks/conv_backends.py's layer programs (matmul conv in chunks, XLA's conv through
     YNNPACK, XLA's conv through Eigen) compute the same gradients, so its table compares speed alone."""
-    import sys
     from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent / "benchmarks"))
     import conv_backends
 
     rng = np.random.default_rng(5)
