@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from mtljax import config, models, results
-from mtljax.models import ops
+from mtljax.models import backbones, ops
 from mtljax.train import experiment
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -34,10 +34,11 @@ import speed  # noqa: E402
 
 O1 = experiment.compiler_options() or {}  # What mtljax's programs use (on CPU: LLVM at -O1).
 EIGEN = {**O1, "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
-# (model, size, in channels, out channels, chunk, first layer): the distinct layers of both models.
-LAYERS = [("skipcnn", 28, 3, 32, 4, True), ("skipcnn", 28, 32, 32, 4, False), ("skipcnn", 14, 32, 64, 4, False),
-          ("skipcnn", 14, 64, 64, 4, False), ("vgg", 28, 1, 32, 32, True), ("vgg", 14, 32, 64, 32, False),
-          ("vgg", 7, 64, 128, 32, False)]
+CHUNK = {"skipcnn": backbones.SkipCNN.conv_chunk, "vgg": backbones.VGG.conv_chunk}  # Their training chunks.
+# (model, size, in channels, out channels, first layer): the distinct layers of both models.
+LAYERS = [("skipcnn", 28, 3, 32, True), ("skipcnn", 28, 32, 32, False), ("skipcnn", 14, 32, 64, False),
+          ("skipcnn", 14, 64, 64, False), ("vgg", 28, 1, 32, True), ("vgg", 14, 32, 64, False),
+          ("vgg", 7, 64, 128, False)]
 
 
 def timed(fns: dict, args: dict, windows: int) -> dict:
@@ -78,7 +79,8 @@ def torch_layer_ms(batch: int, size: int, cin: int, cout: int, first: bool, wind
 
 def layer_row(batch: int, layer: tuple, windows: int) -> str:
     """One table row: a layer's forward and backward, ms, by each implementation."""
-    model, size, cin, cout, chunk, first = layer
+    model, size, cin, cout, first = layer
+    chunk = CHUNK[model]
     keys = jax.random.split(jax.random.key(0), 3)
     args = (jax.random.normal(keys[0], (batch, size, size, cin)), 0.1 * jax.random.normal(keys[1], (3, 3, cin, cout)),
             jax.random.normal(keys[2], (batch, size, size, cout)))
@@ -119,7 +121,8 @@ def model_row(batch: int, entry: tuple, windows: int) -> str:
 
 def scan_row(batch: int, windows: int) -> str:
     """The skip-CNN's 32→32 layer four times in a lax.scan (as a train call runs its steps), ms a step."""
-    grad = {"matmul": layer_grad(lambda x, k: ops.conv_matmul(x, k, 4), False), "eigen": layer_grad(ops.conv_xla, False)}
+    grad = {"matmul": layer_grad(lambda x, k: ops.conv_matmul(x, k, CHUNK["skipcnn"]), False),
+            "eigen": layer_grad(ops.conv_xla, False)}
     keys = jax.random.split(jax.random.key(0), 2)
     xs, kernel = jax.random.normal(keys[0], (4, batch, 28, 28, 32)), 0.1 * jax.random.normal(keys[1], (3, 3, 32, 32))
 
