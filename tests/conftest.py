@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
 
-from mtljax.train import parallel
+# Quick compiles: the tests measure correctness, not speed. Set in the environment before JAX is
+# imported, so that the runs the tests start as subprocesses compile the same way: without most
+# of XLA's optimizations (and so without mtljax's LLVM -O1, `experiment.compiler_options`), and
+# on CPU with XLA's older fusion emitters (not the MLIR ones), which compiled a tiny run's train
+# call in ~2 s instead of ~5 s. Both make the programs slower; the tests' programs are small.
+# tests/test_train.py checks that mtljax's own settings give the same numerics.
+os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"
+if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_use_fusion_emitters=false".strip()
+
+from mtljax.train import parallel  # noqa: E402
 
 parallel.deterministic_gpu_kernels()  # As a run has them (before JAX starts a backend): tests compare bits.
 
@@ -17,8 +28,6 @@ import pytest  # noqa: E402
 
 from mtljax.data import mnist  # noqa: E402
 
-# Quick compiles: the unit tests measure correctness, not speed.
-jax.config.update("jax_disable_most_optimizations", True)
 # The tests check the math at float32 tolerances; GPUs multiply float32 matrices in TF32 (10-bit
 # mantissas) by default, which put the matmul convolution 1e-3 from XLA's on an H200.
 if jax.default_backend() != "cpu":
@@ -28,6 +37,25 @@ if jax.default_backend() != "cpu":
 if "MTLJAX_COMPILE_CACHE" not in os.environ:
     os.environ["MTLJAX_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="mtljax-test-xla-")
     atexit.register(shutil.rmtree, os.environ["MTLJAX_COMPILE_CACHE"], True)
+
+
+@contextlib.contextmanager
+def run_codegen():
+    """Compiles, inside the block, as a run does outside the suite: with XLA's optimizations,
+    mtljax's `compiler_options` and XLA:CPU's default fusion emitters. For what only holds of a
+    run's own programs (looped replicas that train bit for bit like plain runs) and for tests that
+    train real models (there compiling takes less than running). Yields the options."""
+    from mtljax.train import experiment
+
+    suite_options = experiment.compiler_options
+    jax.config.update("jax_disable_most_optimizations", False)
+    options = {**(suite_options() or {}), **({"xla_cpu_use_fusion_emitters": True} if jax.default_backend() == "cpu" else {})}
+    experiment.compiler_options = lambda: options
+    try:
+        yield options
+    finally:
+        experiment.compiler_options = suite_options
+        jax.config.update("jax_disable_most_optimizations", True)
 
 
 def pytest_collection_modifyitems(config, items):

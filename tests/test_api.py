@@ -37,7 +37,8 @@ def test_task_gradients_are_the_jacobian():
     values, jac = mtl.task_gradients(losses, params, x)
     np.testing.assert_allclose(values, losses(params, x))
     expected = jax.jacrev(losses)(params, x)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), jac, expected)
+    # To float32 rounding: the two compile to differently ordered sums (1.7e-6 apart seen).
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), jac, expected)
 
 
 @pytest.mark.parametrize("name", ["upgrad", "mgda", "equal"])

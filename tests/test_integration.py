@@ -11,7 +11,7 @@ import pytest
 
 from mtljax import evaluate, run
 from mtljax.train import parallel
-from conftest import tiny_config
+from conftest import run_codegen, tiny_config
 
 
 def _experiment(tmp_path, cfg) -> str:
@@ -81,7 +81,8 @@ def test_evaluate_rejects_a_non_run(tmp_path, capsys):
 def test_real_data_short_run(tmp_path, real_mnist):
     root = tmp_path / "runs"
     args = ["experiments/threshold.py", "--root", str(root), "--set", "train.epochs=1", "data.limit=3000"]
-    assert run.main(args) == 0
+    with run_codegen():  # A real model: running it takes longer than compiling it.
+        assert run.main(args) == 0
     summary = json.loads(next((root / "threshold").glob("*/summary.json")).read_text())
     # One epoch on 3,000 real images: far above chance (10 % / 50 %), far below the full run.
     assert summary["test"]["digit/accuracy"] > 0.6

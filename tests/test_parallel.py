@@ -20,7 +20,8 @@ def _start(tmp_path, name, cfg, devices):
     """Starts a run of `cfg` on `devices` fake CPU devices in a subprocess (its output to a file)."""
     path = tmp_path / f"{name}.py"
     path.write_text("CONFIG = " + pprint.pformat(cfg) + "\n")
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"  # Beside the suite's.
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
     code = ("import jax, sys; from mtljax import run; "
             f"assert len(jax.devices()) == {devices}; sys.exit(run.main(sys.argv[1:]))")
     with (tmp_path / f"{name}.log").open("w") as log:
@@ -69,7 +70,6 @@ def test_two_processes_match_one(tmp_path, tiny_data_dir):
     for index in range(2):
         env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
                "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(index)}
-        env.pop("XLA_FLAGS", None)
         procs.append(subprocess.Popen([sys.executable, "-m", "mtljax.run", str(path), "--root", str(tmp_path / "two"),
                                        "--seeds", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True))

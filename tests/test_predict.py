@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from mtljax import predict, run
+from conftest import run_codegen
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,8 @@ def real_run(tmp_path_factory, real_mnist):
     """threshold.py trained for 2 epochs on 12,000 real images (~96 % digit accuracy)."""
     root = tmp_path_factory.mktemp("runs")
     args = ["experiments/threshold.py", "--root", str(root), "--set", "train.epochs=2", "data.limit=12000"]
-    assert run.main(args) == 0
+    with run_codegen():  # A real model: running it takes longer than compiling it.
+        assert run.main(args) == 0
     return next((root / "threshold").iterdir())
 
 

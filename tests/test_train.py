@@ -12,7 +12,7 @@ import pytest
 
 from mtljax import config
 from mtljax.train import epoch, evaluation, experiment, monitor, optim, parallel, schedules, step
-from conftest import tiny_config
+from conftest import run_codegen, tiny_config
 
 
 @pytest.fixture
@@ -283,15 +283,20 @@ def _programs_run(exp):
 
 @pytest.mark.parametrize("model", [{"features": [32, 64, 64], "dense": 128},
                                    {"name": "vgg", "batchnorm": True, "head_hidden": 16}])
-def test_compiler_options_keep_the_numerics(tiny_data_dir, monkeypatch, model):
+def test_compiler_options_keep_the_numerics(tiny_data_dir, model):
     """The programs compiled with `compiler_options` (LLVM -O1 on CPU) agree with those compiled
     with the backend's defaults (threshold.py's CNN; a VGG with BatchNorm; two vmapped seeds): the
     initial state to the last bit or two, and the metrics, parameters and evaluation after three
-    train steps to 1e-4 (see below). The option only reorders float operations."""
+    train steps to 1e-4 (see below). The option only reorders float operations. Both sides
+    compile as a run does, not as the rest of the suite (conftest)."""
     exp = experiment.build_experiment(config.resolve(tiny_config(tiny_data_dir, seeds=2, model=model)))
-    fast = _programs_run(exp)
-    monkeypatch.setattr(experiment, "compiler_options", lambda: None)
-    plain = _programs_run(exp)
+    with run_codegen() as options:
+        on_cpu = jax.default_backend() == "cpu"
+        assert options == ({"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": True} if on_cpu else {})
+        fast = _programs_run(exp)
+        # The backend's default level; the block's end restores the suite's options.
+        experiment.compiler_options = lambda: {k: v for k, v in options.items() if "level" not in k}
+        plain = _programs_run(exp)
     assert jax.tree.structure(fast) == jax.tree.structure(plain)
     for a, b in zip(jax.tree.leaves(fast[0]), jax.tree.leaves(plain[0])):
         np.testing.assert_allclose(a, b, rtol=0, atol=2.5e-7)
@@ -299,6 +304,11 @@ def test_compiler_options_keep_the_numerics(tiny_data_dir, monkeypatch, model):
     # last-bit difference in a gradient near 0 (a conv bias before BatchNorm) moves it visibly.
     for a, b in zip(jax.tree.leaves(fast[1]), jax.tree.leaves(plain[1])):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_compiler_options_give_way_to_quick_compiles():
+    """With JAX asked to skip most optimizations (as this suite is, conftest), a run asks for none."""
+    assert jax.config.read("jax_disable_most_optimizations") and experiment.compiler_options() is None
 
 
 def test_one_replica_is_squeezed_not_vmapped():
