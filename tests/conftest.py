@@ -47,7 +47,7 @@ def run_codegen():
     train real models (there compiling takes less than running). Yields the options."""
     from mtljax.train import experiment
 
-    suite_options = experiment.compiler_options
+    suite_options, quick = experiment.compiler_options, jax.config.read("jax_disable_most_optimizations")
     jax.config.update("jax_disable_most_optimizations", False)
     options = {**(suite_options() or {}), **({"xla_cpu_use_fusion_emitters": True} if jax.default_backend() == "cpu" else {})}
     experiment.compiler_options = lambda: options
@@ -55,7 +55,7 @@ def run_codegen():
         yield options
     finally:
         experiment.compiler_options = suite_options
-        jax.config.update("jax_disable_most_optimizations", True)
+        jax.config.update("jax_disable_most_optimizations", quick)
 
 
 def pytest_collection_modifyitems(config, items):
