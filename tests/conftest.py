@@ -39,6 +39,13 @@ if "MTLJAX_COMPILE_CACHE" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["MTLJAX_COMPILE_CACHE"], True)
 
 
+def cpu_devices_env(devices: int) -> dict[str, str]:
+    """The environment of a subprocess that sees `devices` fake CPU devices, with the suite's
+    compile settings (above) kept."""
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
+    return {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+
+
 @contextlib.contextmanager
 def run_codegen():
     """Compiles, inside the block, as a run does outside the suite: with XLA's optimizations,
@@ -49,7 +56,8 @@ def run_codegen():
 
     suite_options, quick = experiment.compiler_options, jax.config.read("jax_disable_most_optimizations")
     jax.config.update("jax_disable_most_optimizations", False)
-    options = {**(suite_options() or {}), **({"xla_cpu_use_fusion_emitters": True} if jax.default_backend() == "cpu" else {})}
+    emitters = {"xla_cpu_use_fusion_emitters": True} if jax.default_backend() == "cpu" else {}
+    options = {**(suite_options() or {}), **emitters}
     experiment.compiler_options = lambda: options
     try:
         yield options

@@ -13,15 +13,14 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from conftest import cpu_devices_env, tiny_config
 
 
 def _start(tmp_path, name, cfg, devices):
     """Starts a run of `cfg` on `devices` fake CPU devices in a subprocess (its output to a file)."""
     path = tmp_path / f"{name}.py"
     path.write_text("CONFIG = " + pprint.pformat(cfg) + "\n")
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"  # Beside the suite's.
-    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+    env = cpu_devices_env(devices)
     code = ("import jax, sys; from mtljax import run; "
             f"assert len(jax.devices()) == {devices}; sys.exit(run.main(sys.argv[1:]))")
     with (tmp_path / f"{name}.log").open("w") as log:

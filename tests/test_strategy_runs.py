@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pprint
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import pytest
 
 from mtljax import config, run
 from mtljax.mtl import strategies
-from conftest import SUMMARIES_ONLY, tiny_config
+from conftest import SUMMARIES_ONLY, cpu_devices_env, tiny_config
 
 NAMES = sorted(strategies.STRATEGIES)
 
@@ -38,8 +37,7 @@ def test_every_strategy_on_one_and_eight_devices(tmp_path, tiny_data_dir, summar
     code = SUMMARIES_ONLY + ("import sys, jax; from mtljax import run; assert len(jax.devices()) == 8\n"
             "for path in sys.argv[2:]:\n"
             "    assert run.main([path, '--root', sys.argv[1], '--seeds', '2']) == 0, path\n")
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=8"  # Beside the suite's.
-    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+    env = cpu_devices_env(8)
     # The 8-device runs in a subprocess while this process runs the 1-device ones: most of the
     # time is compilation, which uses one core, so the two overlap on two cores.
     log = tmp_path / "eight.log"  # A file, not a pipe: the child must never wait for this process to read.
