@@ -93,7 +93,8 @@ def layer_cases(key: jax.Array) -> dict[str, tuple]:
 
 
 def scanned(fn):
-    """A jitted function running `fn(*args)` on each micro-batch of the last argument in a scan."""
+    """A jitted function running `fn(*args)` on each micro-batch of the last argument (an array,
+    or a tuple of arrays scanned together) in a scan."""
     def step(*args):
         *fixed, xs = args
         def body(acc, x):
@@ -126,9 +127,8 @@ def matmul_cases(key: jax.Array) -> dict[str, tuple]:
     dy = jax.random.normal(keys[1], (BATCH // MICRO, rows, c2))
     w = jax.random.normal(keys[2], (kc, c2))
     flops = 2 * rows // MICRO * kc * c2
-    pd = jnp.concatenate([p, dy], -1)  # Scanned together: Pᵀ·dY needs both of a micro-batch.
     return {f"P·W ({rows}×{kc} · {kc}×{c2})": (scanned(lambda w, x: x @ w), (w, p), flops),
-            f"Pᵀ·dY ({kc}×{rows} · {rows}×{c2})": (scanned(lambda x: x[:, :kc].T @ x[:, kc:]), (pd,), flops),
+            f"Pᵀ·dY ({kc}×{rows} · {rows}×{c2})": (scanned(lambda x: x[0].T @ x[1]), ((p, dy),), flops),
             f"dY·Wᵀ ({rows}×{c2} · {c2}×{kc})": (scanned(lambda w, x: x @ w.T), (w, dy), flops)}
 
 
