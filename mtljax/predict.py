@@ -42,7 +42,7 @@ def load_seeds(run_dir: Path, which: str = "best") -> tuple[Any, Any, Any]:
       checkpoint.CheckpointError: no such checkpoint (or a damaged one).
     """
     cfg = config.load_run_config(run_dir)
-    model = models.build_model(cfg["model"], {t: tasks.get(t).outputs for t in cfg["tasks"]})
+    model = models.build_model(cfg["model"], {t: tasks.get(t, cfg).outputs for t in cfg["tasks"]})
     ckpts = checkpoint.RunCheckpoints(run_dir)
     try:
         variables = ckpts.load_variables(which)
@@ -99,7 +99,7 @@ def predict(cfg, outputs: Sequence[dict[str, np.ndarray]], temps: Sequence[dict[
     n = len(next(iter(outputs[0].values())))
     results: list[dict[str, dict[str, Any]]] = [{} for _ in range(n)]
     for t in cfg["tasks"]:
-        task = tasks.get(t)
+        task = tasks.get(t, cfg)
         if task.kind != "classification":
             values = np.mean([np.asarray(task.predict(o[t])) for o in outputs], axis=0)
             for i in range(n):

@@ -25,6 +25,7 @@ class Option:
       below_one: values must be < 1 (with minimum 0: the interval [0, 1)).
       choices: the allowed values, or a function returning them (read when checked).
       nullable: the type of a value that may also be None (default None).
+      check: value -> what is wrong with it (a phrase) or None, for checks beyond these.
     """
 
     default: Any
@@ -34,6 +35,7 @@ class Option:
     below_one: bool = False
     choices: tuple | Callable[[], tuple] | None = None
     nullable: type | None = None
+    check: Callable[[Any], str | None] | None = None
 
     def problem(self, value: Any) -> str | None:
         """What is wrong with `value` (a phrase such as "must be > 0, got 0"), or None."""
@@ -57,12 +59,12 @@ class Option:
             return f"must be >= {self.minimum:g}, got {value!r}"
         if self.below_one and not value < 1:
             return f"must be < 1, got {value!r}"
-        return None
+        return self.check(value) if self.check else None
 
 
 def _expected_types(option: Option) -> tuple[type, ...]:
     if option.nullable:
-        return (option.nullable,)
+        return (list, tuple) if option.nullable is list else (option.nullable,)
     default = option.default
     if isinstance(default, bool):
         return (bool,)

@@ -106,7 +106,7 @@ def architecture_table(root: Path, problems: Sequence[str] = ("multimnist", "thr
             if not finished:
                 continue
             summary, cfg = rundir.read_json(finished[-1]), config.load_run_config(finished[-1].parent)
-            model = models.build_model(cfg["model"], {t: tasks.get(t).outputs for t in cfg["tasks"]})
+            model = models.build_model(cfg["model"], {t: tasks.get(t, cfg).outputs for t in cfg["tasks"]})
             count = models.param_count(model, data.image_shape(cfg["data"]))
             epoch = summary["mean_epoch_time_s"]
             hard_epoch = epoch if arch == "hard" else hard_epoch

@@ -14,6 +14,7 @@ RMSE). Adding a task is one `TASKS.register(name, classification(...))` call (do
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Mapping
 
 import jax
@@ -152,6 +153,51 @@ for _position in ("top", "bottom", "left", "right"):
 TASKS.register("sum", regression(lambda raw: raw["sum"], sources=("sum",)))
 
 
-def get(name: str) -> Task:
-    """The task registered as `name`."""
+class LabelError(ValueError):
+    """A label outside a declared task's classes: the item's index and the value."""
+
+    def __init__(self, index: int, value):
+        super().__init__(f"item {index}: {value!r}")
+        self.index, self.value = index, value
+
+
+COLUMN_KINDS = ("classification", "regression")
+
+
+def column_spec(spec) -> dict:
+    """A task declared in the config (`columns.<task>`) in full: {"column", "kind", "classes"}; a
+    string is the column of a classification task whose classes are read from the data."""
+    spec = {"column": spec} if isinstance(spec, str) else dict(spec)
+    return {"column": spec.get("column"), "kind": spec.get("kind", "classification"), "classes": spec.get("classes")}
+
+
+def _class_values(classes) -> tuple:
+    return tuple(range(classes)) if isinstance(classes, int) else tuple(classes)
+
+
+@functools.lru_cache(maxsize=None)
+def _declared(column: str, kind: str, classes: tuple | None) -> Task:
+    if kind == "regression":
+        return regression(lambda raw: raw[column], sources=(column,))
+    lookup = {value: k for k, value in enumerate(classes)}
+
+    def label_fn(raw):
+        values = raw[column].tolist()
+        try:
+            return np.array([lookup[v] for v in values], np.int32)
+        except KeyError:
+            bad = next(i for i, v in enumerate(values) if v not in lookup)
+            raise LabelError(bad, values[bad]) from None
+
+    return classification(len(classes), label_fn, tuple(map(str, classes)), sources=(column,))
+
+
+def get(name: str, cfg: Mapping | None = None) -> Task:
+    """The task `name`: declared in `cfg`'s `columns` (a label column of the data, classified or
+    regressed), else the one registered under that name."""
+    declared = (cfg or {}).get("columns", {})
+    if name in declared:
+        spec = column_spec(declared[name])
+        classes = _class_values(spec["classes"]) if spec["kind"] == "classification" else None
+        return _declared(spec["column"], spec["kind"], classes)
     return TASKS[name]

@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
-from mtljax.data import mnist
+from mtljax.data import files, mnist
 from conftest import synthetic_mnist
 
 
@@ -60,7 +60,7 @@ def test_truncated_idx_is_reported(tmp_path):
     path = tmp_path / "t10k-labels-idx1-ubyte"
     path.write_bytes(b"\x00\x00\x08\x01" + (100).to_bytes(4, "big") + bytes(10))
     with pytest.raises(mnist.DataError, match="truncated"):
-        mnist._read_idx(path)
+        files.read_idx(path, 1)
 
 
 def test_cache_round_trip_and_corruption(tmp_path):

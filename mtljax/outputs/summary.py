@@ -38,6 +38,7 @@ def build_summary(exp: Any, result: RunResult) -> dict:
         "nonfinite_steps_skipped": result.nonfinite_steps,
         "tasks": {t: {"kind": task.kind, "headline": task.headline, "higher_is_better": task.higher_is_better}
                   for t, task in exp.tasks.items()},
+        "data": dict(getattr(exp, "data_info", {})),
     }
     if n_replicas > 1:
         summary["test_seeds"] = result.test_seeds

@@ -72,11 +72,12 @@ class Experiment:
     loss_weights: dict[str, float]
 
     configure: Callable | None = None  # hyper -> (model, tx), for sweeps (see `configure`).
+    data_info: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # Sources, sizes, test split.
 
     @property
     def tasks(self) -> dict[str, tasks.Task]:
         """Task name -> Task, in config order."""
-        return {t: tasks.get(t) for t in self.cfg["tasks"]}
+        return {t: tasks.get(t, self.cfg) for t in self.cfg["tasks"]}
 
     @property
     def strategy(self) -> strategies.Strategy:
@@ -186,8 +187,10 @@ def graft_params(state: TrainState, run: str, names: Sequence[str]) -> TrainStat
 def build_experiment(cfg: Mapping[str, Any]) -> Experiment:
     """Loads the data and builds model and optimizer for a validated config."""
     # On device once (as uint8): the host copies are dropped here (jnp.asarray copies on CPU).
+    host_splits, data_info = data.load_splits(cfg)
     splits = {name: data.Split(jnp.asarray(split.images), {t: jnp.asarray(y) for t, y in split.labels.items()})
-              for name, split in data.build_splits(cfg).items()}
+              for name, split in host_splits.items()}
+    del host_splits
     train_cfg = cfg["train"]
     steps_per_epoch = len(splits["train"]) // train_cfg["batch_size"]
     if steps_per_epoch == 0:
@@ -209,6 +212,7 @@ def build_experiment(cfg: Mapping[str, Any]) -> Experiment:
         steps_per_epoch=steps_per_epoch,
         loss_weights={t: float(cfg["loss_weights"].get(t, 1.0)) for t in cfg["tasks"]},
         configure=functools.partial(configure, cfg, schedule) if swept else None,
+        data_info=data_info,
     )
 
 
@@ -221,7 +225,7 @@ def configure(cfg: Mapping[str, Any], schedule: Callable, values: Mapping[str, A
     opt_cfg = dict(cfg["optimizer"])
     if "optimizer.weight_decay" in values:  # As an array, so the decay stays in the chain even at 0.
         opt_cfg["weight_decay"] = jnp.asarray(values["optimizer.weight_decay"], jnp.float32)
-    heads = {t: tasks.get(t).outputs for t in cfg["tasks"]}
+    heads = {t: tasks.get(t, cfg).outputs for t in cfg["tasks"]}
     tx = optim.build_optimizer(opt_cfg, schedule)
     if "optimizer.lr" in values:
         tx = optim.scale_lr(tx, values["optimizer.lr"] / cfg["optimizer"]["lr"])
