@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from mtljax import data, models, tasks
-from mtljax.data import augment, columns, compose
+from mtljax.data import augment, columns, compose, sources
 from mtljax.data.datasets import DATA_OPTIONS
 from mtljax.mtl import strategies
 from mtljax.models.architectures import ARCHITECTURE_OPTIONS
@@ -208,6 +208,14 @@ def _check_architecture(cfg: dict) -> None:
         usable = [b for b in models.BACKBONES if models.has_blocks(models.BACKBONES[b]())]
         raise ConfigError(f"model.architecture: {name!r} runs the backbone block by block, which backbone "
                           f"{cfg['model']['name']!r} cannot; usable backbones: {', '.join(usable)}")
+    if sources.parse(cfg["data"]["source"])[0] != "mnist":  # Users' images: any size, so try it.
+        shape = (1, *cfg["data"]["image_shape"])
+        try:
+            jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape)))
+        except Exception as exc:  # noqa: BLE001 - a shape error deep in a layer: say what does not fit.
+            raise ConfigError(f"model.name: backbone {cfg['model']['name']!r} with architecture {name!r} cannot "
+                              f"take {'×'.join(map(str, shape[1:]))} images ({type(exc).__name__}); choose "
+                              "another backbone or fewer pooling blocks") from None
     problem = model.config_problem() if hasattr(model, "config_problem") else None
     if problem:
         raise ConfigError(f"model.{name}.{problem}")

@@ -126,10 +126,12 @@ def read_tfds(name: str, data_dir: Path) -> dict[str, Table]:
     try:
         builder = tfds.builder(name, data_dir=str(data_dir))
         scalars, image_key = _flat_scalars(builder.info.features)
-        splits = [s for s in SPLIT_NAMES if s in builder.info.splits]
+        # A prepared dataset lists its splits; tfds.testing.mock_data lists none and serves any.
+        splits = [s for s in SPLIT_NAMES if s in builder.info.splits or not builder.info.splits]
         sources = {s: tfds.data_source(name, split=s, data_dir=str(data_dir)) for s in splits}
     except Exception as exc:  # noqa: BLE001 - not registered, not prepared: one line naming it.
-        raise DataError(f"tfds:{name}: cannot load from {data_dir}: {type(exc).__name__}: {exc}") from None
+        raise DataError(f"tfds:{name}: cannot load from {data_dir} (prepare it as ArrayRecord there, "
+                        f"docs/data.md): {type(exc).__name__}: {exc}") from None
     if image_key is None or "train" not in sources:
         raise DataError(f"tfds:{name}: needs an image feature and a train split")
     tables = {}

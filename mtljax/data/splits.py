@@ -73,7 +73,7 @@ def task_labels(cfg: Mapping[str, Any], raw: Mapping[str, np.ndarray], table: Ta
             labels[t] = task.labels(raw)
         except tasks.LabelError as exc:
             raise DataError(f"{_where(table, exc.index, source, split)}: label {exc.value!r} of column "
-                            f"{task.sources[0]!r} is not one of task {t!r}'s classes ({', '.join(task.class_names)})") from None
+                            f"{task.sources[0]!r} is not one of the classes of task {t!r} ({', '.join(task.class_names)})") from None
         outside = np.flatnonzero((labels[t] < 0) | (labels[t] >= task.outputs)) if task.kind == "classification" else []
         if len(outside):
             i = outside[0]
