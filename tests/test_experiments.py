@@ -3,15 +3,22 @@ single-task baselines land in the summary."""
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shutil
 import pprint
+import runpy
+import tempfile
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 
 from mtljax import config, run
+from mtljax.data import sources
 from mtljax.train import checkpoint, epoch, experiment
 from conftest import tiny_config
 
@@ -27,10 +34,35 @@ RESOLVED_ONLY = [p for p in EXPERIMENTS if "_" in p.stem and not p.stem.endswith
                  and p.stem.split("_", 1)[1] in ("cross_stitch", "mtan", "mmoe", "cgc", "ple", "dselect_k")]
 
 
+def _stand_in(path: Path) -> list[str]:
+    """For a file that reads users' files (not MNIST), `data.source` pointed at a small synthetic
+    stand-in of the same kind (8×8 items, columns `label` and `writer_half`), written once."""
+    source = runpy.run_path(str(path)).get("CONFIG", {}).get("data", {}).get("source", "mnist")
+    kind = sources.parse(source)[0]
+    if kind == "mnist":
+        return []
+    root = Path(tempfile.gettempdir()) / f"mtljax-test-stand-in-{os.getpid()}"
+    if not root.exists():
+        root.mkdir()
+        atexit.register(shutil.rmtree, root, True)
+    images = np.random.default_rng(0).integers(0, 256, (300, 8, 8), dtype=np.uint8)
+    labels, half = np.arange(300) % 10, (np.arange(300) >= 150).astype(np.uint8)
+    if kind == "npz" and not (root / "x.npz").exists():
+        np.savez(root / "x.npz", x_train=images, y_train=labels, y_train_writer_half=half)
+    if kind == "folder" and not (root / "folder").exists():
+        (root / "folder").mkdir(parents=True)
+        for i, image in enumerate(images):
+            Image.fromarray(image).save(root / "folder" / f"{i}.png")
+        rows = [f"{i}.png,{labels[i]},{half[i]}" for i in range(300)]
+        (root / "folder" / "labels.csv").write_text("\n".join(["file,label,writer_half", *rows]) + "\n")
+    return [f"data.source={kind}:{root / ('x.npz' if kind == 'npz' else 'folder')}"]
+
+
 def _tiny_stages(path: Path, extra=()) -> list:
     """The stages of an experiment file with the tiny overrides (and pairs where it builds them)."""
-    pairs = TINY_PAIRS if "train_pairs" in config.load_stages(path)[0]["data"] else []
-    return config.load_stages(path, TINY + pairs + list(extra))
+    stand_in = _stand_in(path)
+    pairs = TINY_PAIRS if "train_pairs" in config.load_stages(path, stand_in)[0]["data"] else []
+    return config.load_stages(path, TINY + pairs + stand_in + list(extra))
 
 
 def _program(path: Path) -> str:
