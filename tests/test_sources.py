@@ -200,3 +200,23 @@ def test_old_run_configs_name_mnist_routes():
 def test_table_keeps_where_items_came_from(tmp_path):
     table = files.Table(np.zeros((5, 2, 2, 1), np.uint8), {"a": np.arange(5)}, locate=lambda r: f"f row {r}")
     assert table.take(np.array([3, 1])).origin(0, "x") == "f row 3"
+
+
+@pytest.mark.parametrize("name,tasks", [("celeb_a", 40), ("dsprites", 5)])
+def test_example_configs_of_tfds_datasets(tmp_path, name, tasks):
+    """examples/celeba.py and examples/dsprites.py, as written, on TFDS's mock data: every declared
+    task reads its column, and one train step runs."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from mtljax.train import epoch, experiment
+
+    example = "celeba" if name == "celeb_a" else name
+    overrides = [f"data.dir={tmp_path}", "data.val_size=10", "train.batch_size=8", "model.features=[4, 8, 8]", "model.dense=8"]
+    with tfds.testing.mock_data(num_examples=40):
+        cfg = config.load_experiment(f"examples/{example}.py", overrides)
+        exp = experiment.build_experiment(cfg)
+    assert len(exp.tasks) == tasks and exp.data_info["sizes"]["train"] >= 8
+    train_fn, _ = epoch.make_epoch_fns(exp)
+    idx = np.arange(8, dtype=np.int32).reshape(1, 1, 8)
+    state, sums = train_fn(exp.init_state(), epoch.zero_sums(exp.tasks, 1), epoch.device_split(exp.splits["train"]),
+                           idx, exp.dropout_rng())
+    assert int(state.step[0]) == 1 and np.isfinite(float(sums["loss"][0]))
