@@ -59,7 +59,7 @@ def _missing_column(tmp_path):
 def _digits_outside(tmp_path):
     x, _ = fake_items(100, 1)
     np.savez(tmp_path / "emnist.npz", x_train=x, y_train=np.arange(100) % 47)
-    return f"npz:{tmp_path / 'emnist.npz'}", {"tasks": ["digit"]}, r"emnist.npz y_train\[\d+\]: task 'digit' has 10 classes"
+    return f"npz:{tmp_path / 'emnist.npz'}", {"tasks": ["parity"]}, r"emnist.npz y_train\[\d+\]: label 12 outside 0-9, which the built-in tasks"
 
 
 def _too_small_for_the_backbone(tmp_path):
