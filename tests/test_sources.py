@@ -220,3 +220,61 @@ def test_example_configs_of_tfds_datasets(tmp_path, name, tasks):
     state, sums = train_fn(exp.init_state(), epoch.zero_sums(exp.tasks, 1), epoch.device_split(exp.splits["train"]),
                            idx, exp.dropout_rng())
     assert int(state.step[0]) == 1 and np.isfinite(float(sums["loss"][0]))
+
+
+def test_streamed_training_is_the_in_memory_training_bit_for_bit(tmp_path, summaries_only):
+    """Training images read from their files call by call (grain, data.load 'stream') give the very
+    batches of the in-memory path: the same test metrics and confusion counts, to the bit."""
+    import json
+
+    from mtljax import run
+
+    directory, _, _ = idx_dir(tmp_path, n_train=400)
+    (directory / "train-images-idx3-ubyte").write_bytes(gzip.decompress((directory / "train-images-idx3-ubyte.gz").read_bytes()))
+    (directory / "train-images-idx3-ubyte.gz").unlink()  # Plain files are memory-mapped, so they stream.
+    summaries = {}
+    for load in ("memory", "stream"):
+        cfg = tiny_config("unused", name=load, seeds=2, data={"source": f"idx:{directory}", "val_size": 50, "load": load},
+                          train={"epochs": 2, "batch_size": 25, "steps_per_call": 4}, mtl={"diagnose_every": 1})
+        (tmp_path / f"{load}.py").write_text(f"CONFIG = {cfg!r}\n")
+        assert run.main([str(tmp_path / f"{load}.py"), "--root", str(tmp_path / "runs")]) == 0
+        summaries[load] = json.loads(next((tmp_path / "runs" / load).glob("*/summary.json")).read_text())
+    assert summaries["stream"]["data"]["training_images"] == "streamed"
+    assert summaries["memory"]["data"]["training_images"] == "in memory"
+    for key in ("test_seeds", "confusion"):
+        assert summaries["stream"][key] == summaries["memory"][key]
+
+
+def test_a_streamed_run_stopped_inside_an_epoch_resumes_exactly(tmp_path, summaries_only, monkeypatch):
+    import contextlib
+    import json
+
+    from mtljax import run
+    from mtljax.data import stream
+    from mtljax.train import guard
+
+    directory, _, _ = idx_dir(tmp_path, n_train=400)
+    (directory / "train-images-idx3-ubyte").write_bytes(gzip.decompress((directory / "train-images-idx3-ubyte.gz").read_bytes()))
+    (directory / "train-images-idx3-ubyte.gz").unlink()
+    cfg = tiny_config("unused", data={"source": f"idx:{directory}", "val_size": 50, "load": "stream"},
+                      train={"epochs": 2, "batch_size": 25, "steps_per_call": 2})
+    (tmp_path / "exp.py").write_text(f"CONFIG = {cfg!r}\n")
+    args = [str(tmp_path / "exp.py"), "--root"]
+    assert run.main([*args, str(tmp_path / "straight")]) == 0
+    received, prefetch = [], stream.prefetch
+
+    def stopping(*a, **kw):  # SIGTERM arrives while the first epoch's third call trains.
+        for k, item in enumerate(prefetch(*a, **kw)):
+            if k == 2 and not received:
+                received.append(15)
+            yield item
+
+    monkeypatch.setattr(guard, "stop_signals", contextlib.contextmanager(lambda: (yield received)))
+    monkeypatch.setattr(stream, "prefetch", stopping)
+    assert run.main([*args, str(tmp_path / "stopped")]) == 128 + 15
+    run_dir = next((tmp_path / "stopped" / "tiny").iterdir())
+    received.clear()
+    monkeypatch.setattr(stream, "prefetch", prefetch)
+    assert run.main([*args, str(tmp_path / "stopped"), "--resume", "--run-dir", str(run_dir)]) == 0
+    read = lambda root: json.loads(next((root / "tiny").glob("*/summary.json")).read_text())  # noqa: E731
+    assert read(tmp_path / "stopped")["test"] == read(tmp_path / "straight")["test"]

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, NamedTuple
 import numpy as np
 
 from mtljax import tasks
-from mtljax.data import compose, constructions, sources
+from mtljax.data import compose, constructions, sources, stream
 from mtljax.data.files import DataError, Table
 from mtljax.registry import Option, Registry
 
@@ -39,6 +39,9 @@ DATA_OPTIONS: dict[str, Option] = {
     "val_from": Option("random", "'random' (a seeded permutation) or 'first' (the first val_size)",
                        choices=("random", "first")),
     "limit": Option(None, "cap on every split's size, for smoke tests", nullable=int, positive=True),
+    "load": Option("auto", "'memory': every split on the device; 'stream': training images read from their "
+                   "files as training goes (idx: and folder: sources, dataset 'mnist'); 'auto': stream when "
+                   "they would not fit in memory (docs/data.md)", choices=stream.LOAD_MODES),
     "skip_unreadable": Option(False, "folder sources: skip rows whose image cannot be read (counted, printed "
                               "and recorded in the summary) instead of stopping with an error"),
 }

@@ -14,6 +14,8 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from mtljax.data.stream import LazyImages
+
 
 class DataError(RuntimeError):
     """A data source cannot be found, read or verified; the message names the file (and row or key)."""
@@ -96,6 +98,27 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     return body.reshape(shape)
 
 
+def read_idx_images(path: Path) -> np.ndarray | LazyImages:
+    """An IDX file of images as N×H×W×1: memory-mapped (`LazyImages`, read as needed) when plain,
+    read whole when gzipped (a compressed file has no random access).
+
+    Raises:
+      DataError: as `read_idx`.
+    """
+    if path.suffix == ".gz":
+        return read_idx(path, 3)[..., None]
+    with open(path, "rb") as f:
+        header = f.read(16)
+    magic = int.from_bytes(header[:4], "big") if len(header) >= 4 else None
+    if magic != IDX_MAGIC[3] or len(header) < 16:
+        return read_idx(path, 3)[..., None]  # Reports the file's problem.
+    shape = tuple(int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(3))
+    if path.stat().st_size != 16 + int(np.prod(shape)):
+        raise DataError(f"{path}: truncated: {path.stat().st_size - 16} bytes for shape {shape}")
+    pixels = np.memmap(path, np.uint8, "r", offset=16, shape=shape)
+    return LazyImages(lambda rows: pixels[rows], (*shape[1:], 1), np.arange(shape[0]))
+
+
 # The file names of each split's (images, labels): MNIST, Fashion-MNIST and KMNIST name the test
 # split t10k, EMNIST names it test and puts its own prefix before (emnist-balanced-test-...).
 IDX_SUFFIXES = {"train": (("train-images-idx3-ubyte",), ("train-labels-idx1-ubyte",)),
@@ -128,10 +151,10 @@ def read_idx_dir(directory: Path) -> dict[str, Table]:
         if image_path is None or label_path is None:
             missing = image_names if image_path is None else label_names
             raise DataError(f"{directory}: no {split} file *{' or *'.join(missing)} (optionally .gz)")
-        images, labels = read_idx(image_path, 3), read_idx(label_path, 1)
+        images, labels = read_idx_images(image_path), read_idx(label_path, 1)
         if len(images) != len(labels):
             raise DataError(f"{label_path}: {len(labels)} labels for the {len(images)} images of {image_path.name}")
-        tables[split] = Table(images[..., None], {"label": labels}, locate=lambda i, f=label_path: f"{f} item {i}")
+        tables[split] = Table(images, {"label": labels}, locate=lambda i, f=label_path: f"{f} item {i}")
     return tables
 
 
@@ -219,9 +242,34 @@ def _load_image(path: Path) -> np.ndarray:
     return pixels[..., None] if pixels.ndim == 2 else pixels
 
 
+def _probe(path: Path) -> tuple[int, int, int]:
+    """An image file's H×W×C as `_load_image` would give it, from its header alone."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.height, image.width, 1 if image.mode in ("1", "L") else 3
+
+
+def _folder_images(directory: Path, csv_path: Path, files: list[str], csv_rows: np.ndarray, shape) -> LazyImages:
+    """The folder's images at CSV rows `csv_rows`, read from their files when asked for."""
+    def read(positions: np.ndarray) -> np.ndarray:
+        out = np.empty((len(positions), *shape), np.uint8)
+        for k, i in enumerate(positions):
+            try:
+                out[k] = _load_image(directory / files[i])
+            except Exception as exc:  # noqa: BLE001 - found broken after its header was read.
+                raise DataError(f"{csv_path} row {csv_rows[i]}: cannot read image {files[i]!r}: "
+                                f"{type(exc).__name__}") from None
+        return out
+
+    return LazyImages(read, shape, np.arange(len(files)))
+
+
 def read_folder(directory: Path, skip_unreadable: bool = False) -> tuple[dict[str, Table], list[str]]:
     """Image files listed in `<directory>/labels.csv`: a `file` column (paths relative to the
-    directory), one column per label, and optionally `split` (train or test).
+    directory), one column per label, and optionally `split` (train or test). Each file's header is
+    read here; its pixels when the images are read (`LazyImages`: all at once in memory, or a
+    batch at a time when streamed).
 
     Returns:
       the tables by split, and the rows skipped as unreadable (only when `skip_unreadable`).
@@ -234,23 +282,23 @@ def read_folder(directory: Path, skip_unreadable: bool = False) -> tuple[dict[st
     if not csv_path.is_file():
         raise DataError(f"{csv_path}: not found (data.source folder:DIR needs DIR/{LABELS_FILE})")
     header, rows = _read_rows(csv_path)
-    images, kept, skipped = [], [], []
+    shapes, kept, skipped = [], [], []
     for k, row in enumerate(rows):
         where = f"{csv_path} row {k + 2}"
         try:
-            pixels = _load_image(directory / row["file"])
+            shape = _probe(directory / row["file"])
         except Exception as exc:  # noqa: BLE001 - missing, unreadable or not an image: one line either way.
             if not skip_unreadable:
                 raise DataError(f"{where}: cannot read image {row['file']!r}: {type(exc).__name__}") from None
             skipped.append(f"{where} ({row['file']})")
             continue
-        if images and pixels.shape != images[0].shape:
-            raise DataError(f"{where}: image {row['file']!r} is {'×'.join(map(str, pixels.shape))}, the first "
-                            f"image {rows[kept[0]]['file']!r} {'×'.join(map(str, images[0].shape))}; "
+        if shapes and shape != shapes[0]:
+            raise DataError(f"{where}: image {row['file']!r} is {'×'.join(map(str, shape))}, the first "
+                            f"image {rows[kept[0]]['file']!r} {'×'.join(map(str, shapes[0]))}; "
                             f"all images must have one shape")
-        images.append(pixels)
+        shapes.append(shape)
         kept.append(k)
-    if not images:
+    if not kept:
         raise DataError(f"{csv_path}: no readable image")
     splits = np.array([rows[k].get("split", "train").strip() or "train" for k in kept])
     for k, split in zip(kept, splits):
@@ -258,12 +306,13 @@ def read_folder(directory: Path, skip_unreadable: bool = False) -> tuple[dict[st
             raise DataError(f"{csv_path} row {k + 2}: split {split!r}; expected train or test")
     label_names = [h for h in header if h not in ("file", "split")]
     columns = {h: typed_column([rows[k][h] for k in kept], str(csv_path), [k + 2 for k in kept]) for h in label_names}
-    stacked, csv_rows = np.stack(images), np.array(kept) + 2  # Row 1 is the header.
+    csv_rows = np.array(kept) + 2  # Row 1 is the header.
+    images = _folder_images(directory, csv_path, [rows[k]["file"] for k in kept], csv_rows, shapes[0])
     tables = {}
     for split in ("train", "test"):
         index = np.flatnonzero(splits == split)
         if len(index):
-            tables[split] = Table(stacked[index], {h: v[index] for h, v in columns.items()}, csv_rows[index],
+            tables[split] = Table(images[index], {h: v[index] for h, v in columns.items()}, csv_rows[index],
                                   lambda row: f"{csv_path} row {row} ({rows[row - 2]['file']})")
     if "train" not in tables:
         raise DataError(f"{csv_path}: no row of split train")

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from mtljax import tasks
-from mtljax.data import sources
+from mtljax.data import sources, stream
 from mtljax.data.datasets import DATASETS, DIGIT_CLASSES, Split, image_shape, source_names, split_indices
 from mtljax.data.files import DataError, Table
 
@@ -103,9 +103,10 @@ def load_splits(cfg: Mapping[str, Any]) -> tuple[dict[str, Split], dict[str, Any
     limit, shape = data_cfg["limit"], image_shape(data_cfg)
     # Parity of an EMNIST letter is a number, not an error: what reads `label` as a digit checks it.
     reads_digits = dataset.labels is not None or any("digit" in tasks.get(t, cfg).sources for t in cfg["tasks"])
+    streamed = _streams(data_cfg, parts[0][0]["train"], dataset, names)
     splits = {}
     for k, name in enumerate(("train", "val", "test")):
-        tables = tuple(part[name].head(limit) for part, _ in parts)
+        tables = tuple(_in_memory(part[name].head(limit), streamed and name == "train") for part, _ in parts)
         if reads_digits:
             for table, source in zip(tables, names):
                 _check_digits(table, name, source)
@@ -117,8 +118,23 @@ def load_splits(cfg: Mapping[str, Any]) -> tuple[dict[str, Split], dict[str, Any
         table = tables[0] if dataset.labels is None else None  # Items map to source rows only as they are.
         splits[name] = Split(built, task_labels(cfg, raw, table, name))
     info = {"sources": list(names), "image_shape": list(shape), "sizes": {s: len(splits[s]) for s in splits},
+            "training_images": "streamed" if streamed else "in memory",
             "test_split": parts[0][1], "skipped_unreadable": sum(len(b.skipped) for b in bases)}
     return splits, info
+
+
+def _streams(data_cfg: Mapping[str, Any], train: Table, dataset, names) -> bool:
+    """Whether the training images stream from their files (`data.load`, stream.should_stream)."""
+    can = isinstance(train.images, stream.LazyImages) and dataset.labels is None and len(names) == 1
+    if data_cfg["load"] == "stream" and not can:
+        raise DataError(f"{names[0]}: data.load 'stream' reads training images from their files as training goes, "
+                        f"which dataset {data_cfg['dataset']!r} of this source cannot (streamed: dataset 'mnist' "
+                        "over idx:DIR with plain, not gzipped, files, or folder:DIR)")
+    return stream.should_stream(data_cfg["load"], int(np.prod(train.images.shape)), can)
+
+
+def _in_memory(table: Table, keep_lazy: bool) -> Table:
+    return table if keep_lazy else Table(np.asarray(table.images), table.columns, table.rows, table.locate)
 
 
 def build_splits(cfg: Mapping[str, Any]) -> dict[str, Split]:

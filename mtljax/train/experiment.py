@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from mtljax import data, models, tasks
-from mtljax.data import compose
+from mtljax.data import compose, stream
 from mtljax.models import ops
 from mtljax.models.backbones import encode
 from mtljax.mtl import strategies
@@ -78,6 +78,11 @@ class Experiment:
     def tasks(self) -> dict[str, tasks.Task]:
         """Task name -> Task, in config order."""
         return {t: tasks.get(t, self.cfg) for t in self.cfg["tasks"]}
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the training images stream from their files (`data.load`)."""
+        return isinstance(self.splits["train"].images, stream.LazyImages)
 
     @property
     def strategy(self) -> strategies.Strategy:
@@ -188,7 +193,9 @@ def build_experiment(cfg: Mapping[str, Any]) -> Experiment:
     """Loads the data and builds model and optimizer for a validated config."""
     # On device once (as uint8): the host copies are dropped here (jnp.asarray copies on CPU).
     host_splits, data_info = data.load_splits(cfg)
-    splits = {name: data.Split(jnp.asarray(split.images), {t: jnp.asarray(y) for t, y in split.labels.items()})
+    # Streamed training images stay in their files (mtljax/data/stream.py), their labels on the host.
+    splits = {name: split if isinstance(split.images, stream.LazyImages) else
+              data.Split(jnp.asarray(split.images), {t: jnp.asarray(y) for t, y in split.labels.items()})
               for name, split in host_splits.items()}
     del host_splits
     train_cfg = cfg["train"]

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mtljax import calibration
+from mtljax.data import stream
 from mtljax.train import checkpoint, guard, parallel
 from mtljax.train.epoch import (device_split, epoch_chunks, epoch_lrs, epoch_permutation, make_epoch_fns, pad_chunk,
                                 reset_sums, zero_sums)
@@ -172,9 +173,12 @@ def compile_calls(run: Run) -> float:
         raise ValueError(f"train.batch_size {batch_size} is not a multiple of the {mesh.size} devices")
     train_fn, eval_fn = make_epoch_fns(exp)
     run.data["val"] = eval_data(exp.splits["val"], exp, mesh)
-    run.state, run.best, run.data["sums"], run.data["train"], run.data["rng"] = parallel.replicate(
-        (run.state, run.best, zero_sums(exp.tasks, n_replicas), device_split(exp.splits["train"]), exp.dropout_rng()), mesh)
     call_steps = min(resolve_steps_per_call(cfg), exp.steps_per_epoch)
+    # Streamed, every call receives its own items (stream.call_items), n_replicas × call_steps × batch of them.
+    train_data = (call_placeholder(exp, n_replicas * call_steps * batch_size) if exp.streamed
+                  else device_split(exp.splits["train"]))
+    run.state, run.best, run.data["sums"], run.data["train"], run.data["rng"] = parallel.replicate(
+        (run.state, run.best, zero_sums(exp.tasks, n_replicas), train_data, exp.dropout_rng()), mesh)
     t_compile = time.perf_counter()
     block = run.data["val"].blocks[0]
     idx = parallel.shard_batch(np.zeros((n_replicas, call_steps, batch_size), np.int32), mesh)
@@ -185,8 +189,21 @@ def compile_calls(run: Run) -> float:
     run.calls["plateau"] = jax.jit(jax.vmap(lambda st, v: exp.plateau.update(jnp.zeros(()), st, value=v)[1]))
     run.chunks, run.call_steps = epoch_chunks(exp.steps_per_epoch, call_steps), call_steps
     every = cfg["mtl"]["diagnose_every"]
-    run.calls["diagnose"] = make_diagnostics(exp, run.data["train"]) if every and len(exp.tasks) > 1 else None
+    first = call_placeholder(exp, 0) if exp.streamed else run.data["train"]
+    run.calls["diagnose"] = make_diagnostics(exp, first) if every and len(exp.tasks) > 1 else None
     return time.perf_counter() - t_compile
+
+
+def call_placeholder(exp: Experiment, n: int) -> dict[str, Any]:
+    """A streamed run's train-call items for compiling: n zeros of each array's shape and type; with
+    n 0, the split's first `mtl.diagnose_batch` items (the diagnostics' fixed batch) instead."""
+    split = exp.splits["train"]
+    if n == 0:
+        count = min(exp.cfg["mtl"]["diagnose_batch"], len(split))
+        return {"image": jnp.asarray(split.images.read(np.arange(count))),
+                **{t: jnp.asarray(y[:count]) for t, y in split.labels.items()}}
+    return {"image": np.zeros((n, *split.images.shape[1:]), np.uint8),
+            **{t: np.zeros(n, y.dtype) for t, y in split.labels.items()}}
 
 
 def run_epoch(run: Run, epoch: int, received: list[int]) -> tuple[dict[str, np.ndarray], list[float]]:
@@ -207,11 +224,17 @@ def run_epoch(run: Run, epoch: int, received: list[int]) -> tuple[dict[str, np.n
     check = lambda sums_host: guard.check_finite(sums_host, exp.loss_weights, epoch, train_cfg["nonfinite"])
     with tqdm(total=exp.steps_per_epoch, initial=sum(n for _, n in chunks[:start]), desc=f"epoch {epoch}",
               leave=False, mininterval=1.0, disable=not parallel.is_primary()) as bar:
-        for k in range(start, len(chunks)):
+        calls = [pad_chunk(np.stack([p[first * batch_size:(first + n) * batch_size].reshape(n, batch_size)
+                                     for p in perms]), run.call_steps) for first, n in chunks[start:]]
+        streamed = stream.prefetch(calls, exp.splits["train"].images, exp.splits["train"].labels) if exp.streamed else None
+        for k, idx in zip(range(start, len(chunks)), calls):
             first, n = chunks[k]
-            idx = np.stack([p[first * batch_size:(first + n) * batch_size].reshape(n, batch_size) for p in perms])
-            idx = parallel.shard_batch(pad_chunk(idx, run.call_steps), run.mesh)
-            run.state, sums = run.calls["train"](run.state, sums, run.data["train"], idx, run.data["rng"])
+            dataset = run.data["train"]
+            if streamed is not None:  # This call's own items, read ahead while the previous call trained.
+                items, idx = next(streamed)
+                dataset = parallel.replicate(items, run.mesh)
+            idx = parallel.shard_batch(idx, run.mesh)
+            run.state, sums = run.calls["train"](run.state, sums, dataset, idx, run.data["rng"])
             bar.update(n)
             if k % 10 == 9:  # Syncs with the device, so only now and then.
                 sums_host = parallel.host_value(sums)
