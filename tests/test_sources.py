@@ -278,3 +278,28 @@ def test_a_streamed_run_stopped_inside_an_epoch_resumes_exactly(tmp_path, summar
     assert run.main([*args, str(tmp_path / "stopped"), "--resume", "--run-dir", str(run_dir)]) == 0
     read = lambda root: json.loads(next((root / "tiny").glob("*/summary.json")).read_text())  # noqa: E731
     assert read(tmp_path / "stopped")["test"] == read(tmp_path / "straight")["test"]
+
+
+def test_every_streamable_source_reads_the_same_items_streamed(tmp_path):
+    """Folder, Hugging Face and TFDS sources streamed (`LazyImages`) read the items they give in memory."""
+    datasets = pytest.importorskip("datasets")
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from mtljax.data import stream
+
+    write_folder(tmp_path / "imgs")
+    x, y = fake_items(80, 1)
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(
+        {"image": [Image.fromarray(i) for i in x], "label": y.tolist()},
+        features=datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")}))}).save_to_disk(tmp_path / "hf")
+    cases = [(f"folder:{tmp_path / 'imgs'}", {"tasks": ["shape"], "columns": {"shape": "shape"}}),
+             (f"hf:{tmp_path / 'hf'}", {}), ("tfds:mnist", {})]
+    with tfds.testing.mock_data(num_examples=60):
+        for source, sections in cases:
+            got = {}
+            for load in ("memory", "stream"):
+                cfg = resolve(source, **sections, data={"val_size": 5, "load": load, "dir": str(tmp_path)})
+                got[load] = data.build_splits(cfg)["train"]
+            assert isinstance(got["stream"].images, stream.LazyImages), source
+            np.testing.assert_array_equal(np.asarray(got["stream"].images), got["memory"].images)
+            for task, labels in got["memory"].labels.items():
+                np.testing.assert_array_equal(got["stream"].labels[task], labels)

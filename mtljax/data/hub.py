@@ -8,11 +8,12 @@ is a dependency of mtljax: a source that names one imports it and says how to in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
 from mtljax.data.files import DataError, Table, as_images
+from mtljax.data.stream import LazyImages
 
 SPLIT_NAMES = ("train", "test")  # The splits read; a dataset's own validation split is not used.
 
@@ -32,16 +33,13 @@ def stack_rows(images: Iterable[Any], columns: Mapping[str, list], origin: str) 
     """
     arrays = []
     for i, image in enumerate(images):
-        pixels = np.asarray(image)
-        pixels = pixels[..., None] if pixels.ndim == 2 else pixels
-        if arrays and pixels.shape != arrays[0].shape:
-            raise DataError(f"{origin}[{i}]: image of shape {pixels.shape}, the first {arrays[0].shape}; "
+        arrays.append(_pixels(image))
+        if arrays[-1].shape != arrays[0].shape:
+            raise DataError(f"{origin}[{i}]: image of shape {arrays[-1].shape}, the first {arrays[0].shape}; "
                             "all images must have one shape")
-        arrays.append(pixels)
     if not arrays:
         raise DataError(f"{origin}: no examples")
-    images = as_images(np.stack(arrays).astype(np.uint8) if arrays[0].dtype == bool else np.stack(arrays), origin)
-    return Table(images, {k: _column(v) for k, v in columns.items()})
+    return Table(as_images(np.stack(arrays), origin), {k: _column(v) for k, v in columns.items()})
 
 
 def _column(values: list) -> np.ndarray:
@@ -87,9 +85,37 @@ def read_hf(name: str) -> dict[str, Table]:
             raise DataError(f"hf:{name}: expected one image column in split {split}, found "
                             f"{', '.join(image_keys) or 'none'} (features: {', '.join(ds.features)})")
         scalar = [k for k, f in ds.features.items() if isinstance(f, (datasets.ClassLabel, datasets.Value))]
-        columns = {k: list(ds[k]) for k in scalar}
-        tables[split] = stack_rows(ds[image_keys[0]], columns, f"hf:{name} {split}")
+        columns = {k: _column(list(ds[k])) for k in scalar}  # Arrow columns: no image is decoded.
+        tables[split] = Table(lazy_images(lambda rows, ds=ds, key=image_keys[0]: ds[rows.tolist()][key],
+                                          lambda: ds[0][image_keys[0]], len(ds), f"hf:{name} {split}"), columns)
     return tables
+
+
+def lazy_images(read_items: Callable[[np.ndarray], Iterable[Any]], first: Callable[[], Any], n: int,
+                origin: str) -> LazyImages:
+    """A dataset's images, read by `read_items(rows)` (arrays or PIL images) when asked for; every
+    image must have the first one's shape."""
+    shape = _pixels(first()).shape
+
+    def read(rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), *shape), np.uint8)
+        for k, (row, item) in enumerate(zip(rows, read_items(rows))):
+            pixels = _pixels(item)
+            if pixels.shape != shape:
+                raise DataError(f"{origin}[{row}]: image of shape {pixels.shape}, the first {shape}; "
+                                "all images must have one shape")
+            out[k] = pixels
+        return out
+
+    return LazyImages(read, shape, np.arange(n))
+
+
+def _pixels(image: Any) -> np.ndarray:
+    pixels = np.asarray(image)
+    pixels = pixels.astype(np.uint8) if pixels.dtype == bool else pixels
+    if pixels.dtype != np.uint8:
+        raise DataError(f"images of {pixels.dtype}, expected uint8")
+    return pixels[..., None] if pixels.ndim == 2 else pixels
 
 
 # --------------------------------------------------------------------------- TensorFlow Datasets
@@ -118,10 +144,11 @@ def _leaf(example: Mapping[str, Any], path: str):
     return example
 
 
-def read_tfds(name: str, data_dir: Path) -> dict[str, Table]:
+def read_tfds(name: str, data_dir: Path, lazy: Callable[[int], bool] = lambda nbytes: False) -> dict[str, Table]:
     """A TFDS dataset's train and test splits by random access (`tfds.data_source`, ArrayRecord
     files prepared under `data_dir`): its image feature and scalar features, nested ones named
-    'outer/inner'."""
+    'outer/inner'. The training images are read when trained on (`LazyImages`) when
+    `lazy(their bytes)` says so, else all at once."""
     tfds = _import("tensorflow_datasets", "tfds")
     try:
         builder = tfds.builder(name, data_dir=str(data_dir))
@@ -136,6 +163,17 @@ def read_tfds(name: str, data_dir: Path) -> dict[str, Table]:
         raise DataError(f"tfds:{name}: needs an image feature and a train split")
     tables = {}
     for split, source in sources.items():
+        if split == "train" and lazy(len(source) * int(np.prod(_leaf(source[0], image_key).shape))):
+            # Streamed: the labels now (TFDS decodes each example whole), the images when trained on.
+            columns = {k: [] for k in scalars}
+            for i in range(len(source)):
+                example = source[i]
+                for k in scalars:
+                    columns[k].append(_leaf(example, k))
+            images = lazy_images(lambda rows, s=source: (_leaf(s[int(r)], image_key) for r in rows),
+                                 lambda s=source: _leaf(s[0], image_key), len(source), f"tfds:{name} {split}")
+            tables[split] = Table(images, {k: _column(v) for k, v in columns.items()})
+            continue
         examples = [source[i] for i in range(len(source))]
         columns = {k: [_leaf(e, k) for e in examples] for k in scalars}
         tables[split] = stack_rows((_leaf(e, image_key) for e in examples), columns, f"tfds:{name} {split}")

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple
 
-from mtljax.data import files, hub, mnist
+from mtljax.data import files, hub, mnist, stream
 from mtljax.data.files import DataError, Table
 
 MNIST_ROUTES = ("auto", *mnist.SOURCES)  # `mnist:ROUTE`; plain `mnist` is `mnist:auto`.
@@ -64,7 +64,8 @@ READERS: dict[str, Callable[[str, Mapping[str, Any]], Base]] = {
     "npz": lambda arg, data_cfg: _tables(files.read_npz(Path(arg).expanduser())),
     "folder": _folder,
     "hf": lambda arg, data_cfg: _tables(hub.read_hf(arg)),
-    "tfds": lambda arg, data_cfg: _tables(hub.read_tfds(arg, _tfds_dir(data_cfg))),
+    "tfds": lambda arg, data_cfg: _tables(hub.read_tfds(
+        arg, _tfds_dir(data_cfg), lambda nbytes: stream.should_stream(data_cfg.get("load", "memory"), nbytes, True))),
 }
 FORMS = "mnist, mnist:ROUTE, idx:DIR, npz:FILE, folder:DIR, hf:NAME_OR_PATH or tfds:NAME[/CONFIG]"
 
@@ -96,7 +97,7 @@ def _key(source: str, data_cfg: Mapping[str, Any]) -> tuple:
     path = Path(arg).expanduser()
     stamp = path.stat().st_mtime_ns if kind in ("idx", "npz", "folder", "hf") and path.exists() else None
     label_stamp = (path / files.LABELS_FILE).stat().st_mtime_ns if (path / files.LABELS_FILE).exists() else None
-    return source, data_cfg["dir"], data_cfg["skip_unreadable"], stamp, label_stamp
+    return source, data_cfg["dir"], data_cfg["skip_unreadable"], data_cfg.get("load"), stamp, label_stamp
 
 
 def load(source: str, data_cfg: Mapping[str, Any]) -> Base:

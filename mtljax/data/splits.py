@@ -129,7 +129,7 @@ def _streams(data_cfg: Mapping[str, Any], train: Table, dataset, names) -> bool:
     if data_cfg["load"] == "stream" and not can:
         raise DataError(f"{names[0]}: data.load 'stream' reads training images from their files as training goes, "
                         f"which dataset {data_cfg['dataset']!r} of this source cannot (streamed: dataset 'mnist' "
-                        "over idx:DIR with plain, not gzipped, files, or folder:DIR)")
+                        "over idx:DIR with plain, not gzipped, files, folder:DIR, hf: or tfds:)")
     return stream.should_stream(data_cfg["load"], int(np.prod(train.images.shape)), can)
 
 
