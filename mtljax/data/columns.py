@@ -37,14 +37,16 @@ def check_columns(declared: Any, registered) -> dict[str, dict]:
     for name, raw in declared.items():
         if name in registered:
             raise ColumnError(f"columns.{name}: a registered task has this name; choose another")
-        if not isinstance(raw, (str, Mapping)) or (isinstance(raw, Mapping) and set(raw) - {"column", "kind", "classes"}):
+        keys = set(raw) if isinstance(raw, Mapping) else set()
+        if not isinstance(raw, (str, Mapping)) or keys - {"column", "kind", "classes"}:
             raise ColumnError(f"columns.{name}: expected a column name or a dict with keys column, kind, classes; "
                               f"got {raw!r}")
         spec = tasks.column_spec(raw)
         if not isinstance(spec["column"], str) or not spec["column"]:
             raise ColumnError(f"columns.{name}.column: expected the column's name, got {spec['column']!r}")
         if spec["kind"] not in tasks.COLUMN_KINDS:
-            raise ColumnError(f"columns.{name}.kind: expected one of {', '.join(tasks.COLUMN_KINDS)}, got {spec['kind']!r}")
+            raise ColumnError(f"columns.{name}.kind: expected one of {', '.join(tasks.COLUMN_KINDS)}, "
+                              f"got {spec['kind']!r}")
         classes = spec["classes"]
         if spec["kind"] == "regression" and classes is not None:
             raise ColumnError(f"columns.{name}.classes: a regression task has no classes")

@@ -17,7 +17,6 @@ from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 
-from mtljax import tasks
 from mtljax.data import compose, constructions, sources, stream
 from mtljax.data.files import DataError, Table
 from mtljax.registry import Option, Registry
@@ -40,8 +39,8 @@ DATA_OPTIONS: dict[str, Option] = {
                        choices=("random", "first")),
     "limit": Option(None, "cap on every split's size, for smoke tests", nullable=int, positive=True),
     "load": Option("auto", "'memory': every split on the device; 'stream': training images read from their "
-                   "files as training goes (idx:, folder:, hf: and tfds: sources, dataset 'mnist'); 'auto': stream when "
-                   "they would not fit in memory (docs/data.md)", choices=stream.LOAD_MODES),
+                   "files as training goes (idx:, folder:, hf: and tfds: sources, dataset 'mnist'); 'auto': "
+                   "stream when they would not fit in memory (docs/data.md)", choices=stream.LOAD_MODES),
     "skip_unreadable": Option(False, "folder sources: skip rows whose image cannot be read (counted, printed "
                               "and recorded in the summary) instead of stopping with an error"),
 }

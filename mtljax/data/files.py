@@ -44,7 +44,8 @@ class Table(NamedTuple):
 
     def take(self, index: np.ndarray) -> "Table":
         """The items at `index`, in that order."""
-        return Table(self.images[index], {k: v[index] for k, v in self.columns.items()}, self._rows()[index], self.locate)
+        columns = {k: v[index] for k, v in self.columns.items()}
+        return Table(self.images[index], columns, self._rows()[index], self.locate)
 
     def head(self, n: int | None) -> "Table":
         """The first n items (all when n is None)."""

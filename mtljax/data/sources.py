@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple
 
 from mtljax.data import files, hub, mnist, stream
-from mtljax.data.files import DataError, Table
+from mtljax.data.files import Table
 
 MNIST_ROUTES = ("auto", *mnist.SOURCES)  # `mnist:ROUTE`; plain `mnist` is `mnist:auto`.
 MNIST_SHAPE = (28, 28, 1)

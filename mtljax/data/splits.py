@@ -45,13 +45,14 @@ def source_splits(base: sources.Base, data_cfg: Mapping[str, Any], name: str) ->
 def _check_digits(table: Table, split: str, source: str) -> None:
     """The constructions and built-in tasks read the `label` column as digits 0-9."""
     if "label" not in table.columns:
-        raise DataError(f"{source}: no column 'label', which the built-in tasks and constructions read "
-                        f"(columns: {', '.join(table.columns) or 'none'}); declare tasks over its columns (docs/data.md)")
+        raise DataError(f"{source}: no column 'label', which the built-in tasks and constructions read (columns: "
+                        f"{', '.join(table.columns) or 'none'}); declare tasks over its columns (docs/data.md)")
     labels = table.columns["label"]
     bad = np.flatnonzero(~np.isin(labels, np.arange(DIGIT_CLASSES))) if labels.dtype.kind in "iu" else [0]
     if len(bad):
-        raise DataError(f"{table.origin(bad[0], f'{source} {split}')}: label {labels[bad[0]].item()!r} outside 0-9, which the "
-                        "built-in tasks and constructions read; declare a task over the column instead (docs/data.md)")
+        where, value = table.origin(bad[0], f"{source} {split}"), labels[bad[0]].item()
+        raise DataError(f"{where}: label {value!r} outside 0-9, which the built-in tasks and constructions read; "
+                        "declare a task over the column instead (docs/data.md)")
 
 
 def task_labels(cfg: Mapping[str, Any], raw: Mapping[str, np.ndarray], table: Table | None, split: str) -> dict:
@@ -73,7 +74,8 @@ def task_labels(cfg: Mapping[str, Any], raw: Mapping[str, np.ndarray], table: Ta
             labels[t] = task.labels(raw)
         except tasks.LabelError as exc:
             raise DataError(f"{_where(table, exc.index, source, split)}: label {exc.value!r} of column "
-                            f"{task.sources[0]!r} is not one of the classes of task {t!r} ({', '.join(task.class_names)})") from None
+                            f"{task.sources[0]!r} is not one of the classes of task {t!r} "
+                            f"({', '.join(task.class_names)})") from None
         outside = np.flatnonzero((labels[t] < 0) | (labels[t] >= task.outputs)) if task.kind == "classification" else []
         if len(outside):
             i, column = outside[0], "label" if task.sources == ("digit",) and "label" in raw else task.sources[0]

@@ -3,8 +3,8 @@
 from mtljax.models.architectures import (ARCHITECTURE_OPTIONS, ARCHITECTURES, build_model, expand_shared, has_blocks,
                                          param_count)
 from mtljax.models.backbones import (BACKBONES, MODEL_OPTIONS, Head, MultiTaskModel, build_backbone, default_config,
-                                     flatten_or_gap, model_params)
+                                     flatten_or_gap, input_problem, model_params)
 
 __all__ = ["ARCHITECTURE_OPTIONS", "ARCHITECTURES", "BACKBONES", "MODEL_OPTIONS", "Head", "MultiTaskModel",
            "build_backbone", "build_model", "default_config", "expand_shared", "flatten_or_gap", "has_blocks",
-           "model_params", "param_count"]
+           "input_problem", "model_params", "param_count"]

@@ -327,3 +327,15 @@ def build_backbone(model_cfg: Mapping[str, Any]) -> nn.Module:
     if "features" in options:
         options["features"] = tuple(options["features"])
     return cls(**options)
+
+
+def input_problem(model: nn.Module, image_shape: Sequence[int]) -> str | None:
+    """Why `model` cannot take images of `image_shape` (H×W×C), or None: traced, not run, so a
+    size too small for its pooling shows here, not deep inside a run."""
+    import jax
+
+    try:
+        jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, *image_shape))))
+    except Exception as exc:  # noqa: BLE001 - a shape error deep in a layer: say what does not fit.
+        return f"cannot take {'×'.join(map(str, image_shape))} images ({type(exc).__name__})"
+    return None
