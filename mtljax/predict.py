@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtljax import calibration, config, data, models, tasks
+from mtljax.data import sources
 from mtljax.data.userimages import DEFAULT_STEPS, STEPS, ImageError, load_image, prepare
 from mtljax.outputs import rundir
 from mtljax.train import checkpoint
@@ -135,13 +136,15 @@ def run_temperatures(run_dir: Path, seeds: Sequence[int], calibrated: bool) -> l
     return [temps or {} for temps in fitted]
 
 
-def parse_steps(text: str | None) -> frozenset[str]:
-    """`--prepare`: comma-separated preparation steps (userimages.STEPS); None: the defaults."""
+def parse_steps(text: str | None, digits: bool = True) -> frozenset[str]:
+    """`--prepare`: comma-separated preparation steps (userimages.STEPS), or "as-is"; None: the
+    defaults for a run on MNIST (`digits`), else "as-is" (a run on users' own data: images are
+    resized whole, as its source gave them)."""
     if text is None:
-        return DEFAULT_STEPS
+        return DEFAULT_STEPS if digits else frozenset({"as-is"})
     steps = frozenset(s.strip() for s in text.split(",") if s.strip())
-    if not steps <= set(STEPS):
-        raise ValueError(f"--prepare {text}: steps are {', '.join(STEPS)}")
+    if steps != {"as-is"} and not steps <= set(STEPS):
+        raise ValueError(f"--prepare {text}: steps are {', '.join(STEPS)}, or as-is alone")
     return steps
 
 
@@ -184,8 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-confidence", type=float, default=0.9, metavar="P",
                         help="mark predictions whose probability is below P as uncertain (default 0.9)")
     parser.add_argument("--no-calibration", action="store_true", help="probabilities at temperature 1")
-    parser.add_argument("--prepare", metavar="STEPS", help=f"preparation steps, comma-separated, of {', '.join(STEPS)} "
-                        f"(default: {','.join(sorted(DEFAULT_STEPS))})")
+    parser.add_argument("--prepare", metavar="STEPS", help=f"preparation steps, comma-separated, of {', '.join(STEPS)}, "
+                        f"or as-is (default: {','.join(sorted(DEFAULT_STEPS))} for runs on MNIST, as-is for "
+                        "runs on other sources)")
     args = parser.parse_args(argv)
     if not (args.run_dir / rundir.CONFIG_FILE).is_file():
         print(f"error: {args.run_dir} is not a run directory (no {rundir.CONFIG_FILE})", file=sys.stderr)
@@ -193,8 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.seed is not None and args.seeds is not None:
             raise ValueError("give --seed or --seeds, not both")
-        steps = parse_steps(args.prepare)
         cfg, model, variables = load_seeds(args.run_dir)
+        steps = parse_steps(args.prepare, sources.parse(cfg["data"]["source"])[0] == "mnist")
         seeds = parse_seeds(args.seeds if args.seeds is not None else str(args.seed or 0), n_seeds_of(variables))
     except (checkpoint.CheckpointError, config.ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -305,3 +305,24 @@ def test_every_streamable_source_reads_the_same_items_streamed(tmp_path):
             np.testing.assert_array_equal(np.asarray(got["stream"].images), got["memory"].images)
             for task, labels in got["memory"].labels.items():
                 np.testing.assert_array_equal(got["stream"].labels[task], labels)
+
+
+def test_a_run_on_a_folder_evaluates_and_predicts_its_own_images(tmp_path, capsys):
+    """A run on users' files: `evaluate` reloads them; `predict` takes images as the source gave
+    them (resized whole, no digit-ink preparation) and names the declared task's classes."""
+    import json
+
+    from mtljax import evaluate, predict, run
+
+    write_folder(tmp_path / "imgs")
+    cfg = tiny_config("unused", tasks=["shape"], columns={"shape": "shape"}, data={"source": f"folder:{tmp_path / 'imgs'}",
+                      "val_size": 5}, train={"epochs": 1, "batch_size": 10})
+    (tmp_path / "exp.py").write_text(f"CONFIG = {cfg!r}\n")
+    assert run.main([str(tmp_path / "exp.py"), "--root", str(tmp_path / "runs")]) == 0
+    run_dir = next((tmp_path / "runs" / "tiny").iterdir())
+    assert evaluate.main([str(run_dir)]) == 0
+    capsys.readouterr()
+    assert predict.main([str(run_dir), str(tmp_path / "imgs" / "3.png"), "--json"]) == 0
+    label = json.loads(capsys.readouterr().out)["predictions"][0]["shape"]["label"]
+    assert label in ("round", "square")
+    assert predict.parse_steps(None, digits=False) == {"as-is"}

@@ -89,9 +89,25 @@ def normalise_stroke(ink: np.ndarray, box_scale: float) -> np.ndarray:
     return out if out.max() > INK_THRESHOLD else ink  # Never erode a digit away.
 
 
-def prepare(rgb: np.ndarray, shape: tuple[int, int, int], steps: frozenset[str] = DEFAULT_STEPS) -> np.ndarray:
-    """An RGB image as a model input of `shape` (H×W×C uint8), MNIST-style (module docstring)."""
+def as_is(rgb: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """An RGB image as a model input of `shape` (H×W×C uint8) the way a run's own source gave its
+    images: resized whole (Lanczos), greyscale as ITU-R 601 luma when C is 1; no ink is sought."""
     from PIL import Image
+
+    height, width, channels = shape
+    image = Image.fromarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8))
+    image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.LANCZOS)
+    pixels = np.asarray(image, np.uint8)
+    return pixels[..., None] if channels == 1 else pixels
+
+
+def prepare(rgb: np.ndarray, shape: tuple[int, int, int], steps: frozenset[str] = DEFAULT_STEPS) -> np.ndarray:
+    """An RGB image as a model input of `shape` (H×W×C uint8), MNIST-style (module docstring); with
+    the step "as-is" alone, `as_is` instead."""
+    from PIL import Image
+
+    if "as-is" in steps:
+        return as_is(rgb, shape)
 
     ink = ink_of(rgb, "denoise" in steps)
     rows, cols = np.nonzero(ink > INK_THRESHOLD)
