@@ -187,8 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-confidence", type=float, default=0.9, metavar="P",
                         help="mark predictions whose probability is below P as uncertain (default 0.9)")
     parser.add_argument("--no-calibration", action="store_true", help="probabilities at temperature 1")
-    parser.add_argument("--prepare", metavar="STEPS", help=f"preparation steps, comma-separated, of {', '.join(STEPS)}, "
-                        f"or as-is (default: {','.join(sorted(DEFAULT_STEPS))} for runs on MNIST, as-is for "
+    parser.add_argument("--prepare", metavar="STEPS", help=f"preparation steps, comma-separated, of "
+                        f"{', '.join(STEPS)}, or as-is (default: {','.join(sorted(DEFAULT_STEPS))} for runs on MNIST, as-is for "
                         "runs on other sources)")
     args = parser.parse_args(argv)
     if not (args.run_dir / rundir.CONFIG_FILE).is_file():

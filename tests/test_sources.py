@@ -291,7 +291,8 @@ def test_every_streamable_source_reads_the_same_items_streamed(tmp_path):
     write_folder(tmp_path / "imgs")
     x, y = fake_items(80, 1)
     features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")})
-    train = datasets.Dataset.from_dict({"image": [Image.fromarray(i) for i in x], "label": y.tolist()}, features=features)
+    train = datasets.Dataset.from_dict({"image": [Image.fromarray(i) for i in x], "label": y.tolist()},
+                                       features=features)
     datasets.DatasetDict({"train": train}).save_to_disk(tmp_path / "hf")
     cases = [(f"folder:{tmp_path / 'imgs'}", {"tasks": ["shape"], "columns": {"shape": "shape"}}),
              (f"hf:{tmp_path / 'hf'}", {}), ("tfds:mnist", {})]
@@ -315,8 +316,8 @@ def test_a_run_on_a_folder_evaluates_and_predicts_its_own_images(tmp_path, capsy
     from mtljax import evaluate, predict, run
 
     write_folder(tmp_path / "imgs")
-    cfg = tiny_config("unused", tasks=["shape"], columns={"shape": "shape"}, data={"source": f"folder:{tmp_path / 'imgs'}",
-                      "val_size": 5}, train={"epochs": 1, "batch_size": 10})
+    cfg = tiny_config("unused", tasks=["shape"], columns={"shape": "shape"}, train={"epochs": 1, "batch_size": 10},
+                      data={"source": f"folder:{tmp_path / 'imgs'}", "val_size": 5})
     (tmp_path / "exp.py").write_text(f"CONFIG = {cfg!r}\n")
     assert run.main([str(tmp_path / "exp.py"), "--root", str(tmp_path / "runs")]) == 0
     run_dir = next((tmp_path / "runs" / "tiny").iterdir())
