@@ -103,7 +103,7 @@ def load_splits(cfg: Mapping[str, Any]) -> tuple[dict[str, Split], dict[str, Any
     bases = [sources.load(name, data_cfg) for name in names]
     parts = [source_splits(base, data_cfg, name) for base, name in zip(bases, names)]
     limit, shape = data_cfg["limit"], image_shape(data_cfg)
-    # Parity of an EMNIST letter is a number, not an error: what reads `label` as a digit checks it.
+    # A digit task over other labels (EMNIST's 47) would train wrong silently: what reads them as digits checks.
     reads_digits = dataset.labels is not None or any("digit" in tasks.get(t, cfg).sources for t in cfg["tasks"])
     streamed = _streams(data_cfg, parts[0][0]["train"], dataset, names)
     splits = {}
