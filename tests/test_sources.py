@@ -327,3 +327,13 @@ def test_a_run_on_a_folder_evaluates_and_predicts_its_own_images(tmp_path, capsy
     label = json.loads(capsys.readouterr().out)["predictions"][0]["shape"]["label"]
     assert label in ("round", "square")
     assert predict.parse_steps(None, digits=False) == {"as-is"}
+
+
+def test_auto_streams_only_what_would_not_fit(monkeypatch):
+    from mtljax.data import stream
+
+    monkeypatch.setattr(stream, "available_bytes", lambda: 10 * 2**30)
+    assert not stream.should_stream("auto", 2 * 2**30, True)  # 2.5 GiB needed of 5 allowed.
+    assert stream.should_stream("auto", 5 * 2**30, True)
+    assert not stream.should_stream("auto", 5 * 2**30, False)  # This source cannot stream.
+    assert stream.should_stream("stream", 1, True) and not stream.should_stream("memory", 2**40, True)

@@ -18,9 +18,11 @@ from typing import Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 LOAD_MODES = ("auto", "memory", "stream")
-# `data.load: auto` streams when the in-memory path would need more than this share of the memory
-# available: it held ~MEMORY_PER_BYTE bytes per byte of training images at its peak (docs/data.md).
-MEMORY_PER_BYTE = 3
+# `data.load: auto` streams when the in-memory path would need more than half the memory available:
+# building threshold.py over 534,000 training images (419 MB) from IDX files, it held 1.12 to 1.26
+# bytes more per byte of training images at its peak than streamed, in two runs of
+# benchmarks/stream.py (docs/data.md); the larger is used.
+MEMORY_PER_BYTE = 1.26
 AVAILABLE_SHARE = 0.5
 
 
@@ -61,7 +63,17 @@ class LazyImages:
 
 
 def available_bytes() -> int:
-    """The memory available to this process now (Linux's MemAvailable; else the physical memory)."""
+    """The memory available to this process now: Linux's MemAvailable (else the physical memory),
+    and on an accelerator no more than its free memory, where in-memory splits live."""
+    import jax
+
+    stats = jax.devices()[0].memory_stats() if jax.default_backend() != "cpu" else None
+    device = stats["bytes_limit"] - stats["bytes_in_use"] if stats and "bytes_limit" in stats else None
+    host = _host_available()
+    return min(host, device) if device is not None else host
+
+
+def _host_available() -> int:
     try:
         with open("/proc/meminfo") as f:
             for line in f:
