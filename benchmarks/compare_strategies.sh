@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
-    names=($(python -c "from mtljax import strategies; print(' '.join(strategies.STRATEGIES))"))
+    names=($(python -c "from mtljax.mtl import strategies; print(' '.join(strategies.STRATEGIES))"))
 fi
 for s in "${names[@]}"; do
     python -m mtljax.run experiments/multimnist.py --root checkpoints/strategies --seeds 1 \
