@@ -87,16 +87,26 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
             raw = f.read()
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
-    magic = int.from_bytes(raw[0:4], "big") if len(raw) >= 4 else None
+    shape = _idx_shape(raw, path, ndim, len(raw))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _idx_shape(head: bytes, path: Path, ndim: int, size: int) -> tuple[int, ...]:
+    """The shape an IDX file's header (`head`, its first bytes) declares, checked against its
+    magic number and its `size` in bytes.
+
+    Raises:
+      DataError: the wrong magic number (another type or rank), or fewer bytes than the shape needs.
+    """
+    magic = int.from_bytes(head[0:4], "big") if len(head) >= 4 else None
     if magic != IDX_MAGIC[ndim]:
         found = "none" if magic is None else f"0x{magic:08x}"
         raise DataError(f"{path}: wrong magic number {found}; an IDX file of unsigned bytes with {ndim} "
                         f"dimension{'s' * (ndim > 1)} starts with 0x{IDX_MAGIC[ndim]:08x}")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    body = np.frombuffer(raw, dtype=np.uint8, offset=min(len(raw), 4 + 4 * ndim))
-    if body.size != int(np.prod(shape)):
-        raise DataError(f"{path}: truncated: {body.size} bytes for shape {shape}")
-    return body.reshape(shape)
+    shape = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    if size - 4 - 4 * ndim != int(np.prod(shape)):
+        raise DataError(f"{path}: truncated: {max(0, size - 4 - 4 * ndim)} bytes for shape {shape}")
+    return shape
 
 
 def read_idx_images(path: Path) -> np.ndarray | LazyImages:
@@ -108,14 +118,11 @@ def read_idx_images(path: Path) -> np.ndarray | LazyImages:
     """
     if path.suffix == ".gz":
         return read_idx(path, 3)[..., None]
-    with open(path, "rb") as f:
-        header = f.read(16)
-    magic = int.from_bytes(header[:4], "big") if len(header) >= 4 else None
-    if magic != IDX_MAGIC[3] or len(header) < 16:
-        return read_idx(path, 3)[..., None]  # Reports the file's problem.
-    shape = tuple(int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(3))
-    if path.stat().st_size != 16 + int(np.prod(shape)):
-        raise DataError(f"{path}: truncated: {path.stat().st_size - 16} bytes for shape {shape}")
+    try:
+        with open(path, "rb") as f:
+            shape = _idx_shape(f.read(16), path, 3, path.stat().st_size)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
     pixels = np.memmap(path, np.uint8, "r", offset=16, shape=shape)
     return LazyImages(lambda rows: pixels[rows], (*shape[1:], 1), np.arange(shape[0]))
 

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from mtljax.data.files import DataError, Table, as_images
+from mtljax.data.files import DataError, Table
 from mtljax.data.stream import LazyImages
 
 SPLIT_NAMES = ("train", "test")  # The splits read; a dataset's own validation split is not used.
@@ -23,23 +23,6 @@ def _import(module: str, extra: str):
         return __import__(module, fromlist=["_"])
     except ImportError:
         raise DataError(f"the source needs the package {module.split('.')[0]!r}: pip install -e '.[{extra}]'") from None
-
-
-def stack_rows(images: Iterable[Any], columns: Mapping[str, list], origin: str) -> Table:
-    """Per-item images (arrays or PIL images) and scalar column values as a Table.
-
-    Raises:
-      DataError: images of different shapes, naming the first that differs.
-    """
-    arrays = []
-    for i, image in enumerate(images):
-        arrays.append(_pixels(image))
-        if arrays[-1].shape != arrays[0].shape:
-            raise DataError(f"{origin}[{i}]: image of shape {arrays[-1].shape}, the first {arrays[0].shape}; "
-                            "all images must have one shape")
-    if not arrays:
-        raise DataError(f"{origin}: no examples")
-    return Table(as_images(np.stack(arrays), origin), {k: _column(v) for k, v in columns.items()})
 
 
 def _column(values: list) -> np.ndarray:
@@ -100,14 +83,18 @@ def lazy_images(read_items: Callable[[np.ndarray], Iterable[Any]], first: Callab
     def read(rows: np.ndarray) -> np.ndarray:
         out = np.empty((len(rows), *shape), np.uint8)
         for k, (row, item) in enumerate(zip(rows, read_items(rows))):
-            pixels = _pixels(item)
-            if pixels.shape != shape:
-                raise DataError(f"{origin}[{row}]: image of shape {pixels.shape}, the first {shape}; "
-                                "all images must have one shape")
-            out[k] = pixels
+            out[k] = _checked(item, shape, f"{origin}[{row}]")
         return out
 
     return LazyImages(read, shape, np.arange(n))
+
+
+def _checked(image: Any, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """One image as uint8 H×W×C, which must be of `shape` (the dataset's first image's)."""
+    pixels = _pixels(image)
+    if pixels.shape != shape:
+        raise DataError(f"{where}: image of shape {pixels.shape}, the first {shape}; all images must have one shape")
+    return pixels
 
 
 def _pixels(image: Any) -> np.ndarray:
@@ -163,18 +150,19 @@ def read_tfds(name: str, data_dir: Path, lazy: Callable[[int], bool] = lambda nb
         raise DataError(f"tfds:{name}: needs an image feature and a train split")
     tables = {}
     for split, source in sources.items():
-        if split == "train" and lazy(len(source) * int(np.prod(_leaf(source[0], image_key).shape))):
-            # Streamed: the labels now (TFDS decodes each example whole), the images when trained on.
-            columns = {k: [] for k in scalars}
-            for i in range(len(source)):
-                example = source[i]
-                for k in scalars:
-                    columns[k].append(_leaf(example, k))
-            images = lazy_images(lambda rows, s=source: (_leaf(s[int(r)], image_key) for r in rows),
-                                 lambda s=source: _leaf(s[0], image_key), len(source), f"tfds:{name} {split}")
-            tables[split] = Table(images, {k: _column(v) for k, v in columns.items()})
-            continue
-        examples = [source[i] for i in range(len(source))]
-        columns = {k: [_leaf(e, k) for e in examples] for k in scalars}
-        tables[split] = stack_rows((_leaf(e, image_key) for e in examples), columns, f"tfds:{name} {split}")
+        origin = f"tfds:{name} {split}"
+        if len(source) == 0:
+            raise DataError(f"{origin}: no examples")
+        images = lazy_images(lambda rows, s=source: (_leaf(s[int(r)], image_key) for r in rows),
+                             lambda s=source: _leaf(s[0], image_key), len(source), origin)
+        streamed = split == "train" and lazy(images.nbytes)
+        # One pass: TFDS decodes each example whole, so the labels (and, in memory, the images) are read together.
+        columns, pixels = {k: [] for k in scalars}, []
+        for i in range(len(source)):
+            example = source[i]
+            for k in scalars:
+                columns[k].append(_leaf(example, k))
+            if not streamed:
+                pixels.append(_checked(_leaf(example, image_key), images.item_shape, f"{origin}[{i}]"))
+        tables[split] = Table(images if streamed else np.stack(pixels), {k: _column(v) for k, v in columns.items()})
     return tables

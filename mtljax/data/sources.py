@@ -48,7 +48,7 @@ def _tables(tables: Mapping[str, Table], skipped=()) -> Base:
 
 def _folder(arg: str, data_cfg: Mapping[str, Any]) -> Base:
     tables, skipped = files.read_folder(Path(arg).expanduser(), data_cfg["skip_unreadable"])
-    if skipped:  # Never silent: printed here, and counted in the run's summary (datasets.describe).
+    if skipped:  # Never silent: printed here, and counted in the run's summary (splits.load_splits).
         shown = "; ".join(skipped[:5]) + (f"; and {len(skipped) - 5} more" if len(skipped) > 5 else "")
         print(f"warning: skipped {len(skipped)} unreadable image(s) of folder:{arg}: {shown}", file=sys.stderr)
     return _tables(tables, skipped)
@@ -95,9 +95,9 @@ _CACHE_SIZE = 2  # The base and a second source (data.second_source) of the conf
 def _key(source: str, data_cfg: Mapping[str, Any]) -> tuple:
     kind, arg = parse(source)
     path = Path(arg).expanduser()
-    stamp = path.stat().st_mtime_ns if kind in ("idx", "npz", "folder", "hf") and path.exists() else None
-    label_stamp = (path / files.LABELS_FILE).stat().st_mtime_ns if (path / files.LABELS_FILE).exists() else None
-    return source, data_cfg["dir"], data_cfg["skip_unreadable"], data_cfg.get("load"), stamp, label_stamp
+    watched = path / files.LABELS_FILE if kind == "folder" else path  # A folder changes with its labels.csv.
+    stamp = watched.stat().st_mtime_ns if kind != "tfds" and watched.exists() else None
+    return source, data_cfg["dir"], data_cfg["skip_unreadable"], data_cfg.get("load"), stamp
 
 
 def load(source: str, data_cfg: Mapping[str, Any]) -> Base:

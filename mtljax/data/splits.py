@@ -132,7 +132,7 @@ def _streams(data_cfg: Mapping[str, Any], train: Table, dataset, names) -> bool:
         raise DataError(f"{names[0]}: data.load 'stream' reads training images from their files as training goes, "
                         f"which dataset {data_cfg['dataset']!r} of this source cannot (streamed: dataset 'mnist' "
                         "over idx:DIR with plain, not gzipped, files, folder:DIR, hf: or tfds:)")
-    return stream.should_stream(data_cfg["load"], int(np.prod(train.images.shape)), can)
+    return stream.should_stream(data_cfg["load"], train.images.nbytes, can)
 
 
 def _in_memory(table: Table, keep_lazy: bool) -> Table:

@@ -49,8 +49,7 @@ class LazyImages:
         return len(self.rows)
 
     def __getitem__(self, index) -> "LazyImages":
-        if isinstance(index, (int, np.integer)):
-            return self.read(np.array([index]))[0]
+        """The items at `index` (a slice or an index array), not read yet."""
         return LazyImages(self._read, self.item_shape, self.rows[index])
 
     def read(self, positions: np.ndarray) -> np.ndarray:

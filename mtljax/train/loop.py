@@ -189,21 +189,26 @@ def compile_calls(run: Run) -> float:
     run.calls["plateau"] = jax.jit(jax.vmap(lambda st, v: exp.plateau.update(jnp.zeros(()), st, value=v)[1]))
     run.chunks, run.call_steps = epoch_chunks(exp.steps_per_epoch, call_steps), call_steps
     every = cfg["mtl"]["diagnose_every"]
-    first = call_placeholder(exp, 0) if exp.streamed else run.data["train"]
-    run.calls["diagnose"] = make_diagnostics(exp, first) if every and len(exp.tasks) > 1 else None
+    if every and len(exp.tasks) > 1:
+        run.calls["diagnose"] = make_diagnostics(exp, first_items(exp) if exp.streamed else run.data["train"])
+    else:
+        run.calls["diagnose"] = None
     return time.perf_counter() - t_compile
 
 
-def call_placeholder(exp: Experiment, n: int) -> dict[str, Any]:
-    """A streamed run's train-call items for compiling: n zeros of each array's shape and type; with
-    n 0, the split's first `mtl.diagnose_batch` items (the diagnostics' fixed batch) instead."""
+def call_placeholder(exp: Experiment, n: int) -> dict[str, np.ndarray]:
+    """A streamed run's train-call items for compiling: n zeros of each array's shape and type."""
     split = exp.splits["train"]
-    if n == 0:
-        count = min(exp.cfg["mtl"]["diagnose_batch"], len(split))
-        return {"image": jnp.asarray(split.images.read(np.arange(count))),
-                **{t: jnp.asarray(y[:count]) for t, y in split.labels.items()}}
     return {"image": np.zeros((n, *split.images.shape[1:]), np.uint8),
             **{t: np.zeros(n, y.dtype) for t, y in split.labels.items()}}
+
+
+def first_items(exp: Experiment) -> dict[str, jax.Array]:
+    """A streamed run's first `mtl.diagnose_batch` training items on device: the diagnostics' batch."""
+    split = exp.splits["train"]
+    count = min(exp.cfg["mtl"]["diagnose_batch"], len(split))
+    return {"image": jnp.asarray(split.images.read(np.arange(count))),
+            **{t: jnp.asarray(y[:count]) for t, y in split.labels.items()}}
 
 
 def run_epoch(run: Run, epoch: int, received: list[int]) -> tuple[dict[str, np.ndarray], list[float]]:
@@ -226,7 +231,8 @@ def run_epoch(run: Run, epoch: int, received: list[int]) -> tuple[dict[str, np.n
               leave=False, mininterval=1.0, disable=not parallel.is_primary()) as bar:
         calls = [pad_chunk(np.stack([p[first * batch_size:(first + n) * batch_size].reshape(n, batch_size)
                                      for p in perms]), run.call_steps) for first, n in chunks[start:]]
-        streamed = stream.prefetch(calls, exp.splits["train"].images, exp.splits["train"].labels) if exp.streamed else None
+        train = exp.splits["train"]
+        streamed = stream.prefetch(calls, train.images, train.labels) if exp.streamed else None
         for k, idx in zip(range(start, len(chunks)), calls):
             first, n = chunks[k]
             dataset = run.data["train"]
