@@ -9,7 +9,7 @@ per-task mean losses to one scalar; its options (here τ) live under `mtl.<name>
 import jax
 import jax.numpy as jnp
 
-from mtljax.mtl import strategies
+from mtljax.mtl.base import loss_weighting, register
 from mtljax.registry import Option
 
 
@@ -19,5 +19,5 @@ def hardest_first(losses, params, state, ctx):
     return jnp.sum(jax.lax.stop_gradient(weights) * losses), state
 
 
-strategies.STRATEGIES.register("hardest_first", strategies.Strategy("loss", loss=hardest_first),
-                               {"temperature": Option(1.0, "softmax temperature τ", positive=True)})
+register("hardest_first", loss_weighting(hardest_first),
+         {"temperature": Option(1.0, "softmax temperature τ", positive=True)})

@@ -113,7 +113,7 @@ def test_load_run_reproduces_the_recorded_test_accuracy(tmp_path, tiny_data_dir)
 def test_famo_logits_follow_the_losses_after_each_update(tiny_data_dir):
     """The step gives FAMO the same batch's losses after the update: its logits move by Alg. 1."""
     from mtljax import config as config_lib
-    from mtljax.mtl import weightings
+    from mtljax.mtl.methods import famo
     from mtljax.train import experiment
 
     exp = experiment.build_experiment(config_lib.resolve(tiny_config(
@@ -126,6 +126,6 @@ def test_famo_logits_follow_the_losses_after_each_update(tiny_data_dir):
     key = jax.random.fold_in(rng, 0)
     after = train_step.task_losses(spec, exp.model, new.params, state.batch_stats, batch, key)[0]
     before = jnp.stack([metrics["digit/loss"], metrics["parity/loss"]])
-    expected = weightings.famo_after_update(state.mtl, before, after, {"options": {"lr": 0.5, "decay": 0.001}})
+    expected = famo.famo_after_update(state.mtl, before, after, {"options": {"lr": 0.5, "decay": 0.001}})
     np.testing.assert_allclose(new.mtl["logits"], expected["logits"], rtol=1e-4, atol=1e-7)
     assert float(jnp.abs(new.mtl["logits"]).max()) > 0

@@ -4,6 +4,7 @@ parameters as the architecture declares, and the representation-gradient mode is
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -11,19 +12,26 @@ import numpy as np
 import pytest
 
 from mtljax import config
-from mtljax.mtl import strategies
+from mtljax.mtl import base, gradients, strategies
 from mtljax.train import experiment, step
 from conftest import tiny_config
 
 ARCHITECTURES = ["hard", "cross_stitch", "mtan", "mmoe", "cgc", "ple", "dselect_k"]
 # Aggregators given as definitions: the sum of the task gradients, and nothing for the shared part.
-SUM = strategies.Strategy("gradient", aggregate=lambda g, losses, state, ctx: (g.sum(0), jnp.ones(g.shape[0]), state))
-NONE = strategies.Strategy("gradient", aggregate=lambda g, losses, state, ctx: (0 * g[0], jnp.ones(g.shape[0]), state))
+SUM = base.aggregator(lambda g, losses, state, ctx: (g.sum(0), jnp.ones(g.shape[0]), state))
+NONE = base.aggregator(lambda g, losses, state, ctx: (0 * g[0], jnp.ones(g.shape[0]), state))
+ON_REPRESENTATION = functools.partial(dataclasses.replace, computes=gradients.representation_aggregated)
 
 
 def _exp(data_dir, architecture, **sections):
     cfg = tiny_config(data_dir, model={"architecture": architecture, "dropout": 0.3}, **sections)
     return experiment.build_experiment(config.resolve(cfg))
+
+
+def _grads(strategy, spec, state, batch, rng, ctx):
+    """The gradient `strategy` gives for `batch` in the step `spec` describes."""
+    objective = step.objective(spec, spec.model, state.batch_stats)
+    return strategy.gradient(objective, state.params, state.mtl, batch, rng, ctx).grads
 
 
 def _gradient(fn, spec, exp, microbatch=0):
@@ -32,7 +40,7 @@ def _gradient(fn, spec, exp, microbatch=0):
     split = exp.splits["train"]
     batch = {"image": split.images[:40], **{t: y[:40] for t, y in split.labels.items()}}
     ctx = strategies.context(rng, state.step, 1, jnp.ones(len(exp.tasks)), spec.mtl)
-    return jax.jit(lambda s, b: fn(spec, spec.model, s, b, rng, ctx)[3])(state, batch)
+    return jax.jit(lambda s, b: fn(spec, s, b, rng, ctx))(state, batch)
 
 
 def _close(a, b, tol=2e-5):
@@ -45,10 +53,8 @@ def test_aggregating_the_task_gradients_splits_shared_from_own(tiny_data_dir, ar
     exp = _exp(tiny_data_dir, architecture, mtl={"strategy": "equal"})
     spec = exp.step_spec()
 
-    def three(spec, model, state, batch, rng, ctx):  # One program: one compilation.
-        grads = [fn(dataclasses.replace(spec, strategy=s), model, state, batch, rng, ctx)[3] for fn, s in
-                 ((step.loss_gradient, spec.strategy), (step.aggregated_gradient, SUM), (step.aggregated_gradient, NONE))]
-        return None, None, None, grads
+    def three(spec, state, batch, rng, ctx):  # One program: one compilation.
+        return [_grads(s, spec, state, batch, rng, ctx) for s in (spec.strategy, SUM, NONE)]
 
     plain, summed, none = _gradient(three, spec, exp)
     # The sum of the task gradients of the shared parameters, and each subtree's own: the plain gradient.
@@ -64,9 +70,9 @@ def test_aggregating_the_task_gradients_splits_shared_from_own(tiny_data_dir, ar
 def test_rep_grad_with_the_sum_is_the_plain_gradient(tiny_data_dir, microbatch):
     exp = _exp(tiny_data_dir, "hard", mtl={"strategy": "upgrad", "rep_grad": True}, train={"microbatch": microbatch})
     spec = exp.step_spec()
-    assert step.gradient_fn(spec) is step.rep_aggregated_gradient
-    plain = _gradient(step.loss_gradient, dataclasses.replace(spec, strategy=strategies.get("equal")), exp, microbatch)
-    _close(_gradient(step.rep_aggregated_gradient, dataclasses.replace(spec, strategy=SUM), exp, microbatch), plain)
+    assert spec.strategy.computes is gradients.representation_aggregated  # Resolved from mtl.rep_grad.
+    plain = _gradient(functools.partial(_grads, strategies.get("equal")), spec, exp, microbatch)
+    _close(_gradient(functools.partial(_grads, ON_REPRESENTATION(SUM)), spec, exp, microbatch), plain)
 
 
 def test_rep_grad_aggregates_the_representation_matrix(tiny_data_dir):
@@ -78,8 +84,7 @@ def test_rep_grad_aggregates_the_representation_matrix(tiny_data_dir):
         return g.sum(0), jnp.ones(g.shape[0]), state
 
     exp = _exp(tiny_data_dir, "hard", mtl={"strategy": "upgrad", "rep_grad": True})
-    _gradient(step.rep_aggregated_gradient, dataclasses.replace(exp.step_spec(), strategy=strategies.Strategy(
-        "gradient", aggregate=record)), exp)
+    _gradient(functools.partial(_grads, ON_REPRESENTATION(base.aggregator(record))), exp.step_spec(), exp)
     assert seen["shape"] == (3, 40 * 16)  # Three tasks; 40 images × the dense layer's 16 features.
 
 

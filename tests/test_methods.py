@@ -4,6 +4,9 @@ state (no conflict, equal cosines, the PCGrad special case, reductions to the pl
 
 from __future__ import annotations
 
+import importlib
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,17 +15,19 @@ from hypothesis import given, settings
 from scipy.optimize import minimize, root
 
 from mtljax import mtl
-from mtljax.mtl import aggregators, stateful, strategies, weightings
+from mtljax.mtl import solvers, strategies
+from mtljax.mtl.methods import (config as config_method, db_mtl, dualproj, excessmtl, fairgrad, gls, graddrop,
+                                gradvac, moco, modo, nash_mtl, pcgrad, sdmgrad)
 from test_strategies import gradient_matrices
 
 
 # Jitted once per shape (hypothesis draws a few shapes), rather than traced op by op per example.
-_dualproj, _config, _graddrop = jax.jit(aggregators.dualproj), jax.jit(aggregators.config_direction), \
-    jax.jit(aggregators.graddrop, static_argnames="leak")
-_fair_weights, _fair, _nash = jax.jit(aggregators.fairgrad_weights), jax.jit(aggregators.fairgrad), \
-    jax.jit(aggregators.nash_mtl)
-_gradvac, _pcgrad = jax.jit(stateful.gradvac), jax.jit(aggregators.pcgrad)
-_sdmgrad = jax.jit(stateful.sdmgrad, static_argnames="iters")
+_dualproj, _config, _graddrop = jax.jit(dualproj.dualproj), jax.jit(config_method.config_direction), \
+    jax.jit(graddrop.graddrop, static_argnames="leak")
+_fair_weights, _fair, _nash = jax.jit(fairgrad.fairgrad_weights), jax.jit(fairgrad.fairgrad), \
+    jax.jit(nash_mtl.nash_mtl)
+_gradvac, _pcgrad = jax.jit(gradvac.gradvac), jax.jit(pcgrad.pcgrad)
+_sdmgrad = jax.jit(sdmgrad.sdmgrad, static_argnames="iters")
 
 
 def _simplex_qp(objective, t):
@@ -102,7 +107,7 @@ def test_fairgrad_solves_its_equations_and_matches_scipy(g):
 @given(gradient_matrices(2, 4))
 def test_project_simplex_matches_scipy(g):
     v = g[0][: len(g) + 1].astype(np.float64) * 2
-    w = np.asarray(aggregators.project_simplex(jnp.asarray(v, jnp.float32)), np.float64)
+    w = np.asarray(solvers.project_simplex(jnp.asarray(v, jnp.float32)), np.float64)
     np.testing.assert_allclose(w, _simplex_qp(lambda x: np.sum((x - v) ** 2), len(v)), atol=1e-4)
 
 
@@ -122,7 +127,7 @@ def test_gradvac_sets_the_target_cosine_and_moves_the_targets():
     g = jnp.asarray([[1.0, 0.2, 0.0], [0.3, 1.0, 0.5]])
     cos = float(g[0] @ g[1] / jnp.linalg.norm(g[0]) / jnp.linalg.norm(g[1]))
     targets = jnp.asarray([[0.0, 0.9], [0.9, 0.0]])  # Above the cosine: both are moved to it.
-    d, new = stateful.gradvac(g, targets, jax.random.key(0), beta=0.25)
+    d, new = gradvac.gradvac(g, targets, jax.random.key(0), beta=0.25)
     gd = np.asarray(g, np.float64)
     moved = []
     for i, j in ((0, 1), (1, 0)):  # NumPy: Eq. 3's coefficient, then the cosine it gives.
@@ -138,7 +143,7 @@ def test_moco_update_by_hand():
     g = np.asarray([[1.0, 0.0, 2.0], [0.0, -1.0, 1.0]], np.float32)
     y0 = np.asarray([[0.5, 0.5, 0.5], [1.0, 0.0, 0.0]], np.float32)
     lam0 = np.asarray([0.5, 0.5], np.float32)
-    d, state = stateful.moco(jnp.asarray(g), {"y": jnp.asarray(y0), "lam": jnp.asarray(lam0)}, jnp.asarray(3),
+    d, state = moco.moco(jnp.asarray(g), {"y": jnp.asarray(y0), "lam": jnp.asarray(lam0)}, jnp.asarray(3),
                              beta=0.5, beta_sigma=0.5, gamma=0.1, gamma_sigma=0.5, rho=0.2)
     y = y0 - 0.5 / 4**0.5 * (y0 - g)
     step = lam0 - 0.1 / 4**0.5 * ((y @ y.T + 0.2 * np.eye(2)) @ lam0)
@@ -146,7 +151,7 @@ def test_moco_update_by_hand():
     np.testing.assert_allclose(state["y"], y, rtol=1e-6)
     np.testing.assert_allclose(state["lam"], lam, atol=1e-5)
     np.testing.assert_allclose(d, 2 * lam @ y, rtol=1e-4)
-    d0, s0 = stateful.moco(jnp.asarray(g), {"y": jnp.zeros((2, 3)), "lam": jnp.asarray(lam0)}, jnp.asarray(0),
+    d0, s0 = moco.moco(jnp.asarray(g), {"y": jnp.zeros((2, 3)), "lam": jnp.asarray(lam0)}, jnp.asarray(0),
                            beta=0.5, beta_sigma=0.5, gamma=0.1, gamma_sigma=0.5, rho=0.0)
     np.testing.assert_allclose(s0["y"], g)  # The first step tracks the gradients themselves.
 
@@ -154,14 +159,14 @@ def test_moco_update_by_hand():
 def test_db_mtl_balances_magnitudes_by_hand():
     g = np.asarray([[3.0, 0.0], [0.0, 1.0]], np.float32)
     avg = np.asarray([[1.0, 1.0], [0.0, 2.0]], np.float32)
-    d, state = stateful.db_mtl(jnp.asarray(g), {"avg": jnp.asarray(avg)}, jnp.asarray(3), beta=0.9, beta_sigma=0.5)
+    d, state = db_mtl.db_mtl(jnp.asarray(g), {"avg": jnp.asarray(avg)}, jnp.asarray(3), beta=0.9, beta_sigma=0.5)
     b = 0.9 / 4**0.5
     new = b * avg + (1 - b) * g
     norms = np.linalg.norm(new, axis=1)
     np.testing.assert_allclose(state["avg"], new, rtol=1e-6)
     np.testing.assert_allclose(d, (norms.max() / norms) @ new, rtol=1e-5)
     same = jnp.asarray([[1.0, 2.0], [1.0, 2.0]])
-    np.testing.assert_allclose(stateful.db_mtl(same, {"avg": same}, jnp.asarray(0), 0.9, 0.5)[0], [2.0, 4.0])
+    np.testing.assert_allclose(db_mtl.db_mtl(same, {"avg": same}, jnp.asarray(0), 0.9, 0.5)[0], [2.0, 4.0])
 
 
 def test_db_mtl_differentiates_log_losses():
@@ -176,7 +181,7 @@ def test_excessmtl_two_steps_by_hand():
     acc, w, initial = np.zeros((2, 3)), np.ones(2), None
     for k, scale in enumerate((1.0, 0.5)):
         gk = g * np.asarray([[1.0], [scale]], np.float32)
-        d, head_w, state = stateful.excessmtl(jnp.asarray(gk), state, jnp.asarray(k), lr=0.3)
+        d, head_w, state = excessmtl.excessmtl(jnp.asarray(gk), state, jnp.asarray(k), lr=0.3)
         acc = acc + gk**2
         risk = (gk**2 / np.sqrt(acc + 1e-7)).sum(1)
         initial = risk if k == 0 else initial
@@ -191,16 +196,16 @@ def test_modo_update_by_hand_and_its_fixed_point_is_mgda():
     rng = np.random.default_rng(0)
     g = rng.normal(size=(3, 3, 5)).astype(np.float32)  # Three samples.
     lam0 = np.asarray([0.2, 0.5, 0.3], np.float32)
-    d, lam = stateful.modo(jnp.asarray(g), jnp.asarray(lam0), gamma=0.1, rho=0.05)
+    d, lam = modo.modo(jnp.asarray(g), jnp.asarray(lam0), gamma=0.1, rho=0.05)
     scale = np.mean(np.linalg.norm(g[0], axis=1) * np.linalg.norm(g[1], axis=1))
     step = lam0 - 0.1 * ((g[0] @ g[1].T / scale + 0.05 * np.eye(3)) @ lam0)
     expected = _simplex_qp(lambda w: np.sum((w - step) ** 2), 3)
     np.testing.assert_allclose(lam, expected, atol=1e-5)
     np.testing.assert_allclose(d, 3 * expected @ g[2], rtol=1e-3, atol=1e-5)
     one = jnp.asarray(g[0])  # One sample, many small steps: MGDA's min-norm weights.
-    lam = jax.jit(lambda: jax.lax.fori_loop(0, 3000, lambda _, l: stateful.modo(one, l, 0.05, 0.0)[1],
+    lam = jax.jit(lambda: jax.lax.fori_loop(0, 3000, lambda _, l: modo.modo(one, l, 0.05, 0.0)[1],
                                             jnp.full(3, 1 / 3)))()
-    np.testing.assert_allclose(lam, aggregators.min_norm_weights_exact(aggregators.gram(one)), atol=2e-3)
+    np.testing.assert_allclose(lam, solvers.min_norm_weights_exact(solvers.gram(one)), atol=2e-3)
 
 
 @settings(max_examples=10, deadline=None)
@@ -219,9 +224,9 @@ def test_sdmgrad_weights_solve_the_regularised_min_norm_problem(g):
 
 def test_gls_is_the_scaled_geometric_mean():
     losses = jnp.asarray([2.0, 0.5, 1.0])
-    value, _ = weightings.gls(losses, {}, {}, _ctx("gls", t=3))
+    value, _ = gls.gls(losses, {}, {}, _ctx("gls", t=3))
     assert float(value) == pytest.approx(3.0, rel=1e-6)  # 3·(2·0.5·1)^(1/3).
-    grad = jax.grad(lambda l: weightings.gls(l, {}, {}, _ctx("gls", t=3))[0])(losses)
+    grad = jax.grad(lambda l: gls.gls(l, {}, {}, _ctx("gls", t=3))[0])(losses)
     np.testing.assert_allclose(grad, 1.0 / np.asarray(losses), rtol=1e-5)  # L_gls/(T·L_t)·T.
 
 
@@ -282,3 +287,25 @@ def test_every_aggregator_jits_vmaps_and_sums_agreeing_gradients(name):
     if name not in ("cagrad", "nash_mtl", "fairgrad"):  # Their weights depend on the gradients' norm.
         same = jnp.tile(g[0, :1], (3, 1))  # Identical gradients: their sum.
         np.testing.assert_allclose(mtl.aggregate(name, same, key), 3 * g[0, 0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", mtl.weighted_methods())
+def test_a_gramian_weighting_gives_the_aggregators_direction(name):
+    """TorchJD's shape: the weights of the Gramian alone, applied to the rows, are the direction."""
+    g = jnp.asarray(np.random.default_rng(2).normal(size=(3, 7)), jnp.float32)
+    w = mtl.weights(name, solvers.gram(g))
+    assert w.shape == (3,)
+    np.testing.assert_allclose(w @ g, mtl.aggregate(name, g), rtol=1e-4, atol=1e-5)
+
+
+def test_weights_of_a_method_without_a_weighting_says_which_have_one():
+    with pytest.raises(ValueError, match="'pcgrad' has no Gramian weighting; these do: mgda"):
+        mtl.weights("pcgrad", jnp.eye(2))
+
+
+@pytest.mark.parametrize("name", strategies.STRATEGIES.names())
+def test_every_method_is_one_module_citing_its_source(name):
+    """A built-in method lives in mtljax/mtl/methods/<name>.py, whose docstring names its paper
+    (author and year) or says what it is."""
+    module = importlib.import_module(f"mtljax.mtl.methods.{name}")
+    assert module.__doc__ and (re.search(r"\(\w.* (19|20)\d\d", module.__doc__) or name in ("equal", "static"))

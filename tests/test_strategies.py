@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from scipy.optimize import minimize
 
-from mtljax.mtl import aggregators, diagnostics, strategies
+from mtljax.mtl import diagnostics, solvers, strategies
+from mtljax.mtl.methods import aligned_mtl, cagrad, imtl_g, mgda, nash_mtl, pcgrad, upgrad
 
 jax.config.update("jax_enable_x64", False)
 
@@ -28,13 +29,13 @@ def gradient_matrices(min_tasks=2, max_tasks=4, dim=6):
 
 
 AGGREGATORS = {
-    "pcgrad": lambda g: aggregators.pcgrad(g, jax.random.key(0)),
-    "mgda": aggregators.mgda,
-    "cagrad": lambda g: aggregators.cagrad(g, 0.4),
-    "imtl_g": aggregators.imtl_g,
-    "nash_mtl": aggregators.nash_mtl,
-    "aligned_mtl": aggregators.aligned_mtl,
-    "upgrad": aggregators.upgrad,
+    "pcgrad": lambda g: pcgrad.pcgrad(g, jax.random.key(0)),
+    "mgda": mgda.mgda,
+    "cagrad": lambda g: cagrad.cagrad(g, 0.4),
+    "imtl_g": imtl_g.imtl_g,
+    "nash_mtl": nash_mtl.nash_mtl,
+    "aligned_mtl": aligned_mtl.aligned_mtl,
+    "upgrad": upgrad.upgrad,
 }
 
 
@@ -50,7 +51,7 @@ def test_pcgrad_two_tasks_projections_do_not_conflict(g):
     p0 = g[0] - jnp.minimum(dot, 0) / n2[1] * g[1]
     p1 = g[1] - jnp.minimum(dot, 0) / n2[0] * g[0]
     assert float(p0 @ g[1]) >= -1e-5 and float(p1 @ g[0]) >= -1e-5
-    np.testing.assert_allclose(aggregators.pcgrad(g, jax.random.key(1)), p0 + p1, atol=1e-5)
+    np.testing.assert_allclose(pcgrad.pcgrad(g, jax.random.key(1)), p0 + p1, atol=1e-5)
 
 
 @settings(max_examples=25, deadline=None)
@@ -67,16 +68,16 @@ def test_pcgrad_matches_a_numpy_loop(g):
             if j != i and gi @ g[j] < 0:
                 gi = gi - (gi @ g[j]) / (g[j] @ g[j]) * g[j]
         out += gi
-    np.testing.assert_allclose(aggregators.pcgrad(jnp.asarray(g), key), out, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(pcgrad.pcgrad(jnp.asarray(g), key), out, rtol=1e-4, atol=1e-4)
 
 
 @settings(max_examples=25, deadline=None)
 @given(gradient_matrices(2, 4))
 def test_mgda_weights_on_simplex_and_min_norm(g):
     m = g.astype(np.float64) @ g.T.astype(np.float64)
-    w = np.asarray(aggregators.min_norm_weights_exact(jnp.asarray(g @ g.T)), np.float64)
+    w = np.asarray(solvers.min_norm_weights_exact(jnp.asarray(g @ g.T)), np.float64)
     assert np.all(w >= -1e-6) and abs(w.sum() - 1) < 1e-5
-    fw = np.asarray(aggregators.min_norm_weights(jnp.asarray(g @ g.T)), np.float64)  # Frank-Wolfe, slower.
+    fw = np.asarray(solvers.min_norm_weights(jnp.asarray(g @ g.T)), np.float64)  # Frank-Wolfe, slower.
     assert np.all(fw >= -1e-6) and abs(fw.sum() - 1) < 1e-5 and w @ m @ w <= fw @ m @ fw + 1e-5
     # Brute force: the best point of a fine grid on the simplex is no better than Frank-Wolfe's.
     t = g.shape[0]
@@ -88,7 +89,7 @@ def test_mgda_weights_on_simplex_and_min_norm(g):
 @settings(max_examples=25, deadline=None)
 @given(gradient_matrices(2, 4))
 def test_upgrad_never_conflicts_and_matches_scipy(g):
-    d = np.asarray(aggregators.upgrad(jnp.asarray(g)), np.float64)
+    d = np.asarray(upgrad.upgrad(jnp.asarray(g)), np.float64)
     scale = np.abs(g).sum() * np.abs(d).sum() + 1e-6
     assert np.all(g.astype(np.float64) @ d >= -1e-4 * scale)
     # Independent: each projection onto the dual cone as a QP in x (SciPy SLSQP), then the mean.
@@ -111,7 +112,7 @@ def test_imtl_g_equal_projections(g):
     u = gd / np.linalg.norm(gd, axis=1, keepdims=True)
     if np.linalg.matrix_rank(u[0] - u[1:], tol=1e-3) < g.shape[0] - 1:
         return  # Degenerate: the equal-projection system has no unique solution.
-    d = np.asarray(aggregators.imtl_g(jnp.asarray(g)), np.float64)
+    d = np.asarray(imtl_g.imtl_g(jnp.asarray(g)), np.float64)
     proj = u @ d
     np.testing.assert_allclose(proj, proj.mean(), atol=2e-3 * (1 + np.abs(proj).max()))
 
@@ -127,7 +128,7 @@ def test_aligned_mtl_rows_are_orthonormal_up_to_scale(g):
     b = np.sqrt(lam.min()) * v @ np.diag(lam ** -0.5) @ v.T
     aligned = b @ g
     np.testing.assert_allclose(aligned @ aligned.T, lam.min() * np.eye(len(g)), atol=1e-3 * lam.max())
-    np.testing.assert_allclose(aggregators.aligned_mtl(jnp.asarray(g)), aligned.sum(0), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(aligned_mtl.aligned_mtl(jnp.asarray(g)), aligned.sum(0), rtol=1e-3, atol=1e-3)
 
 
 @settings(max_examples=25, deadline=None)
@@ -136,7 +137,7 @@ def test_nash_solves_its_bargaining_equations(g):
     m = g.astype(np.float64) @ g.T.astype(np.float64)
     if np.linalg.eigvalsh(m).min() < 1e-2 * np.trace(m):
         return  # Near-singular: the equations have no positive solution to compare with.
-    alpha = np.asarray(aggregators.nash_weights(jnp.asarray(g @ g.T)), np.float64)
+    alpha = np.asarray(nash_mtl.nash_weights(jnp.asarray(g @ g.T)), np.float64)
     assert np.all(alpha > 0)
     np.testing.assert_allclose(alpha * (m @ alpha), 1.0, rtol=2e-3)
 
@@ -146,7 +147,7 @@ def test_nash_weights_with_conflicting_gradients():
     Newton iteration on φ(α) = ½αᵀMα − Σ log α solves the bargaining equations."""
     g = np.array([[1.0, 0, 0, 0, 0, 0], [1.0, 0, 0, 0, 1.0, 0], [-1.0, 0, 0, 0, 0, 0.5]], np.float32)
     m = g.astype(np.float64) @ g.T.astype(np.float64)
-    alpha = np.asarray(aggregators.nash_weights(jnp.asarray(g @ g.T)), np.float64)
+    alpha = np.asarray(nash_mtl.nash_weights(jnp.asarray(g @ g.T)), np.float64)
     assert np.all(alpha > 0)
     np.testing.assert_allclose(alpha * (m @ alpha), 1.0, rtol=1e-4)
     # The same minimiser found independently: SciPy's L-BFGS-B on φ within α > 0.
@@ -164,7 +165,7 @@ def test_cagrad_direction_lies_on_the_ball_around_the_mean(g):
     c = 0.4
     gd = g.astype(np.float64)
     g0 = gd.mean(0)
-    d = np.asarray(aggregators.cagrad(jnp.asarray(g), c), np.float64) / g.shape[0] * (1 + c ** 2)
+    d = np.asarray(cagrad.cagrad(jnp.asarray(g), c), np.float64) / g.shape[0] * (1 + c ** 2)
     # d = g0 + λ g_w with ‖λ g_w‖ = c‖g0‖ (up to the code's +1e-4 smoothing).
     np.testing.assert_allclose(np.linalg.norm(d - g0), c * np.linalg.norm(g0), rtol=0.05, atol=1e-3)
 
@@ -183,7 +184,7 @@ def test_one_task_and_identical_gradients(name):
     np.testing.assert_allclose(fn(g), factor * g[0], rtol=1e-3, atol=1e-5)
     np.testing.assert_allclose(fn(same), 3 * factor * g[0], rtol=2e-3, atol=1e-4)
     if name == "cagrad":
-        np.testing.assert_allclose(aggregators.cagrad(same, 0.0), 3 * g[0], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(cagrad.cagrad(same, 0.0), 3 * g[0], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", list(AGGREGATORS))
@@ -277,8 +278,8 @@ def test_mgda_ub_weights_from_the_representation_gram():
     """MGDA-UB solves the same min-norm problem on the representation's Gram matrix (times T)."""
     z = np.random.default_rng(2).normal(size=(3, 40)).astype(np.float32)
     m = jnp.asarray(z @ z.T)
-    w = np.asarray(strategies.STRATEGIES["mgda_ub"].representation_weights(m))
-    np.testing.assert_allclose(w, 3 * np.asarray(aggregators.min_norm_weights_exact(m)), rtol=1e-6)
+    w = np.asarray(strategies.STRATEGIES["mgda_ub"].weighting(m))
+    np.testing.assert_allclose(w, 3 * np.asarray(solvers.min_norm_weights_exact(m)), rtol=1e-6)
     assert w.sum() == pytest.approx(3.0, rel=1e-5) and np.all(w >= 0)
     same = jnp.ones((2, 2))  # Identical representation gradients: equal weights, i.e. plain summation.
-    np.testing.assert_allclose(strategies.STRATEGIES["mgda_ub"].representation_weights(same), [1.0, 1.0], rtol=1e-5)
+    np.testing.assert_allclose(strategies.STRATEGIES["mgda_ub"].weighting(same), [1.0, 1.0], rtol=1e-5)

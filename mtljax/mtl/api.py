@@ -14,20 +14,24 @@ summed losses. docs/api.md documents each function.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import optax
-from jax.flatten_util import ravel_pytree
 
-from mtljax.mtl import aggregators, strategies
+from mtljax.mtl import strategies
+from mtljax.mtl.gradients import combine, flatten, task_gradients, task_weighted
+from mtljax.mtl.solvers import gram
 from mtljax.registry import Option
+
+__all__ = ["AggregationState", "aggregate", "aggregation", "combine", "context", "flatten", "method",
+           "method_options", "methods", "task_gradients", "task_weighted", "weigh", "weighted_methods", "weights"]
 
 
 def methods() -> list[str]:
     """Every method's name (config `mtl.strategy`)."""
-    return strategies.STRATEGIES.names()
+    return list(strategies.STRATEGIES.names())
 
 
 def method(name: str) -> strategies.Strategy:
@@ -70,60 +74,6 @@ def context(name: str, key: jax.Array | None = None, step: Any = 0, steps_per_ep
     return strategies.context(key, jnp.asarray(step), steps_per_epoch, weights, mtl)
 
 
-def task_gradients(loss_fn: Callable, params: Any, *args: Any, has_aux: bool = False):
-    """The gradient of every task loss: one forward pass, then one pullback per loss.
-
-    Args:
-      loss_fn: `loss_fn(params, *args)` -> the task losses (T, or S×T for S samples), with
-        `has_aux`: (losses, aux).
-      params: any pytree (a Flax model's `params`).
-
-    Returns:
-      (losses, jac) or (losses, jac, aux); every leaf of `jac` has the losses' shape in front.
-    """
-    out = jax.vjp(lambda p: loss_fn(p, *args), params, has_aux=has_aux)
-    losses, pullback = out[0], out[1]
-    n = losses.size
-    # One pullback per task, one after another: on XLA:CPU faster than jax.jacrev's vmapped ones.
-    rows = [pullback(jax.nn.one_hot(k, n, dtype=losses.dtype).reshape(losses.shape))[0] for k in range(n)]
-    jac = jax.tree.map(lambda *a: jnp.stack(a).reshape(*losses.shape, *a[0].shape), *rows)
-    return (losses, jac, out[2]) if has_aux else (losses, jac)
-
-
-def task_weighted(jac: Mapping[str, Any], weights: jnp.ndarray) -> dict[str, Any]:
-    """Σ_t weights[t] · jac[t] of every subtree (leaves with a leading task axis)."""
-    return {name: jax.tree.map(lambda a: jnp.tensordot(weights, a, axes=1), sub) for name, sub in jac.items()}
-
-
-def flatten(jac: Any, lead: int = 1) -> tuple[jnp.ndarray, Callable]:
-    """(the matrix of `jac`'s rows, one per task, `lead` leading axes; `unravel`: a row -> a pytree)."""
-    ravel = lambda tree: ravel_pytree(tree)[0]
-    for _ in range(lead):
-        ravel = jax.vmap(ravel)
-    return ravel(jac), ravel_pytree(jax.tree.map(lambda a: a[(0,) * lead], jac))[1]
-
-
-def combine(strategy: strategies.Strategy, jac: Mapping[str, Any], losses: jnp.ndarray, state: Any,
-            ctx: Mapping[str, Any], shared: Sequence[str] | None = None) -> tuple[dict[str, Any], Any]:
-    """One gradient from per-task gradients (`jac`: a dict of subtrees, every leaf with a leading
-    task axis, S×T with `strategy.samples` S > 1): the `shared` subtrees (None: all) get the
-    aggregated direction; every other subtree (heads, gates, a task's own experts) the sum of its
-    tasks' gradients times the method's head weights (only its own task's is non-zero).
-
-    Returns:
-      (gradient, the method's new state).
-    """
-    lead = 2 if strategy.samples > 1 else 1
-    shared = tuple(jac) if shared is None else shared
-    common = {name: jac[name] for name in shared if name in jac}  # (A parameter-free expert has none.)
-    flat, unravel = flatten(common, lead)
-    direction, head_weights, state = strategy.aggregate(flat, losses, state, ctx)
-    own = {name: sub for name, sub in jac.items() if name not in common}
-    if lead == 2:  # Each task's own subtrees: the mean over the samples (the batch's gradient).
-        own = jax.tree.map(lambda a: jnp.mean(a, axis=0), own)
-    return {**task_weighted(own, head_weights), **unravel(direction)}, state
-
-
 def aggregate(name: str, g: jnp.ndarray, key: jax.Array | None = None, losses: jnp.ndarray | None = None,
               **options: Any) -> jnp.ndarray:
     """The direction of gradient aggregator `name` for the task-gradient matrix `g` (T×P), from
@@ -139,11 +89,31 @@ def aggregate(name: str, g: jnp.ndarray, key: jax.Array | None = None, losses: j
     t, p = g.shape[-2], g.shape[-1]
     ctx = context(name, key, num_tasks=t, **options)
     if strategy.kind == "representation":
-        return strategy.representation_weights(aggregators.gram(g)) @ g
+        return strategy.weighting(gram(g)) @ g
     if strategy.kind != "gradient":
         raise ValueError(f"{name!r} is a loss weighting: use mtl.weigh({name!r}, losses)")
     losses = jnp.ones(t, g.dtype) if losses is None else losses
     return strategy.aggregate(g, losses, strategy.init_state(t, p), ctx)[0]
+
+
+def weights(name: str, gramian: jnp.ndarray, **options: Any) -> jnp.ndarray:
+    """The task weights w of Gramian-based method `name` (its Weighting, as TorchJD calls it) for
+    the Gramian M = G·Gᵀ (T×T) of the task gradients: its direction is wᵀG (up to float rounding).
+    `mtl.weighted_methods()` lists the methods that have one.
+
+    Raises:
+      ValueError: an unknown method or option, or a method whose direction is not a weighting of
+        the rows that depends on the Gramian alone.
+    """
+    strategy = method(name)
+    if strategy.weighting is None:
+        raise ValueError(f"{name!r} has no Gramian weighting; these do: {', '.join(weighted_methods())}")
+    return strategy.weighting(gramian, **method_options(name, **options))
+
+
+def weighted_methods() -> list[str]:
+    """The methods whose direction is a weighting of the Gramian (`weights`)."""
+    return [name for name in methods() if strategies.STRATEGIES[name].weighting is not None]
 
 
 def weigh(name: str, losses: jnp.ndarray, key: jax.Array | None = None, params: Any = None, state: Any = None,

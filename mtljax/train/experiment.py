@@ -84,10 +84,10 @@ class Experiment:
         """Whether the training images stream from their files (`data.load`)."""
         return isinstance(self.splits["train"].images, stream.LazyImages)
 
-    @property
+    @functools.cached_property
     def strategy(self) -> strategies.Strategy:
-        """The configured MTL strategy."""
-        return strategies.get(self.cfg["mtl"]["strategy"])
+        """The configured MTL strategy, resolved once (`strategies.resolve`)."""
+        return strategies.resolve(self.cfg["mtl"])
 
     def step_spec(self) -> StepSpec:
         """What the train step is built from (mtljax/train/step.py)."""

@@ -10,8 +10,11 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from mtljax.data import compose
+from mtljax.data.augment import to_float
+from mtljax.models import model_params
 from mtljax.mtl import diagnostics
 from mtljax.train import parallel
 
@@ -55,6 +58,25 @@ class EarlyStopping:
         return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
 
 
+def make_task_gradients(model, tasks: Mapping[str, Any]) -> Callable:
+    """Returns `task_gradients(params, batch_stats, batch) -> G`, the T×P matrix of each task's
+    mean-loss gradient with respect to the shared parameters (the architecture's
+    `shared_params()`), in inference mode (no dropout, BatchNorm's running statistics): the input
+    of the conflict diagnostics."""
+    names = model.shared_params()
+
+    def task_gradients(params, batch_stats, batch):
+        def losses(shared):
+            variables = {"params": {**model_params(params), **shared}, "batch_stats": batch_stats}
+            outputs = model.apply(variables, to_float(batch["image"]), train=False)
+            return jnp.stack([task.loss(outputs[t], batch[t]).mean() for t, task in tasks.items()])
+
+        jac = jax.jacrev(losses)({name: params[name] for name in names if name in params})
+        return jax.vmap(lambda tree: ravel_pytree(tree)[0])(jac)
+
+    return task_gradients
+
+
 def make_diagnostics(exp: Any, train_data: Mapping[str, jax.Array]) -> Callable[[Any], dict]:
     """`diagnose(state) -> {key: value}`: task-gradient conflict on the first `mtl.diagnose_batch`
     training images (the same ones every time), per replica: `conflict/cos/<a>|<b>` for each pair of
@@ -65,7 +87,7 @@ def make_diagnostics(exp: Any, train_data: Mapping[str, jax.Array]) -> Callable[
     stack = compose.composer(exp.cfg["data"])
     if stack is not None:  # Training parts (mtljax/data/compose.py): the stored pairs, unwarped.
         batch = stack(batch, None, None)
-    grads_fn = diagnostics.make_task_gradients(exp.model, exp.tasks)
+    grads_fn = make_task_gradients(exp.model, exp.tasks)
     fn = jax.jit(jax.vmap(lambda p, s, b: diagnostics.conflict_stats(grads_fn(p, s, b)), in_axes=(0, 0, None)))
 
     def diagnose(state):

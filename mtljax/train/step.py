@@ -1,9 +1,12 @@
 """The pure train step, `train_step(state, batch, rng) -> (state, metrics)`, and the eval step.
 
 A batch is `{"image": uint8 B×H×W×C, <task>: labels B}`; images become float on device, so the
-dataset stays uint8 in memory. One step: transform the batch (compose, augment) → the gradient,
-by the function of the strategy's kind (chosen once, outside the trace) → the optimizer update →
-the non-finite guard and the moving average → metrics.
+dataset stays uint8 in memory. The step's core, `mtl_update`, is the method: the task losses (as
+functions of the parameters, `objective`) → the strategy's gradient (`Strategy.gradient`: a
+weighted loss differentiated, task gradients aggregated, or the representation's) → the update.
+Around it, `train_step` picks the replica's swept model and optimizer, transforms the batch
+(compose, augment), and afterwards keeps the step only where everything is finite, updates the
+moving average and reports metrics.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from mtljax.data import augment as augmentation
-from mtljax import mtl
-from mtljax.mtl import aggregators, strategies
+from mtljax.mtl import strategies
+from mtljax.mtl.gradients import Gradient, Objective
 from mtljax.models import model_params
 from mtljax.models.backbones import encode
 from mtljax.train.state import TrainState, ema_update
@@ -38,7 +41,8 @@ class StepSpec:
       tx: the optax chain.
       tasks: task name -> Task (mtljax/tasks.py), in config order.
       loss_weights: task name -> configured weight.
-      strategy: the MTL strategy (mtljax/mtl/strategies.py) and `mtl`, the config's `mtl` section.
+      strategy: the MTL strategy, resolved once (`strategies.resolve`), and `mtl`, the config's
+        `mtl` section (the strategy's options).
       microbatch: > 0: the gradient is accumulated over consecutive micro-batches of this size
         (`microbatched`); on XLA:CPU batches of 32 keep the convolutions' data in cache.
       augment: the config's `augment` section: each image augmented with its own random draws (augment.apply).
@@ -75,7 +79,6 @@ def make_train_step(spec: StepSpec) -> Callable:
     (the step is skipped) and is counted in the `nan/...` metrics. Metrics are batch means:
     `loss` (Σ_t w_t L_t with the configured weights), `<task>/loss` and each task's step metrics.
     """
-    gradient = gradient_fn(spec)
 
     def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], rng: jax.Array):
         step_rng = jax.random.fold_in(rng, state.step)
@@ -86,25 +89,45 @@ def make_train_step(spec: StepSpec) -> Callable:
         # The strategy's own randomness (RLW, PCGrad) is one key per step, shared by micro-batches.
         ctx = strategies.context(jax.random.fold_in(step_rng, STRATEGY_KEY), state.step, spec.steps_per_epoch,
                                  weights, spec.mtl)
-        losses, counts, batch_stats, grads, mtl_state = gradient(spec, model, state, batch, step_rng, ctx)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        updates = jax.tree.map(lambda u: u * state.plateau.scale, updates)
-        params = optax.apply_updates(state.params, updates)
-        if spec.strategy.after_update is not None:  # The same batch's losses after the update (FAMO).
-            after = task_losses(spec, model, params, state.batch_stats, batch, step_rng)[0]
-            mtl_state = spec.strategy.after_update(mtl_state, losses, jax.lax.stop_gradient(after), ctx)
-        ok, metrics = step_metrics(spec, weights, losses, counts, grads, state.step, batch["image"].shape[0])
-        ema = state.ema
-        if spec.ema_decay:
-            ema = ema_update(ema, {"params": params, "batch_stats": batch_stats}, spec.ema_decay, state.step)
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
-        new_state = state.replace(step=state.step + 1, params=keep(params, state.params),
-                                  batch_stats=keep(batch_stats, state.batch_stats),
-                                  opt_state=keep(opt_state, state.opt_state), mtl=keep(mtl_state, state.mtl),
-                                  ema=keep(ema, state.ema))
-        return new_state, metrics
+        grad, params, opt_state, mtl_state = mtl_update(spec, model, tx, state, batch, step_rng, ctx)
+        return guarded(spec, state, weights, grad, params, opt_state, mtl_state, batch["image"].shape[0])
 
     return train_step
+
+
+def mtl_update(spec: StepSpec, model, tx, state: TrainState, batch, rng, ctx) -> tuple[Gradient, Any, Any, Any]:
+    """The method's step: task losses → the strategy's gradient → the update. Returns (the
+    gradient with the losses it came from, new parameters, optimizer state, strategy state)."""
+    task_objective = objective(spec, model, state.batch_stats)
+    grad = spec.strategy.gradient(task_objective, state.params, state.mtl, batch, rng, ctx)
+    params, opt_state = apply_update(tx, grad.grads, state)
+    mtl_state = grad.mtl_state
+    if spec.strategy.after_update is not None:  # The same batch's losses after the update (FAMO).
+        after = task_objective.losses(params, batch, rng, 1)[0]
+        mtl_state = spec.strategy.after_update(mtl_state, grad.losses, jax.lax.stop_gradient(after), ctx)
+    return grad, params, opt_state, mtl_state
+
+
+def apply_update(tx: optax.GradientTransformation, grads, state: TrainState) -> tuple[Any, Any]:
+    """(new parameters, optimizer state): the optax update, scaled by the plateau schedule's factor."""
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    updates = jax.tree.map(lambda u: u * state.plateau.scale, updates)
+    return optax.apply_updates(state.params, updates), opt_state
+
+
+def guarded(spec: StepSpec, state: TrainState, weights, grad: Gradient, params, opt_state, mtl_state, size: int):
+    """(the next state, metrics): the update kept only where every loss and the gradient are
+    finite, with the moving average of the parameters and statistics (`ema_decay`)."""
+    ok, metrics = step_metrics(spec, weights, grad.losses, grad.counts, grad.grads, state.step, size)
+    ema = state.ema
+    if spec.ema_decay:
+        ema = ema_update(ema, {"params": params, "batch_stats": grad.batch_stats}, spec.ema_decay, state.step)
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+    new_state = state.replace(step=state.step + 1, params=keep(params, state.params),
+                              batch_stats=keep(grad.batch_stats, state.batch_stats),
+                              opt_state=keep(opt_state, state.opt_state), mtl=keep(mtl_state, state.mtl),
+                              ema=keep(ema, state.ema))
+    return new_state, metrics
 
 
 def transform_batch(spec: StepSpec, batch: Mapping[str, jnp.ndarray], step_rng: jax.Array,
@@ -169,84 +192,33 @@ def task_counts(spec: StepSpec, outputs: Mapping[str, jnp.ndarray], batch) -> di
     return {f"{t}/{m}": v for t, task in spec.tasks.items() for m, v in task.step_metrics(outputs[t], batch[t]).items()}
 
 
-def microbatched(fn: Callable, batch: Mapping[str, jnp.ndarray], rng: jax.Array, size: int) -> tuple[Any, Any, int]:
-    """`fn(part, key) -> (sums, aux)` over consecutive micro-batches of `size` examples (0 or the
-    batch size: the batch at once, with `rng` itself); micro-batch k gets `fold_in(rng, k)`.
+def objective(spec: StepSpec, model, batch_stats) -> Objective:
+    """The task losses of `model` as the strategy's gradient functions take them
+    (mtljax/mtl/gradients.py): of the parameters, of the shared representation, of the heads."""
 
-    Returns:
-      (the sum of `sums` over micro-batches, `aux` of a single micro-batch else None, their count).
-      A scan runs them one after another, so each one's activations stay in cache (unrolled,
-      XLA interleaved them and ran slower).
+    def losses(params, batch, key, parts=1):
+        return task_losses(spec, model, params, batch_stats, batch, key, parts)
 
-    Raises:
-      ValueError: the batch is not a multiple of `size`, or a micro-batched model keeps batch
-        statistics (they would be per micro-batch).
-    """
-    n, size = _chunking(batch, size)
-    if n == 1:
-        sums, aux = fn(batch, rng)
-        return sums, aux, 1
-    chunks = jax.tree.map(lambda a: a.reshape(n, size, *a.shape[1:]), batch)
-    first = jax.eval_shape(fn, jax.tree.map(lambda a: a[0], chunks), rng)
-    if jax.tree.leaves(first[1]):
-        raise ValueError("micro-batching a model with batch statistics (they would be per micro-batch)")
+    def encoder(params, batch, key):
+        variables = {"params": model_params(params), "batch_stats": batch_stats}
+        return lambda backbone: model.apply({**variables, "params": {**variables["params"], "backbone": backbone}},
+                                            augmentation.to_float(batch["image"]), train=True, rngs={"dropout": key},
+                                            mutable=["batch_stats"], method=encode)
 
-    def add(acc, xs):
-        part, k = xs
-        return jax.tree.map(jnp.add, acc, fn(part, jax.random.fold_in(rng, k))[0]), None
+    def heads(params, z, batch, key):
+        variables = {"params": model_params(params), "batch_stats": batch_stats}
+        outputs = model.apply(variables, None, train=True, features=z, rngs={"dropout": key})
+        return task_losses_of(spec, outputs, batch), task_counts(spec, outputs, batch)
 
-    init = jax.tree.map(lambda a: jnp.zeros(a.shape, jnp.float32), first[0])
-    sums, _ = jax.lax.scan(add, init, (chunks, jnp.arange(n)))
-    return sums, None, n
+    def representation(params, batch, key):
+        return representation_rows(spec, model, params, batch_stats, batch, key)
+
+    return Objective(losses, representation, encoder, heads, batch_stats, spec.microbatch, spec.shared)
 
 
-def _chunking(batch: Mapping[str, jnp.ndarray], size: int) -> tuple[int, int]:
-    """(number of micro-batches, their size) of `batch` for micro-batch `size` (0: the whole batch)."""
-    total = batch["image"].shape[0]
-    size = size if 0 < size < total else total
-    if total % size:
-        raise ValueError(f"batch size {total} is not a multiple of the micro-batch {size}")
-    return total // size, size
-
-
-def _mean(tree: Any, n: int) -> Any:
-    return tree if n == 1 else jax.tree.map(lambda a: a / n, tree)
-
-
-def loss_gradient(spec: StepSpec, model, state: TrainState, batch, rng, ctx):
-    """Loss weighting: the strategy's loss differentiated once (per micro-batch, averaged: the
-    strategies are affine in the losses). Returns (losses, counts, batch stats, grads, mtl state)."""
-
-    def chunk(part, key):
-        def total(p):
-            losses, aux = task_losses(spec, model, p, state.batch_stats, part, key)
-            return spec.strategy.loss(losses, p.get("mtl", {}), state.mtl, ctx)[0], (losses, aux)
-
-        grads, (losses, (counts, stats)) = jax.grad(total, has_aux=True)(state.params)
-        return (losses, counts, grads), stats
-
-    (losses, counts, grads), stats, n = microbatched(chunk, batch, rng, spec.microbatch)
-    losses, grads = _mean(losses, n), _mean(grads, n)
-    mtl_state = spec.strategy.loss(losses, state.params.get("mtl", {}), state.mtl, ctx)[1]
-    return losses, counts, state.batch_stats if stats is None else stats, grads, mtl_state
-
-
-def representation_gradient(spec: StepSpec, model, state: TrainState, batch, rng, ctx):
-    """Representation weighting (MGDA-UB): weights from the Gram matrix of the per-task gradients
-    of the shared representation (the sum of the micro-batches' Gram matrices: their rows are
-    disjoint; each micro-batch's key is the one the gradient pass uses, so dropout masks agree),
-    then `loss_gradient` with those weights."""
-
-    def gram(part, key):
-        return representation_gram(spec, model, state.params, state.batch_stats, part, key), {}
-
-    grams, _, _ = microbatched(gram, batch, rng, spec.microbatch)
-    weights = jax.lax.stop_gradient(spec.strategy.representation_weights(grams))
-    return loss_gradient(spec, model, state, batch, rng, {**ctx, "weights": weights})
-
-
-def representation_gram(spec: StepSpec, model, params, batch_stats, batch, rng) -> jnp.ndarray:
-    """G_z·G_zᵀ (T×T) of the per-task gradients of the shared representation (heads only)."""
+def representation_rows(spec: StepSpec, model, params, batch_stats, batch, rng) -> jnp.ndarray:
+    """G_z (T×N): each task's gradient of the shared representation (through the heads only), from
+    the model's zero `perturbations` of its features."""
     variables = {"params": model_params(params), "batch_stats": batch_stats}
     images = augmentation.to_float(batch["image"])
     apply = lambda v, mutable: model.apply(v, images, train=True, rngs={"dropout": rng}, mutable=mutable)
@@ -257,102 +229,7 @@ def representation_gram(spec: StepSpec, model, params, batch_stats, batch, rng) 
         outputs, _ = apply({**variables, "perturbations": perturbations}, ["batch_stats"])
         return task_losses_of(spec, outputs, batch)
 
-    z = jax.vmap(lambda tree: ravel_pytree(tree)[0])(jax.jacrev(losses_of)(zeros))
-    return aggregators.gram(z)
-
-
-def differentiated(spec: StepSpec, losses: jnp.ndarray, params) -> jnp.ndarray:
-    """The task losses a gradient aggregator differentiates: the strategy's transform of them
-    (IMTL-L's scales, DB-MTL's logarithm) where it has one, else the losses themselves."""
-    scale = spec.strategy.scale_losses
-    return losses if scale is None else scale(losses, params.get("mtl", {}))
-
-
-def aggregated_gradient(spec: StepSpec, model, state: TrainState, batch, rng, ctx):
-    """Gradient aggregation: each task's gradient (`mtl.task_gradients`: one forward pass and one
-    pullback per task; per independent sample with `strategy.samples`), averaged over
-    micro-batches, then combined by `mtl.combine`."""
-    parts = spec.strategy.samples
-
-    def chunk(part, key):
-        def losses_of(p):
-            losses, aux = task_losses(spec, model, p, state.batch_stats, part, key, parts)
-            return differentiated(spec, losses, p), (losses, aux)
-
-        _, jac, (losses, (counts, stats)) = mtl.task_gradients(losses_of, state.params, has_aux=True)
-        return (losses, counts, jac), stats
-
-    (losses, counts, jac), stats, n = microbatched(chunk, batch, rng, spec.microbatch)
-    losses, jac = _mean(losses, n), _mean(jac, n)
-    losses = losses if parts == 1 else jnp.mean(losses, axis=0)
-    grads, mtl_state = mtl.combine(spec.strategy, jac, losses, state.mtl, ctx, spec.shared)
-    return losses, counts, state.batch_stats if stats is None else stats, grads, mtl_state
-
-
-GRADIENTS: dict[str, Callable] = {"loss": loss_gradient, "representation": representation_gradient,
-                                  "gradient": aggregated_gradient}
-
-
-def gradient_fn(spec: StepSpec) -> Callable:
-    """The gradient function of the spec's strategy: by its kind, and for gradient aggregators with
-    `mtl.rep_grad` the aggregation of the shared representation's task gradients."""
-    if spec.strategy.kind == "gradient" and spec.mtl.get("rep_grad", False):
-        return rep_aggregated_gradient
-    return GRADIENTS[spec.strategy.kind]
-
-
-def rep_aggregated_gradient(spec: StepSpec, model, state: TrainState, batch, rng, ctx):
-    """Gradient aggregation on the shared representation (`mtl.rep_grad`, hard sharing): each
-    task's gradient of the features z (B×D, through the heads only), aggregated as rows of a
-    T×(B·D) matrix; the backbone gets the direction pulled back through it (one backward pass), the
-    heads their own task's gradient times the head weights. Micro-batches: a first pass collects
-    every micro-batch's rows (the batch's matrix), a second pulls the direction back, micro-batch by
-    micro-batch, with the same keys (so the same dropout masks)."""
-    variables = {"params": model_params(state.params), "batch_stats": state.batch_stats}
-
-    def encoder(part, key):
-        return lambda backbone: model.apply({**variables, "params": {**variables["params"], "backbone": backbone}},
-                                            augmentation.to_float(part["image"]), train=True, rngs={"dropout": key},
-                                            mutable=["batch_stats"], method=encode)
-
-    def rows(part, key):
-        z, pull, stats = jax.vjp(encoder(part, key), state.params["backbone"], has_aux=True)
-
-        def losses_of(inputs):
-            params, z = inputs
-            outputs = model.apply({**variables, "params": model_params(params)}, None, train=True, features=z,
-                                  rngs={"dropout": key})
-            losses = task_losses_of(spec, outputs, part)
-            return differentiated(spec, losses, params), (losses, task_counts(spec, outputs, part))
-
-        _, (jac, zjac), (losses, counts) = mtl.task_gradients(losses_of, (state.params, z), has_aux=True)
-        return (losses, counts, jac, zjac), stats.get("batch_stats", {}), pull
-
-    n, size = _chunking(batch, spec.microbatch)
-    keys = jax.vmap(lambda k: jax.random.fold_in(rng, k))(jnp.arange(n))  # As `microbatched` gives them.
-    if n == 1:
-        (losses, counts, jac, zjac), stats, pull = rows(batch, rng)
-    else:
-        chunks = jax.tree.map(lambda a: a.reshape(n, size, *a.shape[1:]), batch)
-        (losses, counts, jac, zjac) = jax.lax.map(lambda xs: rows(*xs)[0], (chunks, keys))
-        losses, jac = jnp.mean(losses, 0), jax.tree.map(lambda a: jnp.mean(a, 0), jac)
-        counts, zjac, stats = jax.tree.map(lambda a: jnp.sum(a, 0), counts), jnp.moveaxis(zjac, 0, 1) / n, None
-    flat_z = zjac.reshape(len(spec.tasks), -1)
-    direction, head_weights, mtl_state = spec.strategy.aggregate(flat_z, losses, state.mtl, ctx)
-    grads = mtl.task_weighted({k: v for k, v in jac.items() if k != "backbone"}, head_weights)
-    if n == 1:
-        grads["backbone"] = pull(direction.reshape(zjac.shape[1:]))[0]
-    else:
-        d_chunks = direction.reshape(n, *zjac.shape[2:])
-
-        def add(acc, xs):
-            part, key, d = xs
-            _, pull, _ = jax.vjp(encoder(part, key), state.params["backbone"], has_aux=True)
-            return jax.tree.map(jnp.add, acc, pull(d)[0]), None
-
-        zero = jax.tree.map(jnp.zeros_like, state.params["backbone"])
-        grads["backbone"], _ = jax.lax.scan(add, zero, (chunks, keys, d_chunks))
-    return losses, counts, state.batch_stats if not stats else stats, grads, mtl_state
+    return jax.vmap(lambda tree: ravel_pytree(tree)[0])(jax.jacrev(losses_of)(zeros))
 
 
 def make_eval_step(model) -> Callable:

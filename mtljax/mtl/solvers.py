@@ -1,0 +1,106 @@
+"""The small problems MTL methods solve on the T×T Gramian M = G·Gᵀ of the task gradients.
+
+Several methods share them: the min-norm point of the gradients' convex hull (MGDA, MGDA-UB),
+a box-constrained quadratic program (UPGrad, DualProj) and the projection onto the simplex (MoCo,
+MoDo, SDMGrad). Every function is pure and jit/vmap-friendly; T is small, so exact solutions over
+every support are affordable where they are used.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+EPS = 1e-12
+
+
+def dot(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
+    """a·b with highest-precision dots (the small solves below are sensitive)."""
+    return jnp.dot(a, b, precision=jax.lax.Precision.HIGHEST)
+
+
+def gram(g: jnp.ndarray) -> jnp.ndarray:
+    """The Gramian M = G·Gᵀ in float32 with highest-precision dots."""
+    return jnp.dot(g, g.T, precision=jax.lax.Precision.HIGHEST)
+
+
+def cross_gram(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
+    """A·Bᵀ divided by the mean of ‖a_t‖‖b_t‖: step sizes on it are free of the gradients' scale."""
+    scale = jnp.mean(jnp.linalg.norm(a, axis=1) * jnp.linalg.norm(b, axis=1)) + EPS
+    return dot(a, b.T) / scale
+
+
+def min_norm_weights(m: jnp.ndarray, iters: int = 250) -> jnp.ndarray:
+    """The w on the simplex minimising ‖wᵀG‖² = wᵀMw, by Frank-Wolfe with exact line search
+    (Sener & Koltun 2018, Alg. 2), started at the uniform point."""
+    t = m.shape[0]
+
+    def body(_, w):
+        grad = m @ w
+        s = jax.nn.one_hot(jnp.argmin(grad), t, dtype=m.dtype)
+        # Exact minimiser of ‖(1-γ)wG + γ sG‖² over γ in [0, 1].
+        a, b = w @ m @ w, s @ m @ s
+        c = w @ m @ s
+        gamma = jnp.clip((a - c) / (a + b - 2 * c + EPS), 0.0, 1.0)
+        return (1 - gamma) * w + gamma * s
+
+    return jax.lax.fori_loop(0, iters, body, jnp.full((t,), 1.0 / t, m.dtype))
+
+
+def subsets(t: int) -> np.ndarray:
+    """Every 0/1 vector of length t (2^t × t)."""
+    return np.array(list(itertools.product([0.0, 1.0], repeat=t)))
+
+
+def min_norm_weights_exact(m: jnp.ndarray) -> jnp.ndarray:
+    """argmin_{w∈Δ} wᵀMw exactly, for small T: on every support S the equality-constrained problem
+    is the linear system [M_SS 1; 1ᵀ 0][w; μ] = [0; 1]; of the solutions with w ≥ 0 (points of the
+    simplex, among them the optimum) the one of least value is returned. A ridge of 1e-5 of the
+    mean diagonal makes the solution unique: among tied optima (identical gradients) it picks the
+    most even weights, so no task's head is dropped by a tie."""
+    t = m.shape[0]
+    ridge = 1e-5 * (jnp.trace(m) / t + EPS) * jnp.eye(t, dtype=m.dtype)
+
+    def candidate(support):
+        inside = support[:, None] * support[None, :]
+        a = jnp.block([[inside * (m + ridge) + jnp.diag(1 - support), support[:, None]],
+                       [support[None, :], jnp.zeros((1, 1), m.dtype)]])
+        w = jnp.linalg.solve(a, jnp.concatenate([jnp.zeros(t, m.dtype), jnp.ones(1, m.dtype)]))[:t] * support
+        return w, jnp.where(jnp.all(w >= -1e-6), w @ (m + ridge) @ w, jnp.inf)
+
+    supports = jnp.asarray(subsets(t)[1:], m.dtype)  # Non-empty supports.
+    ws, values = jax.vmap(candidate)(supports)
+    return jnp.clip(ws[jnp.argmin(values)], 0.0, None)
+
+
+def box_qp_exact(m: jnp.ndarray, u: jnp.ndarray) -> jnp.ndarray:
+    """argmin_{v ≥ u} vᵀMv (M positive semi-definite, T small), exactly: every choice of the set of
+    free coordinates is solved as a linear system, and the KKT point of least value is kept."""
+    t = m.shape[0]
+    masks = jnp.asarray(subsets(t), m.dtype)
+    ridge = 1e-7 * (jnp.trace(m) / t + EPS) * jnp.eye(t, dtype=m.dtype)
+    mr = m + ridge
+
+    def candidate(free):
+        a = free[:, None] * mr + (1 - free)[:, None] * jnp.eye(t, dtype=m.dtype)
+        v = jnp.linalg.solve(a, (1 - free) * u)
+        grad = mr @ v
+        scale = jnp.max(jnp.abs(grad)) + jnp.max(jnp.diag(mr)) * jnp.max(jnp.abs(u)) + EPS
+        ok = jnp.all(v >= u - 1e-5 * (jnp.abs(u) + 1)) & jnp.all((free == 1) | (grad >= -1e-4 * scale))
+        return v, jnp.where(ok, v @ mr @ v, jnp.inf)
+
+    vs, values = jax.vmap(candidate)(masks)
+    return vs[jnp.argmin(values)]
+
+
+def project_simplex(v: jnp.ndarray) -> jnp.ndarray:
+    """The Euclidean projection of v onto the simplex {w ≥ 0, Σw = 1} (sort-based, Held et al. 1974)."""
+    u = jnp.sort(v)[::-1]
+    cssv = jnp.cumsum(u) - 1.0
+    k = jnp.arange(1, v.shape[0] + 1, dtype=v.dtype)
+    rho = jnp.max(jnp.where(u - cssv / k > 0, k, 0.0))
+    theta = jnp.sum(jnp.where(k <= rho, u, 0.0)) / jnp.maximum(rho, 1.0) - 1.0 / jnp.maximum(rho, 1.0)
+    return jnp.maximum(v - theta, 0.0)
