@@ -16,12 +16,11 @@ made before.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-
-from mtljax.outputs import rundir
 
 CALIBRATION_FILE = "calibration.json"
 BINS = 15  # Guo et al.'s M.
@@ -133,5 +132,5 @@ def temperatures(run_dir: Path, seed: int) -> dict[str, float] | None:
     path = Path(run_dir) / CALIBRATION_FILE
     if not path.is_file():
         return None
-    record = rundir.read_json(path)
+    record = json.loads(path.read_text())
     return {t: float(v["temperature"]) for t, v in record["seeds"][seed].items()}

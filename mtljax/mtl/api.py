@@ -3,6 +3,7 @@
     from mtljax import mtl
     losses, jac = mtl.task_gradients(loss_fn, params)     # loss_fn(params) -> the T task losses
     d = mtl.aggregate("upgrad", g)                        # g: T×P task gradients -> P direction
+    w = mtl.weights("upgrad", g @ g.T)                    # a Gramian weighting: T×T -> T weights
     loss = mtl.weigh("gls", losses)                       # a loss weighting: T losses -> scalar
     tx = optax.chain(mtl.aggregation("upgrad", 2, shared=("trunk",)), optax.adam(1e-3))
     updates, opt_state = tx.update(jac, opt_state, params, losses=losses, key=key)

@@ -2,7 +2,6 @@
 with normal sampling)."""
 
 import jax
-import jax.numpy as jnp
 
 from mtljax.mtl.base import loss_weighting, register, weighted
 
