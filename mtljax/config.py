@@ -172,10 +172,11 @@ def _check_cross(cfg: dict) -> None:
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
             raise ConfigError(f"loss_weights.{task}: expected a number >= 0, got {weight!r}")
     _check_sweep(cfg)
-    _check_architecture(cfg)
+    model = _model(cfg)  # Built once for every check that needs it.
+    _check_architecture(cfg, model)
     train = cfg["train"]
     named = (("train.freeze", train["freeze"]), ("init.params", cfg["init"]["params"]))
-    known = _param_subtrees(cfg) if any(names for _, names in named) else set()
+    known = _param_subtrees(cfg, model) if any(names for _, names in named) else set()
     for key, names in named:
         for name in names:
             if name not in known:
@@ -201,9 +202,9 @@ def _model(cfg: Mapping[str, Any]):
     return models.build_model(cfg["model"], {t: tasks.get(t, cfg).outputs for t in cfg["tasks"]})
 
 
-def _check_architecture(cfg: dict) -> None:
-    """The architecture with its backbone, and the MTL strategy with the architecture."""
-    model, name, mtl = _model(cfg), cfg["model"]["architecture"], cfg["mtl"]
+def _check_architecture(cfg: dict, model) -> None:
+    """The architecture (`model`) with its backbone, and the MTL strategy with the architecture."""
+    name, mtl = cfg["model"]["architecture"], cfg["mtl"]
     if model.needs_blocks and not models.has_blocks(model.backbone):
         usable = [b for b in models.BACKBONES if models.has_blocks(models.BACKBONES[b]())]
         raise ConfigError(f"model.architecture: {name!r} runs the backbone block by block, which backbone "
@@ -230,11 +231,10 @@ def _check_architecture(cfg: dict) -> None:
                           f"does not have (its tasks read their own features); use 'hard' or {instead}")
 
 
-def _param_subtrees(cfg: Mapping[str, Any]) -> set[str]:
+def _param_subtrees(cfg: Mapping[str, Any], model) -> set[str]:
     """The model's top-level parameter subtrees, and 'shared' (the architecture's shared ones)."""
     if cfg["model"]["architecture"] == "hard":  # Known without tracing the model's init.
         return {"shared", "backbone", *[f"head_{t}" for t in cfg["tasks"]]}
-    model = _model(cfg)
     shape = (1, *data.image_shape(cfg["data"]))
     variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape)))
     return {"shared", *variables["params"]}

@@ -57,7 +57,7 @@ def dense_block(module: nn.Module, x: jnp.ndarray, train: bool) -> jnp.ndarray:
 def blocks_call(self, x: jnp.ndarray, train: bool, start: int = 0, stop: int | None = None) -> jnp.ndarray:
     """A block-structured backbone's `__call__`: its blocks `start` to `stop` (default: all) in order.
 
-    Soft-sharing architectures (mtljax/models/architectures.py) run the blocks one at a time;
+    Soft-sharing architectures (mtljax/models/architectures/) run the blocks one at a time;
     every submodule is named explicitly, so each block keeps its parameters whichever way it runs.
     """
     for i in range(start, self.num_blocks if stop is None else stop):
@@ -253,56 +253,6 @@ BACKBONES.register("mlp_scratch", mlp_scratch.HandMLP, options={
                                                        choices=("relu", "leaky_relu"))})
 
 
-class MultiTaskModel(nn.Module):
-    """Hard parameter sharing: a backbone shared by every task, and one head per task.
-
-    Attributes:
-      backbone: the backbone module.
-      heads: task name -> number of outputs.
-      head_hidden: 0 for linear heads; else each head is Dense(head_hidden) -> ReLU -> Dropout ->
-        Dense(outputs) (the Keras VGG project's heads).
-      head_dropout: dropout rate inside hidden heads.
-    """
-
-    needs_blocks: ClassVar[bool] = False  # As every architecture declares (models/architectures.py).
-    shared_representation: ClassVar[bool] = True
-    backbone: nn.Module
-    heads: Mapping[str, int]
-    head_hidden: int = 0
-    head_dropout: float = 0.0
-
-    def shared_params(self) -> tuple[str, ...]:
-        """The parameters every task's loss depends on: the backbone's."""
-        return ("backbone",)
-
-    @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool = False, features: jnp.ndarray | None = None) -> dict[str, jnp.ndarray]:
-        """Each task's outputs; given `features` (the representation), only the heads run on them."""
-        if features is None:
-            features = self.backbone(x, train=train)
-        if not self.is_initializing():  # Keeps `perturbations` out of init's variables.
-            # A zero perturbation when a "perturbations" collection is passed: its gradient is the
-            # gradient of the shared representation (MGDA-UB); otherwise a no-op.
-            features = self.perturb("features", features)
-        return {task: Head(n, self.head_hidden, self.head_dropout, name=f"head_{task}")(features, train)
-                for task, n in self.heads.items()}
-
-
-class Head(nn.Module):
-    """One task's head: Dense(outputs), optionally after Dense(hidden) -> ReLU -> Dropout."""
-
-    outputs: int
-    hidden: int = 0
-    dropout: float = 0.0
-
-    @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-        if self.hidden:
-            x = nn.relu(nn.Dense(self.hidden)(x))
-            x = ops.Dropout(self.dropout)(x, deterministic=not train)
-        return nn.Dense(self.outputs)(x)
-
-
 def model_params(params: Mapping[str, Any]) -> dict:
     """The model's parameters: a train state's `params` without the MTL strategy's own (`mtl`)."""
     return {k: v for k, v in params.items() if k != "mtl"}
@@ -312,11 +262,6 @@ def default_config(name: str = "cnn3", **overrides: Any) -> dict[str, Any]:
     """A `model` config section: backbone `name` with its default options, then `overrides`."""
     options = {**MODEL_OPTIONS, **BACKBONES.options(name)}
     return {**{k: o.default for k, o in options.items()}, "name": name, **overrides}
-
-
-def encode(model: MultiTaskModel, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-    """The shared representation of hard sharing (use as `model.apply(..., method=encode)`)."""
-    return model.backbone(x, train=train)
 
 
 def build_backbone(model_cfg: Mapping[str, Any]) -> nn.Module:

@@ -17,8 +17,7 @@ import jax.numpy as jnp
 
 from mtljax import data, models, tasks
 from mtljax.data import compose, stream
-from mtljax.models import ops
-from mtljax.models.backbones import encode
+from mtljax.models import encode, ops
 from mtljax.mtl import strategies
 from mtljax.registry import Option
 from mtljax.train import checkpoint, optim, schedules, sweeps

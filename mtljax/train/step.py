@@ -22,8 +22,7 @@ from jax.flatten_util import ravel_pytree
 from mtljax.data import augment as augmentation
 from mtljax.mtl import strategies
 from mtljax.mtl.gradients import Gradient, Objective
-from mtljax.models import model_params
-from mtljax.models.backbones import encode
+from mtljax.models import encode, model_params
 from mtljax.train.state import TrainState, ema_update
 
 AUGMENT_KEY = 1_000_003  # fold_in tag of the augmentation key; micro-batch indices are small.
@@ -37,7 +36,7 @@ class StepSpec:
     """What a train step is built from.
 
     Attributes:
-      model: the MultiTaskModel.
+      model: the architecture (mtljax/models/architectures/).
       tx: the optax chain.
       tasks: task name -> Task (mtljax/tasks.py), in config order.
       loss_weights: task name -> configured weight.
