@@ -3,6 +3,7 @@
 # only), one after another,
 # into checkpoints/strategies/, then the strategies table of docs/strategies.md:
 #   bash benchmarks/compare_strategies.sh [strategy ...]   # default: all of them
+[[ "${1:-}" == "--help" ]] && { echo "usage: bash benchmarks/compare_strategies.sh [strategy ...]  (default: every strategy)"; exit 0; }
 set -euo pipefail
 cd "$(dirname "$0")/.."
 names=("$@")

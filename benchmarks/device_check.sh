@@ -10,20 +10,21 @@
 # parts), runs the tests that exercise the device paths (ops, parallel, seeds, training,
 # checkpoints), the speed table of the threshold model at batch 128/512/2048, the train step's
 # settings against each other at batch 512 for the threshold model and the two BatchNorm models
-# (benchmarks/step_settings.py: the figures the `auto` defaults come from), the seeds-in-one-
+# (benchmarks/tables/step_settings.py: the figures the `auto` defaults come from), the seeds-in-one-
 # program rates at 1/8/64 seeds (vmap and loop), one round of the speedrun against its PyTorch
 # recipe (benchmarks/speedrun.py), and experiments/threshold.py twice: with deterministic GPU
 # kernels (mtljax.run's default) and without, for their cost.
 # PyTorch runs on the GPU when it has one. Each part has its own time limit (480 s in all), so one
 # slow part cannot eat the others' time; a part that fails is reported and the rest still run.
-# With time to spare, every model of the speed table: `python benchmarks/speed.py --quick
+# With time to spare, every model of the speed table: `python -m benchmarks.speed --quick
 # --batches 512` (about 3 minutes). The figures go into docs/accelerators.md.
+[[ "${1:-}" == "--help" ]] && { echo "usage: bash benchmarks/device_check.sh  (the accelerator check; see the comments above in this file)"; exit 0; }
 set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 export PYTHONUNBUFFERED=1
-# The checkout's mtljax first (a no-op where it is installed editable): the benchmark scripts run
-# from benchmarks/, where a plain `import mtljax` would not find an uninstalled checkout.
+# The checkout first (a no-op where mtljax is installed editable): the scripts run as modules of
+# the `benchmarks` package, which is not installed.
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 status=0
 part() {  # part SECONDS TITLE COMMAND...: one timed part; its failure is noted, not fatal.
@@ -50,11 +51,11 @@ part 15 "MNIST cache" $PY -c "from mtljax.data import mnist; print(mnist.load_mn
 part 90 "tests" env XLA_PYTHON_CLIENT_PREALLOCATE=false $PY -m pytest -q -n 8 -p no:cacheprovider \
     -p no:benchmark --tb=line -rf tests/test_ops.py tests/test_parallel.py tests/test_seeds.py \
     tests/test_checkpoint.py tests/test_train.py
-part 60 "speed, batch 128/512/2048" $PY benchmarks/speed.py --quick --batches 128 512 2048 --models "threshold"
-part 55 "step settings, batch 512" $PY benchmarks/step_settings.py --batches 512
-part 65 "step settings, BatchNorm models, batch 512" $PY benchmarks/step_settings.py --batches 512 --models BN
-part 55 "seeds in one program (1/8/64)" $PY benchmarks/scaling.py --skip runs devices --seeds 8 64
-part 50 "speedrun against its PyTorch recipe" $PY benchmarks/speedrun.py --rounds 1
+part 60 "speed, batch 128/512/2048" $PY -m benchmarks.speed --quick --batches 128 512 2048 --models "threshold"
+part 55 "step settings, batch 512" $PY -m benchmarks.tables.step_settings --batches 512
+part 65 "step settings, BatchNorm models, batch 512" $PY -m benchmarks.tables.step_settings --batches 512 --models BN
+part 55 "seeds in one program (1/8/64)" $PY -m benchmarks.scaling --skip runs devices --seeds 8 64
+part 50 "speedrun against its PyTorch recipe" $PY -m benchmarks.speedrun --rounds 1
 part 35 "threshold.py, deterministic kernels" $PY -m mtljax.run experiments/threshold.py --root /tmp/device_check
 part 35 "threshold.py, XLA's default kernels" env XLA_FLAGS=--xla_gpu_deterministic_ops=false \
     $PY -m mtljax.run experiments/threshold.py --root /tmp/device_check

@@ -1,9 +1,9 @@
 """Wall time of a whole `threshold.py` run (10 epochs) against the PyTorch reference doing the same work.
 
-    python benchmarks/full_run.py --update docs/performance.md   # 2 rounds, table written into docs/performance.md
+    python -m benchmarks.full_run --update docs/performance.md   # 2 rounds, table written into docs/performance.md
 
 Each round runs, one after another in fresh processes on the otherwise idle machine:
-`python benchmarks/torch_threshold.py` (same split, network, Adam, StepLR, batch 64, validation
+`python -m benchmarks.tables.torch_threshold` (same split, network, Adam, StepLR, batch 64, validation
 every epoch, test at the end), then `python -m mtljax.run experiments/threshold.py` with an empty
 persistent compilation cache ("cold": everything compiles) and again with the cache that run
 filled ("warm": a rerun of the same experiment). The mtljax runs also write checkpoints,
@@ -51,9 +51,9 @@ def main() -> None:
     rows, walls = [], {"pytorch": [], "cold": [], "warm": []}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            wall, out = timed([sys.executable, "benchmarks/torch_threshold.py"])
+            wall, out = timed([sys.executable, "-m", "benchmarks.tables.torch_threshold"])
             walls["pytorch"].append(wall)
-            rows.append(f"| {r + 1} | PyTorch 2.13 (benchmarks/torch_threshold.py) | {wall:.1f} | {test_accuracies(out)} |")
+            rows.append(f"| {r + 1} | PyTorch 2.13 (benchmarks/tables/torch_threshold.py) | {wall:.1f} | {test_accuracies(out)} |")
             print(rows[-1], flush=True)
             cache = Path(tmp) / f"xla{r}"
             for kind in ("cold", "warm"):

@@ -1,7 +1,7 @@
 """SIGKILL a short run at random moments, resume it each time, and compare the end bit for bit
 with an uninterrupted run of the same config on the same machine.
 
-    python benchmarks/kill_resume.py --kills 20      # prints the figure docs/reliability.md reports
+    python -m benchmarks.kill_resume --kills 20      # prints the figure docs/reliability.md reports
 
 The run is small (synthetic digits, 3 epochs, a few steps per jitted call) so that kills land in
 every phase: start-up, compilation, training, evaluation, checkpoint writing, plotting. "Bit for
@@ -36,12 +36,9 @@ CONFIG = {
 
 def write_setup(workdir: Path) -> Path:
     """Synthetic MNIST in `workdir/data` and the experiment file; returns the file."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from conftest import synthetic_mnist  # The tests' learnable fake digits.
-
     from mtljax.data import mnist
 
-    mnist.write_cache(workdir / "data", synthetic_mnist(), source="synthetic")
+    mnist.write_cache(workdir / "data", mnist.synthetic(), source="synthetic")
     cfg = {**CONFIG, "data": {**CONFIG["data"], "dir": str(workdir / "data")}}
     path = workdir / "killme.py"
     path.write_text("CONFIG = " + pprint.pformat(cfg) + "\n")
@@ -142,7 +139,7 @@ def main() -> None:
     if args.update:
         from mtljax import results
 
-        results.update_readme(args.update, f"`python benchmarks/kill_resume.py --kills {args.kills}`: {line}", "kill")
+        results.update_readme(args.update, f"`python -m benchmarks.kill_resume --kills {args.kills}`: {line}", "kill")
     sys.exit(1 if problems else 0)
 
 

@@ -11,9 +11,9 @@ before and after temperature scaling, the AUROC of its confidence for right agai
 and the share marked uncertain.
 
     pip install scikit-learn      # only for this script: it ships the digits, no download
-    python benchmarks/predict_foreign.py RUN_DIR [--count 300] [--seeds all] [--update docs/robustness.md --section NAME]
-    python benchmarks/predict_foreign.py RUN_DIR --ablate     # each preparation step on and off (in process)
-    python benchmarks/predict_foreign.py --stroke-stats       # MNIST's stroke width (userimages.MNIST_STROKE)
+    python -m benchmarks.predict_foreign RUN_DIR [--count 300] [--seeds all] [--update docs/robustness.md --section NAME]
+    python -m benchmarks.predict_foreign RUN_DIR --ablate     # each preparation step on and off (in process)
+    python -m benchmarks.predict_foreign --stroke-stats       # MNIST's stroke width (userimages.MNIST_STROKE)
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mtljax import calibration  # noqa: E402
 
 SIZE = 96
@@ -176,7 +175,7 @@ def ablate(run_dir: Path, count: int) -> str:
             got = predict.predict(cfg, predict.seed_outputs(model, variables, [0], batch), temps)
             accuracy.append(100 * np.mean(np.array([p["digit"]["class"] for p in got]) == digits))
         lines.append(f"| {label} | " + " | ".join(f"{a:.1f}" for a in accuracy) + f" | {np.mean(accuracy):.1f} |")
-    return (f"`python benchmarks/predict_foreign.py {run_dir} --ablate`: digit accuracy (%), {count} UCI digits "
+    return (f"`python -m benchmarks.predict_foreign {run_dir} --ablate`: digit accuracy (%), {count} UCI digits "
             f"per rendering\n\n" + "\n".join(lines))
 
 
@@ -208,7 +207,7 @@ def main() -> None:
         text = ablate(args.run_dir, args.count)
     else:
         extra = ["--seeds", args.seeds, "--ensemble", args.ensemble] if args.seeds else []
-        command = f"`python benchmarks/predict_foreign.py {args.run_dir}{' --seeds ' + args.seeds if args.seeds else ''}`"
+        command = f"`python -m benchmarks.predict_foreign {args.run_dir}{' --seeds ' + args.seeds if args.seeds else ''}`"
         text = (f"{command}: {args.count} UCI digits per rendering\n\n{table(suite(args.run_dir, args.count, extra))}"
                 f"\n\n{mnist_line(args.run_dir)}")
     print(text)

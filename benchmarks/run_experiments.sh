@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the given experiments one after another (all of experiments/ and experiments/ablations/
 # when none are given), then regenerates the results tables of docs/results.md and the README. Usage: bash benchmarks/run_experiments.sh [name ...]
+[[ "${1:-}" == "--help" ]] && { echo "usage: bash benchmarks/run_experiments.sh [name ...]  (default: every experiment file)"; exit 0; }
 set -euo pipefail
 cd "$(dirname "$0")/.."
 names=("$@")

@@ -1,7 +1,7 @@
 """Seeds in one program against seeds run apart, and throughput against device count.
 
-    python benchmarks/scaling.py                          # prints the three tables
-    python benchmarks/scaling.py --update docs/usage.md   # and writes them into docs/usage.md
+    python -m benchmarks.scaling                          # prints the three tables
+    python -m benchmarks.scaling --update docs/usage.md   # and writes them into docs/usage.md
 
 Step rates: the threshold.py network (cnn3, 3 heads) at batch 128, the trainer's own jitted train
 call on random data (benchmarks/speed.py's harness), for 1 seed and for N seeds run the two ways
@@ -42,8 +42,7 @@ WINDOWS = 5
 
 def _speed():
     """benchmarks/speed.py, the harness."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    import speed
+    from benchmarks import common as speed
 
     return speed
 
@@ -115,9 +114,9 @@ def _resolved_mode() -> str:
 def in_subprocess(devices: int) -> tuple[float, float]:
     """(img/s, compile s) of one seed in a fresh process that sees `devices` (fake, on CPU) devices."""
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
-    code = (f"import json, jax, speed; assert len(jax.devices()) == {devices}; "
+    code = (f"import json, jax; from benchmarks import common as speed; assert len(jax.devices()) == {devices}; "
             f"m = speed.MODELS[0]; print(json.dumps(speed.mtljax_step_rate(m[1], m[2], {BATCH})))")
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=Path(__file__).parent, check=True,
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=Path(__file__).resolve().parents[1], check=True,
                          capture_output=True, text=True).stdout
     return tuple(json.loads(out.strip().splitlines()[-1]))
 

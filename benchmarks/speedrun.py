@@ -1,12 +1,12 @@
 """The MNIST speedrun, mtljax against the same recipe in PyTorch, side by side on this machine.
 
-    python benchmarks/speedrun.py --update docs/performance.md   # also writes the table there
+    python -m benchmarks.speedrun --update docs/performance.md   # also writes the table there
 
 Each round runs, in fresh processes and alternating which goes first:
 - `python -m mtljax.run experiments/speedrun.py` (10 seeds in one program), its cost per seed being
   the process's whole wall time divided by 10, once with an empty compilation cache and once
   rerun with it warm;
-- `python benchmarks/torch_speedrun.py` (10 runs one after another in one process), its cost per
+- `python -m benchmarks.tables.torch_speedrun` (10 runs one after another in one process), its cost per
   run the median time of a run (as the published notebook times it) and its process wall / 10.
 """
 
@@ -41,8 +41,8 @@ def mtljax_speedrun(cache: Path) -> dict:
 
 
 def torch_speedrun() -> dict:
-    """One `benchmarks/torch_speedrun.py` process: its JSON result line."""
-    out = subprocess.run([sys.executable, "benchmarks/torch_speedrun.py"], check=True, capture_output=True,
+    """One `benchmarks/tables/torch_speedrun.py` process: its JSON result line."""
+    out = subprocess.run([sys.executable, "-m", "benchmarks.tables.torch_speedrun"], check=True, capture_output=True,
                          text=True, cwd=ROOT).stdout
     return json.loads(out.strip().splitlines()[-1])
 

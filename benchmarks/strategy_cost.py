@@ -1,8 +1,8 @@
 """What each MTL strategy costs per train step, against static weights (one plain backward pass).
 
-    python benchmarks/strategy_cost.py                      # prints the table
-    python benchmarks/strategy_cost.py --update docs/strategies.md   # and writes it into docs/strategies.md
-    python benchmarks/strategy_cost.py --architectures --update docs/architectures.md   # the architectures
+    python -m benchmarks.strategy_cost                      # prints the table
+    python -m benchmarks.strategy_cost --update docs/strategies.md   # and writes it into docs/strategies.md
+    python -m benchmarks.strategy_cost --architectures --update docs/architectures.md   # the architectures
 
 Model: the threshold.py network (cnn3, three tasks) at batch 128, the trainer's own jitted train
 call on random data (benchmarks/speed.py's harness), best of five timed windows after compilation.
@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-import speed  # noqa: E402
+from benchmarks import common as speed
 
 from mtljax import models, results
 from mtljax.mtl import strategies  # noqa: E402
@@ -44,7 +42,7 @@ def table() -> str:
     """One row per strategy (and per aggregator with `rep_grad`), each beside static weights."""
     _, model_cfg, task_names, _ = speed.MODELS[0]
     rows = [f"Per-step cost of each strategy, threshold model (3 tasks), batch {BATCH} "
-            "(`python benchmarks/strategy_cost.py`); `+ rep_grad`: the aggregator on the shared "
+            "(`python -m benchmarks.strategy_cost`); `+ rep_grad`: the aggregator on the shared "
             "representation's task gradients (`mtl.rep_grad`); step time against static weights' in "
             "alternating windows (median of 7 pairs):", "",
             "| strategy | kind | img/s | step time vs static | compile s |", "|---|---|---|---|---|"]
@@ -67,7 +65,7 @@ def architecture_table() -> str:
     _, model_cfg, task_names, _ = speed.MODELS[0]
     heads = {t: 10 if t == "digit" else 2 for t in task_names}
     rows = [f"Per-step cost of each architecture around the threshold model's CNN (3 tasks), batch {BATCH} "
-            "(`python benchmarks/strategy_cost.py --architectures`), static weights and UPGrad:", "",
+            "(`python -m benchmarks.strategy_cost --architectures`), static weights and UPGrad:", "",
             "| architecture | parameters | img/s static | step time vs hard | img/s upgrad | upgrad vs its static "
             "| compile s (static) |", "|---|---|---|---|---|---|---|"]
     hard = None

@@ -1,6 +1,6 @@
 """Streamed training images (`data.load: stream`) against the in-memory path, in one process.
 
-    python benchmarks/stream.py [--copies 10] [--rounds 3] [--update docs/data.md]
+    python -m benchmarks.stream [--copies 10] [--rounds 3] [--update docs/data.md]
 
 MNIST's 60,000 training images are written `--copies` times over into plain IDX files (the copies
 shifted by one pixel each, so no two items are equal), the source `idx:DIR`. Then:
@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 from mtljax import config, results  # noqa: E402
 from mtljax.data import mnist  # noqa: E402
 
@@ -107,7 +106,7 @@ def main() -> None:
     per_byte = (peaks["memory"]["peak_mib"] - peaks["stream"]["peak_mib"]) * 2**20 / train_bytes
     med = {k: float(np.median(v)) for k, v in rates.items()}
     lines = [
-        f"Measured by `python benchmarks/stream.py --copies {args.copies} --rounds {args.rounds}` "
+        f"Measured by `python -m benchmarks.stream --copies {args.copies} --rounds {args.rounds}` "
         f"({time.strftime('%Y-%m-%d')}, 2-core CPU):", "",
         "| | in memory | streamed |", "|---|---|---|",
         f"| peak RSS building threshold.py over {args.copies}× MNIST ({nbytes / 2**20:.0f} MiB of images) | "

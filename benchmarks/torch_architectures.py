@@ -1,4 +1,4 @@
-"""PyTorch twins of mtljax's soft-sharing architectures (mtljax/models/architectures.py) on the cnn3
+"""PyTorch twins of mtljax's soft-sharing architectures (mtljax/models/architectures/) on the cnn3
 backbone, for speed.py: the same layers, widths, gates and mixing, so that both sides do the same
 work per image. Initialisation is PyTorch's own: only the speed is compared.
 """

@@ -117,7 +117,7 @@ def build(model_cfg: dict, heads: dict[str, int], channels: int) -> nn.Module:
     """The PyTorch twin of mtljax's model for `model_cfg` (a resolved `model` config section)."""
     name = model_cfg["name"]
     if model_cfg.get("architecture", "hard") != "hard":
-        import torch_architectures
+        from benchmarks import torch_architectures
         from mtljax.models.architectures import ARCHITECTURES
 
         arch = model_cfg["architecture"]

@@ -10,7 +10,7 @@ dilation or erosion) and blurred (σ up to 1); the other half train as they are,
 digits are clean. Three seeds, so that `predict --seeds all` can ask all three.
 
     python -m mtljax.run experiments/robust.py
-    python benchmarks/predict_foreign.py checkpoints/robust/<run-id> --seeds all
+    python -m benchmarks.predict_foreign checkpoints/robust/<run-id> --seeds all
 
 Measured (run 20261130-141316): 99.58 ± 0.05 / 99.76 ± 0.04 / 99.72 ± 0.03 % MNIST test accuracy
 (digit / parity / threshold, 3 seeds); on the foreign-digit suite 97.1 % of the digits right with

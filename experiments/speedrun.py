@@ -8,7 +8,7 @@ schedule peaking at 1e-2; batch 256; one epoch. It trains on all 60,000 training
 temperature scaling), so 59,900. The 10 seeds train in one compiled program.
 
     python -m mtljax.run experiments/speedrun.py
-    python benchmarks/speedrun.py            # this against benchmarks/torch_speedrun.py, side by side
+    python -m benchmarks.speedrun            # this against benchmarks/tables/torch_speedrun.py, side by side
 
 Measured: 99.02 ± 0.06 % mean test accuracy over the 10 seeds, the lowest 98.94 % (the same
 mean, 99.02 %, on an earlier CPU too). Time against PyTorch: docs/performance.md.

@@ -9,7 +9,7 @@ head per task; loss = digit + parity + threshold cross-entropy. Adam 1e-3, batch
 
 001 reported 99.24 / 99.56 / 99.46 % test accuracy (digit / parity / threshold).
 One seed (run 20261121-223206): 99.28 / 99.66 / 99.49 % in 69 s. The same recipe in PyTorch 2.13
-(benchmarks/torch_threshold.py): 99.27 / 99.54 / 99.55 % in 99 s. With the fused first conv, the cropped conv and
+(benchmarks/tables/torch_threshold.py): 99.27 / 99.54 / 99.55 % in 99 s. With the fused first conv, the cropped conv and
 the squeezed seed axis (benchmarks/full_run.py, median of 2 rounds in a noisy phase of this VM): 99.23 / 99.63 / 99.57 % in
 57.2 s (52.6 s when rerun with the compilation cache warm) against PyTorch's 95.2 s.
 

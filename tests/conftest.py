@@ -77,19 +77,7 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: -seconds(item))
 
 
-def synthetic_mnist(n_train: int = 600, n_test: int = 200, seed: int = 0) -> mnist.Mnist:
-    """Learnable fake digits: each class is a bright bar at a class-specific row, plus noise."""
-    rng = np.random.default_rng(seed)
-
-    def make(n):
-        labels = np.arange(n) % 10
-        images = rng.integers(0, 40, size=(n, 28, 28)).astype(np.uint8)
-        for i, y in enumerate(labels):
-            images[i, 2 + 2 * y : 4 + 2 * y, 4:24] = 255
-        return images, labels.astype(np.uint8)
-
-    (tx, ty), (sx, sy) = make(n_train), make(n_test)
-    return mnist.Mnist(tx, ty, sx, sy)
+synthetic_mnist = mnist.synthetic  # Learnable fake digits (600 train, 200 test by default).
 
 
 @pytest.fixture

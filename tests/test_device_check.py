@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,17 +28,15 @@ def test_the_parts_fit_the_budget_and_the_shell_parses_it():
 
 
 def test_every_named_file_exists():
-    named = {p for _, rest in _parts() for p in re.findall(r"\b((?:benchmarks|experiments|tests)/[\w/]+\.py)", rest)}
-    assert {"benchmarks/speed.py", "benchmarks/step_settings.py", "experiments/threshold.py"} <= named
+    paths = [p for _, rest in _parts() for p in re.findall(r"\b((?:benchmarks|experiments|tests)/[\w/]+\.py)", rest)]
+    modules = [m.replace(".", "/") + ".py" for _, rest in _parts() for m in re.findall(r"-m (benchmarks\.[\w.]+)", rest)]
+    named = set(paths + modules)
+    assert {"benchmarks/speed.py", "benchmarks/tables/step_settings.py", "experiments/threshold.py"} <= named
     assert [p for p in named if not (ROOT / p).is_file()] == []
 
 
 def test_step_settings_marks_what_auto_resolves_to():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import step_settings
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    from benchmarks.tables import step_settings
     # On a CPU: the matmul convolution, 10 steps per call, micro-batches of 32 when they divide the batch.
     assert step_settings.auto_settings(128) == ("matmul", 10, 32)
     assert step_settings.auto_settings(48) == ("matmul", 10, 0)
@@ -48,11 +45,7 @@ def test_step_settings_marks_what_auto_resolves_to():
 def test_step_settings_times_an_experiment_network():
     """--experiment takes the network, tasks, channels and batch size from an experiment file, and
     refuses images the benchmark's random data cannot stand in for."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import step_settings
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    from benchmarks.tables import step_settings
     name, model, tasks, channels, batch = step_settings.experiment_entry(str(ROOT / "experiments/speedrun.py"))
     assert (name, tasks, channels, batch) == ("speedrun", ["digit"], 1, 256)
     assert model["first_kernel"] == 5 and model["features"] == [24, 32]

@@ -19,7 +19,7 @@ WINGS = [
     ("outputs", ["mtljax.outputs"]),
     ("config", ["mtljax.config"]),
     ("commands", ["mtljax.run", "mtljax.evaluate", "mtljax.predict", "mtljax.report", "mtljax.results",
-                  "mtljax.benchmark", "mtljax"]),
+                  "mtljax.compare", "mtljax.benchmark", "mtljax"]),
 ]
 # Wings that import less than their place allows: the MTL methods are for any training loop, so
 # they know nothing of the data or the models.

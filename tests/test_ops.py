@@ -198,11 +198,9 @@ def test_backbones_pick_their_conv_path_and_chunk_only_on_cpu(monkeypatch, backe
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU compile options")
 def test_conv_backends_benchmark_times_equal_computations(monkeypatch):
-    """benchmarks/conv_backends.py's layer programs (matmul conv in chunks, XLA's conv through
+    """benchmarks/tables/conv_backends.py's layer programs (matmul conv in chunks, XLA's conv through
     YNNPACK, XLA's conv through Eigen) compute the same gradients, so its table compares speed alone."""
-    from pathlib import Path
-    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent / "benchmarks"))
-    import conv_backends
+    from benchmarks.tables import conv_backends
 
     rng = np.random.default_rng(5)
     x, kernel, w = (jnp.asarray(rng.normal(size=s), jnp.float32) for s in ((8, 6, 6, 5), (3, 3, 5, 4), (8, 6, 6, 4)))

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,8 +20,7 @@ from mtljax.data import constructions
 from mtljax.train import checkpoint
 from conftest import tiny_config
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-import kill_resume  # noqa: E402
+from benchmarks import kill_resume
 
 
 def _experiment(tmp_path, cfg, name="tiny"):

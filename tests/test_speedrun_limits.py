@@ -1,23 +1,14 @@
-"""benchmarks/speedrun_limits.py times the speedrun's own layers, and counts their FLOPs as XLA does."""
+"""benchmarks/tables/speedrun_limits.py times the speedrun's own layers, and counts their FLOPs as XLA does."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import jax
 
+from benchmarks.tables import speedrun_limits
 from mtljax import config, models
-
-BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
 
 def _limits():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import speedrun_limits
-    finally:
-        sys.path.remove(str(BENCHMARKS))
     return speedrun_limits
 
 

@@ -26,7 +26,7 @@ STEPS = ("stroke", "smooth", "antialias", "mass_centre", "denoise")
 DEFAULT_STEPS = frozenset({"stroke", "antialias", "mass_centre"})
 INK_THRESHOLD = 0.2  # Of the strongest ink: fainter is paper, noise or shadow.
 # MNIST's median stroke width, in pixels at 28×28 (`stroke_width` of pixels above half, median of
-# 5,000 training digits: `python benchmarks/predict_foreign.py --stroke-stats`; 10-90 %: 1.4-2.7).
+# 5,000 training digits: `python -m benchmarks.predict_foreign --stroke-stats`; 10-90 %: 1.4-2.7).
 MNIST_STROKE = 1.95
 SMOOTH_SIGMA = 1.0  # In pixels of the 20×20 box.
 

@@ -181,7 +181,7 @@ def conv_xla(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
 def resolve_conv_impl(impl: str, gpu: str = "matmul") -> str:
     """"auto" -> "matmul" on CPUs, `gpu` on GPUs (the backbone's faster path there), else "xla".
 
-    On an NVIDIA H200 (benchmarks/step_settings.py, 10 steps per call, batch 512), the matmul
+    On an NVIDIA H200 (benchmarks/tables/step_settings.py, 10 steps per call, batch 512), the matmul
     convolution ran the threshold model (cnn3) at 1.7x XLA's images/s, but VGG's and the skip-CNN's
     (then chunked, see `Conv.chunk`) at 0.55x and 0.15x: those backbones pass gpu="xla". On the
     2-core CPU see docs/performance.md. Other accelerators (TPUs) were not measured: "xla".

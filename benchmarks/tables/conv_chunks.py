@@ -1,6 +1,6 @@
 """What chunked convolutions buy the BatchNorm models (vgg, skipcnn), against PyTorch.
 
-    python benchmarks/conv_chunks.py --update docs/performance.md
+    python -m benchmarks.tables.conv_chunks --update docs/performance.md
 
 BatchNorm models cannot be micro-batched, so their training convolutions run the batch in chunks
 of `conv_chunk` examples (`ops.conv_matmul`). For each model and batch size, the step with the
@@ -11,14 +11,12 @@ alternating windows (median img/s), beside the PyTorch twin (benchmarks/torch_mo
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from mtljax import models, results
 from mtljax.models import backbones
 
-sys.path.insert(0, str(Path(__file__).parent))
-import speed  # noqa: E402
+from benchmarks import common as speed
 
 CLASSES = {"vgg": backbones.VGG, "skipcnn": backbones.SkipCNN}
 

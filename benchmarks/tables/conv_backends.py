@@ -1,6 +1,6 @@
 """XLA:CPU's own convolutions against mtljax's matmul convolution and PyTorch's, layer by layer.
 
-    python benchmarks/conv_backends.py --update docs/performance.md   # about 4 minutes
+    python -m benchmarks.tables.conv_backends --update docs/performance.md   # about 4 minutes
 
 XLA:CPU (jax 0.10) hands convolutions to YNNPACK by default. With YNNPACK kept for dots only
 (compile option `xla_cpu_experimental_ynn_fusion_type`), XLA runs them with Eigen instead. This
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -29,8 +28,7 @@ from mtljax import config, models, results
 from mtljax.models import backbones, ops
 from mtljax.train import experiment
 
-sys.path.insert(0, str(Path(__file__).parent))
-import speed  # noqa: E402
+from benchmarks import common as speed
 
 O1 = experiment.compiler_options() or {}  # What mtljax's programs use (on CPU: LLVM at -O1).
 EIGEN = {**O1, "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}

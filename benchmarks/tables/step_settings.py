@@ -1,9 +1,9 @@
 """The train step's settings against each other on this backend: the figures its `auto` defaults come from.
 
-    python benchmarks/step_settings.py                     # batch 128 and 512
-    python benchmarks/step_settings.py --batches 128 2048
-    python benchmarks/step_settings.py --batches 512 --models vgg    # speed.py's models named so
-    python benchmarks/step_settings.py --experiment experiments/speedrun.py --microbatches 32 64
+    python -m benchmarks.tables.step_settings                     # batch 128 and 512
+    python -m benchmarks.tables.step_settings --batches 128 2048
+    python -m benchmarks.tables.step_settings --batches 512 --models vgg    # speed.py's models named so
+    python -m benchmarks.tables.step_settings --experiment experiments/speedrun.py --microbatches 32 64
 
 For the threshold.py network (cnn3, 3 heads), each of speed.py's models whose name contains
 --models, or an experiment file's network (at its own batch size unless --batches is given), at
@@ -27,8 +27,7 @@ import jax
 from mtljax import config, data
 from mtljax.train.experiment import resolve_conv_impl, resolve_microbatch, resolve_steps_per_call
 
-sys.path.insert(0, str(Path(__file__).parent))
-from speed import MODELS, median_rates, train_bench  # noqa: E402
+from benchmarks.common import MODELS, median_rates, train_bench
 
 IMPLS = ("xla", "matmul")
 STEPS = (1, 10)

@@ -1,6 +1,6 @@
 """What limits the speedrun's training step on this CPU: its layers, its matmuls, its cores.
 
-    python benchmarks/speedrun_limits.py --update docs/performance.md   # about 2 minutes
+    python -m benchmarks.tables.speedrun_limits --update docs/performance.md   # about 2 minutes
 
 For the network of experiments/speedrun.py (5×5 conv 1→24 fused with ReLU and pool, 3×3 conv
 24→32 → ReLU → pool, dense 800→256→10), one batch of 256 as the trainer runs it (a `lax.scan`
@@ -37,10 +37,9 @@ from mtljax import config, results  # noqa: E402
 from mtljax.models import ops  # noqa: E402
 from mtljax.train import experiment  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
-import speed  # noqa: E402
+from benchmarks import common as speed
 
-EXPERIMENT = Path(__file__).parent.parent / "experiments" / "speedrun.py"
+EXPERIMENT = Path(__file__).resolve().parents[2] / "experiments" / "speedrun.py"
 BATCH, MICRO = 256, 32
 
 

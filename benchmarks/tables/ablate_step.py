@@ -1,6 +1,6 @@
 """What each CPU speed measure of the train step buys: the step with all of them, and with one off.
 
-    python benchmarks/ablate_step.py --update docs/performance.md   # batch 128, threshold model and marlon-sb CNN
+    python -m benchmarks.tables.ablate_step --update docs/performance.md   # batch 128, threshold model and marlon-sb CNN
 
 Variants, each built in this one process and timed in alternating windows (this VM's speed drifts
 by up to 2x between minutes, so separate runs cannot be compared): "all" (the default path),
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from pathlib import Path
 
 import jax
@@ -23,8 +22,7 @@ from mtljax import models, results
 from mtljax.models import ops
 from mtljax.train import parallel
 
-sys.path.insert(0, str(Path(__file__).parent))
-from speed import MODELS, train_bench  # noqa: E402
+from benchmarks.common import MODELS, train_bench
 
 VARIANTS = {
     "all": {},

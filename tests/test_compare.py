@@ -1,4 +1,4 @@
-"""`python -m mtljax.benchmark` end to end on a tiny suite: runs, reuse, resume, the page's numbers
+"""`python -m mtljax.compare` end to end on a tiny suite: runs, reuse, resume, the page's numbers
 against an independent computation from the runs' summaries, and bad input."""
 
 import contextlib
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mtljax import run as run_command
-from mtljax.benchmark import __main__ as bench, cells as cellrun
+from mtljax.compare import __main__ as bench, cells as cellrun
 from mtljax.outputs import stats
 
 TINY = ["data.val_size=100", "model.features=[4,8,8]", "model.dense=16", "train.epochs=1",

@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from mtljax.benchmark.analysis import Front, Row
+from mtljax.compare.analysis import Front, Row
 
 
 def axis_label(task: str, objective: str, kinds: Mapping[str, dict]) -> str:

@@ -1,6 +1,6 @@
 """experiments/threshold.py's recipe in PyTorch: the wall-time reference of benchmarks/full_run.py.
 
-    python benchmarks/torch_threshold.py
+    python -m benchmarks.tables.torch_threshold
 
 Same data split (mtljax.data), network (benchmarks/torch_models.py), Adam 1e-3, batch 64, StepLR
 (x0.1 after 5 epochs), 10 epochs with a validation pass each, test at the end. Prints the wall time
@@ -9,9 +9,8 @@ and test accuracy per task.
 
 from __future__ import annotations
 
-import sys
+import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,8 +18,7 @@ import torch.nn.functional as F
 
 from mtljax import config, data
 
-sys.path.insert(0, str(Path(__file__).parent))
-from torch_models import TorchCNN  # noqa: E402
+from benchmarks.torch_models import TorchCNN
 
 
 def accuracy(net, split, tasks, batch=1000):
@@ -36,6 +34,7 @@ def accuracy(net, split, tasks, batch=1000):
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     t_start = time.perf_counter()
     cfg = config.load_experiment("experiments/threshold.py")
     splits = data.build_splits(cfg)

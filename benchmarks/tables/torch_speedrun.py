@@ -1,6 +1,6 @@
 """The published MNIST speedrun recipe in PyTorch, on this machine: the reference of experiments/speedrun.py.
 
-    python benchmarks/torch_speedrun.py [--runs 10] [--threads N]
+    python -m benchmarks.tables.torch_speedrun [--runs 10] [--threads N]
 
 The recipe of tuomaso/train_mnist_fast (its final notebook: 99.04 ± 0.07 % in 0.76 s per run on a
 GTX 1660 Ti): conv 5×5 1→24, max-pool 2, ReLU; conv 3×3 24→32, max-pool 2, ReLU; dense 800→256,

@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from mtljax.benchmark.cells import CellState
+from mtljax.compare.cells import CellState
 from mtljax.outputs import stats
 
 

@@ -1,6 +1,6 @@
-"""`python -m mtljax.benchmark SUITE [--only NAME ...] [--seeds 5] [--list] [--report]`.
+"""`python -m mtljax.compare SUITE [--only NAME ...] [--seeds 5] [--list] [--report]`.
 
-Runs a benchmark suite (multimnist, threshold, mixed: mtljax/benchmark/suites.py), each cell a
+Runs a benchmark suite (multimnist, threshold, mixed: mtljax/compare/suites.py), each cell a
 normal run directory under `--root`, resumed or reused when it exists, then writes the suite's
 section of the results page (`--page`, docs/results.md) and its front figures (`--figures`).
 `--only` runs the cells whose names match (shell patterns: `'single_*'`, `upgrad`, `'mtan_*'`,
@@ -21,8 +21,8 @@ from typing import Sequence
 
 
 from mtljax import config
-from mtljax.benchmark import analysis, cells as cellrun, figures, page
-from mtljax.benchmark.suites import SUITES, Suite
+from mtljax.compare import analysis, cells as cellrun, figures, page
+from mtljax.compare.suites import SUITES, Suite
 from mtljax.tasks import TASKS
 
 
@@ -87,7 +87,7 @@ def report(name: str, suite: Suite, states, seeds: int, page_path: Path, figure_
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mtljax.benchmark", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m mtljax.compare", description=__doc__.splitlines()[0])
     parser.add_argument("suite", help=f"one of: {', '.join(SUITES.names())}")
     parser.add_argument("--only", nargs="+", metavar="NAME",
                         help="run only these cells (shell patterns) or parts: baselines, strategies, architectures")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mtljax import config
-from mtljax.benchmark.suites import Cell
+from mtljax.compare.suites import Cell
 from mtljax.outputs import rundir
 
 

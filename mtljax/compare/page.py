@@ -8,9 +8,9 @@ import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from mtljax.benchmark.analysis import Front, Row, ranked
-from mtljax.benchmark.cells import CellState
-from mtljax.benchmark.suites import Suite
+from mtljax.compare.analysis import Front, Row, ranked
+from mtljax.compare.cells import CellState
+from mtljax.compare.suites import Suite
 
 BETTER, WORSE = "▲", "▼"  # A paired interval wholly on the better or the worse side of zero.
 

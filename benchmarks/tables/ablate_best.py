@@ -5,9 +5,9 @@ the three that made the 15-epoch recipe). A run tested at its least validation l
 its last epoch too; each five-seed recipe's moving-average row reuses its runs: the same checkpoints
 evaluated with their trained weights.
 
-    python benchmarks/ablate_best.py [--seeds 2] [--only NAME ...]      # trains what is missing
-    python benchmarks/ablate_best.py --report --update docs/performance.md
-    python benchmarks/ablate_best.py --report --only NAME ...          # those variants' rows only
+    python -m benchmarks.tables.ablate_best [--seeds 2] [--only NAME ...]      # trains what is missing
+    python -m benchmarks.tables.ablate_best --report --update docs/performance.md
+    python -m benchmarks.tables.ablate_best --report --only NAME ...          # those variants' rows only
 
 Runs live under `checkpoints/ablate_best/<variant>/`; a variant whose run finished is not trained
 again. Test accuracy per task, mean ± std over the variant's seeds, and its wall time.
@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mtljax import evaluate  # noqa: E402
 from mtljax.outputs import rundir  # noqa: E402
 
@@ -149,7 +148,7 @@ def report(names: list[str] | None = None) -> str:
     for name in names or VARIANTS:
         found = run_dir(name)
         lines.extend([f"| {name} | — | | not run | | | | |"] if found is None else variant_rows(name, found))
-    return ("`python benchmarks/ablate_best.py --report` (test accuracy, mean ± std over the seeds, of the checkpoint "
+    return ("`python -m benchmarks.tables.ablate_best --report` (test accuracy, mean ± std over the seeds, of the checkpoint "
             "with the least validation loss or of the last epoch; wall time of the whole run on this 2-core CPU, "
             "all its seeds)\n\n" + "\n".join(lines))
 
