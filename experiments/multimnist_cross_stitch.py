@@ -1,7 +1,7 @@
 """MultiMNIST with Cross-stitch networks (Misra et al. 2016) instead of hard sharing.
 
 One copy of the CNN per task, a learned T×T unit after each block, initialised at 0.9 / 0.1.
-Everything else is experiments/multimnist_hard.py's recipe (mtljax/models/architectures.py has the
+Everything else is experiments/multimnist_hard.py's recipe (mtljax/models/architectures/cross_stitch.py has the
 design and its choices).
 
     python -m mtljax.run experiments/multimnist_cross_stitch.py

@@ -1,7 +1,7 @@
 """MultiMNIST with MTAN (Liu, Johns & Davison 2019) instead of hard sharing.
 
 The shared CNN with each task's soft attention mask at each block.
-Everything else is experiments/multimnist_hard.py's recipe (mtljax/models/architectures.py has the
+Everything else is experiments/multimnist_hard.py's recipe (mtljax/models/architectures/mtan.py has the
 design and its choices).
 
     python -m mtljax.run experiments/multimnist_mtan.py

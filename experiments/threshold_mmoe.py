@@ -1,7 +1,7 @@
 """The three MNIST tasks (digit, parity, threshold) with MMoE (Ma et al. 2018) instead of hard sharing.
 
 Three CNN experts and one softmax gate per task.
-Everything else is experiments/threshold_hard.py's recipe (mtljax/models/architectures.py has the
+Everything else is experiments/threshold_hard.py's recipe (mtljax/models/architectures/mmoe.py has the
 design and its choices).
 
     python -m mtljax.run experiments/threshold_mmoe.py

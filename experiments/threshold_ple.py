@@ -1,7 +1,7 @@
 """The three MNIST tasks (digit, parity, threshold) with PLE (Tang et al. 2020) instead of hard sharing.
 
 CGC in two levels (the CNN's blocks split in two), with a shared gate below the top.
-Everything else is experiments/threshold_hard.py's recipe (mtljax/models/architectures.py has the
+Everything else is experiments/threshold_hard.py's recipe (mtljax/models/architectures/ple.py has the
 design and its choices).
 
     python -m mtljax.run experiments/threshold_ple.py

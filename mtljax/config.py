@@ -1,7 +1,7 @@
 """Experiment configs: plain nested dicts, validated once against a schema, then frozen.
 
 An experiment file is a Python file defining `CONFIG`, a dict that overrides any subset of the
-defaults. Variants import a base and override keys (`experiments/threshold_bn.py`). The schema is
+defaults. Variants import a base and override keys (`experiments/ablations/threshold_bn.py`). The schema is
 derived from the components' own declarations (mtljax/registry.py): every section's options, and
 for the dataset, backbone, schedule and MTL strategy a config selects, the options each of them
 owns (a strategy's under `mtl.<name>`, e.g. `mtl.cagrad.c`). A key outside the schema is an

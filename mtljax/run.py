@@ -62,8 +62,8 @@ def resume_dir(cfg: Mapping[str, Any], args: argparse.Namespace) -> tuple[Mappin
     return config.resolve(config.apply_overrides(saved, args.set)), run_dir
 
 
-# First needed after the first epoch (figures, TensorBoard events). Measured here: matplotlib ~0.3 s;
-# tensorboardX 0.1 s (imported without torch: tblog.summary_writer).
+# First needed after the first epoch (figures, TensorBoard events), so they are imported in a
+# thread while the run starts (tensorboardX without torch: tblog.summary_writer).
 OUTPUT_LIBRARIES = ("matplotlib.figure", "PIL.Image", tblog.summary_writer)
 
 
@@ -88,7 +88,7 @@ def preload(modules: Sequence[str | Callable[[], object]]) -> threading.Thread:
 def peak_rss_mib() -> float:
     """This process's peak resident memory so far: Linux's VmHWM, the high-water mark of this
     program's own memory. (`ru_maxrss` also counts the pages a process shared with its parent
-    before exec: 3,021 MiB for a run that /usr/bin/time measured at ~1,000 MiB.)"""
+    before exec, several times the run's own memory.)"""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):

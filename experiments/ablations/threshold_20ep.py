@@ -1,4 +1,4 @@
-"""001 ablation of experiments/threshold.py: 20 epochs instead of 10 (StepLR still x0.1 every 5 epochs).
+"""Ablation of experiments/threshold.py: 20 epochs instead of 10 (StepLR still x0.1 every 5 epochs).
 
     python -m mtljax.run experiments/ablations/threshold_20ep.py
 

@@ -1,4 +1,4 @@
-"""001 ablation of experiments/threshold.py: BatchNorm after every conv.
+"""Ablation of experiments/threshold.py: BatchNorm after every conv.
 
     python -m mtljax.run experiments/ablations/threshold_bn.py
 

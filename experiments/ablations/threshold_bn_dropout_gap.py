@@ -1,4 +1,4 @@
-"""001 ablation of experiments/threshold.py: BatchNorm + dropout 0.3 + global average pooling together.
+"""Ablation of experiments/threshold.py: BatchNorm + dropout 0.3 + global average pooling together.
 
     python -m mtljax.run experiments/ablations/threshold_bn_dropout_gap.py
 

@@ -1,4 +1,4 @@
-"""001 ablation of experiments/threshold.py: dropout 0.3 after the shared dense layer.
+"""Ablation of experiments/threshold.py: dropout 0.3 after the shared dense layer.
 
     python -m mtljax.run experiments/ablations/threshold_dropout.py
 

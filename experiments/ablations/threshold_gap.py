@@ -1,4 +1,4 @@
-"""001 ablation of experiments/threshold.py: global average pooling in place of flatten.
+"""Ablation of experiments/threshold.py: global average pooling in place of flatten.
 
     python -m mtljax.run experiments/ablations/threshold_gap.py
 

@@ -1,4 +1,4 @@
-"""001 ablation of experiments/threshold.py: loss weights (2, 1, 1): digit counts double.
+"""Ablation of experiments/threshold.py: loss weights (2, 1, 1): digit counts double.
 
     python -m mtljax.run experiments/ablations/threshold_weights.py
 

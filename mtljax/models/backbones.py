@@ -71,7 +71,7 @@ def blocks_call(self, x: jnp.ndarray, train: bool, start: int = 0, stop: int | N
     "pool_last": Option(False, "also max-pool after the last conv"), "conv_impl": CONV_IMPL,
     "first_kernel": Option(3, "kernel size of the first conv (the others are 3×3)", choices=(3, 5, 7))})
 class CNN3(nn.Module):
-    """001's baseline trunk: three 3×3 conv layers (VALID; the first k×k with `first_kernel`),
+    """The threshold baseline's trunk: three 3×3 conv layers (VALID; the first k×k with `first_kernel`),
     max-pooling after the first two, then a shared dense layer.
 
     With `features=(32, 64)`, `pool_last=True` and `dropout=0.5` it is marlon-sb's MNIST CNN

@@ -67,9 +67,8 @@ def conv_matmul(x: jnp.ndarray, kernel: jnp.ndarray, chunk: int = 0) -> jnp.ndar
     """k×k VALID convolution (NHWC, HWIO kernel, k×k×C×F) as one matmul over im2col patches.
 
     Forward and both gradients are single large matmuls: y = P·W, dW = Pᵀ·dY, dP = dY·Wᵀ, then
-    dP is folded back onto the input (col2im) by k² shifted adds. On XLA:CPU this ran the
-    weight gradient of the 001 conv2 (32→64 on 13×13, batch 32) at ~218 GFLOP/s against ~125 for
-    XLA's own convolution. Equal to `lax.conv_general_dilated` up to float summation order.
+    dP is folded back onto the input (col2im) by k² shifted adds. On XLA:CPU large matmuls run
+    nearer the machine's peak than XLA's own convolution (docs/performance.md). Equal to `lax.conv_general_dilated` up to float summation order.
 
     With `chunk` > 0 (dividing a larger batch) the batch runs in chunks of `chunk` examples, in a
     loop, forward and backward, the patches recomputed in the backward pass: a chunk's patches (k²×
@@ -159,9 +158,8 @@ def conv_relu_pool(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray) -> jn
     (k+1)²·C values (a space-to-depth of x) times a (k+1)²C×4F matrix, whose 4 column blocks are
     the kernel placed at the 4 offsets of the pooling window, give the window's 4 conv outputs;
     their max is taken in the same pass. For k = 3 this does 16/9 the FLOPs of the convolution
-    (36/25 for k = 5), but for the first layer (C = 1) the convolution is memory-bound, and the
-    step ran 7–9 % faster than conv, ReLU and pool apart (the 26×26 conv output is never
-    re-laid-out for pooling). Equal to the three ops apart up to float summation order; the
+    (36/25 for k = 5), but for the first layer (C = 1) the convolution is memory-bound, so one
+    pass beats conv, ReLU and pool apart (the conv output is never re-laid-out for pooling). Equal to the three ops apart up to float summation order; the
     gradient goes to each window's first maximum.
     """
     n, h, w, c = x.shape
@@ -181,10 +179,9 @@ def conv_xla(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
 def resolve_conv_impl(impl: str, gpu: str = "matmul") -> str:
     """"auto" -> "matmul" on CPUs, `gpu` on GPUs (the backbone's faster path there), else "xla".
 
-    On an NVIDIA H200 (benchmarks/tables/step_settings.py, 10 steps per call, batch 512), the matmul
-    convolution ran the threshold model (cnn3) at 1.7x XLA's images/s, but VGG's and the skip-CNN's
-    (then chunked, see `Conv.chunk`) at 0.55x and 0.15x: those backbones pass gpu="xla". On the
-    2-core CPU see docs/performance.md. Other accelerators (TPUs) were not measured: "xla".
+    On an NVIDIA GPU the matmul convolution beat XLA's for the threshold model (cnn3) but not for
+    VGG's and the skip-CNN's (chunked, see `Conv.chunk`): those backbones pass gpu="xla"
+    (docs/accelerators.md). Other accelerators (TPUs) were not measured: "xla".
     """
     if impl == "auto":
         return {"cpu": "matmul", "gpu": gpu}.get(jax.default_backend(), "xla")

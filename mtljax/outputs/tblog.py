@@ -25,9 +25,9 @@ def _torch_hidden() -> Iterator[None]:
     """Inside: `import torch` raises ImportError, unless torch is already imported.
 
     tensorboardX imports torch whenever it is installed (the `bench` extra installs it), only to
-    accept torch tensors; mtljax hands it numpy arrays. Measured here: importing tensorboardX took
-    0.95 s with torch installed, 0.10 s with it hidden, and that import runs beside the data loading
-    and tracing of every run (`run.preload`), holding the GIL.
+    accept torch tensors; mtljax hands it numpy arrays. Importing torch is most of that import's
+    cost, and it runs beside the data loading and tracing of every run (`run.preload`), holding
+    the GIL (docs/performance.md).
     """
     if "torch" in sys.modules:
         yield

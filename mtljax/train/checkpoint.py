@@ -9,8 +9,8 @@ complete, so a checkpoint that was being written when a run died is never listed
 (tests/test_robustness.py checks both).
 
 The trainer's per-epoch writes (`save_epoch`) run on a background thread while the next epoch
-trains: each costs ~0.08 s of Orbax's own Python bookkeeping (measured here; asynchronous Orbax
-still spent 0.71 of those 0.77 s per 10 saves in the caller). Writes keep their order, one epoch's
+trains: Orbax's own Python bookkeeping would otherwise stall the loop (even its asynchronous
+mode spends most of a save in the caller; docs/performance.md). Writes keep their order, one epoch's
 writes finish before the next epoch's start, and a failed write is raised by the next call.
 """
 

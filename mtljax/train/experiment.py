@@ -30,7 +30,7 @@ TRAIN_OPTIONS: dict[str, Option] = {
     "batch_size": Option(64, "examples per train step", positive=True),
     "microbatch": Option(-1, "> 0: accumulate each batch's gradient over micro-batches of this size; 0: off; "
                          "-1: the backbone's CPU micro-batch on CPU (32 for the convolutional ones), else off"),
-    "eval_batch_size": Option(-1, "-1: 32 on CPU (~3x faster than 1000 there), 1000 elsewhere"),
+    "eval_batch_size": Option(-1, "-1: 32 on CPU (its activations stay in cache), 1000 elsewhere"),
     "steps_per_call": Option(-1, "train steps per jitted call (a lax.scan); -1: 10, or 1 for XLA convs on CPU"),
     "replicas": Option("auto", "how seeds and sweep points share one program: 'vmap' (batched), 'loop' (one "
                        "after another inside it); 'auto': loop on CPU, vmap elsewhere", choices=("auto", "vmap", "loop")),
@@ -113,7 +113,7 @@ class Experiment:
         keys = jnp.stack([jax.random.fold_in(jax.random.key(seed), 0) for seed in self.seeds])
         image_shape = data.image_shape(self.cfg["data"])
         strategy = self.strategy
-        # One compiled program: run eagerly, flax's initialisers compiled ~100 small ops one by one (~3 s).
+        # One compiled program: run eagerly, flax's initialisers compile ~100 small ops one by one.
         ema = self.cfg["train"]["ema_decay"] > 0
         rows = self.strategy_rows()
         create = jax.vmap(lambda key: create_state(self.model, self.tx, self.plateau, key, image_shape, strategy,
@@ -143,14 +143,10 @@ class Experiment:
 
 def compiler_options() -> dict[str, int] | None:
     """XLA options of mtljax's programs (initial state, train call, evaluation): on CPU, LLVM at
-    -O1 (else None, the backend's defaults). Measured on the 2-core CPU against XLA's default
-    (-O2), in alternating windows of one process: threshold.py's train call compiled in 1.6 s
-    instead of 1.8 s and ran ~5 % faster (batch 64, median of 24 windows 17,016 vs 16,140 img/s),
-    to bit-identical parameters after 365 calls; the init of threshold.py and vgg_parity.py
-    compiled in ~0.8 s instead of ~1.6 s. The BatchNorm models (vgg, skipcnn) ran as fast or
-    faster and compiled 0.5-0.75 s sooner; their float results differ from -O2's in the last bit
-    from the first step on (the order of a few float operations), so their trajectories differ
-    as with any such change. -O0 compiled sooner still but ran 5x slower.
+    -O1 (else None, the backend's defaults): it compiled sooner than XLA's default -O2 and the
+    train call ran as fast or faster (docs/performance.md, "Why the defaults"). The BatchNorm
+    models' float results differ from -O2's in the last bit (the order of a few float operations),
+    so their trajectories differ as with any such change.
 
     None as well when JAX was asked to skip most optimizations (`JAX_DISABLE_MOST_OPTIMIZATIONS=1`,
     as the test suite runs): that request, made for quick compiles, wins."""
@@ -241,9 +237,9 @@ def configure(cfg: Mapping[str, Any], schedule: Callable, values: Mapping[str, A
 
 def resolve_microbatch(cfg: Mapping[str, Any]) -> int:
     """train.microbatch, with -1 (auto) resolved: on CPU the backbone's `cpu_microbatch` (32 for the
-    conv backbones: their im2col patches then stay in cache; 0 for MLPs, which ran ~30 % slower
+    conv backbones: their im2col patches then stay in cache; 0 for MLPs, which run slower
     micro-batched) when it divides the batch and the model keeps no BatchNorm statistics; else 0
-    (on an NVIDIA H200, micro-batches of 32 halved the threshold model's images/s at batch 128)."""
+    (on a GPU, micro-batches only cost speed). The figures: docs/performance.md, docs/accelerators.md."""
     microbatch, batch = cfg["train"]["microbatch"], cfg["train"]["batch_size"]
     if microbatch == -1:
         size = getattr(models.BACKBONES[cfg["model"]["name"]], "cpu_microbatch", 0)
@@ -261,9 +257,8 @@ def resolve_conv_impl(cfg: Mapping[str, Any]) -> str:
 
 def resolve_steps_per_call(cfg: Mapping[str, Any]) -> int:
     """train.steps_per_call, with -1 (auto) resolved: 10, except 1 for XLA convs on CPU (whose
-    speed collapses inside a loop: ~340 against ~4,900 img/s, benchmarks/speed.py). On an NVIDIA
-    H200, 10 steps per call ran the threshold model at 2.1x (batch 128) and 1.5x (512) the images/s
-    of 1 (matmul convs)."""
+    speed collapses inside a loop). Several steps per call save dispatches on every backend
+    (docs/performance.md, docs/accelerators.md)."""
     k = cfg["train"]["steps_per_call"]
     if k > 0:
         return k
@@ -272,10 +267,10 @@ def resolve_steps_per_call(cfg: Mapping[str, Any]) -> int:
 
 
 def resolve_replicas(cfg: Mapping[str, Any]) -> str:
-    """train.replicas, with 'auto' resolved: 'loop' on CPU, else 'vmap'. On the 2-core CPU, 8 seeds
-    of the threshold model vmapped trained at 0.69-0.70x the images/s of one seed, looped at 0.98-0.99x
-    (benchmarks/scaling.py), and each looped seed equals a plain run bit for bit. On an NVIDIA
-    H200, vmapped at 2.47x (8 seeds) and 3.18x (64) one seed's images/s, looped at 1.05x and 1.10x."""
+    """train.replicas, with 'auto' resolved: 'loop' on CPU, else 'vmap'. A CPU's cores are already
+    busy with one replica, so vmapped replicas run slower per replica there, while looped ones each
+    run at a plain run's speed and equal it bit for bit; an accelerator has room for many replicas
+    at once (benchmarks/scaling.py; the figures: docs/performance.md, docs/accelerators.md)."""
     mode = cfg["train"]["replicas"]
     return mode if mode != "auto" else ("loop" if jax.default_backend() == "cpu" else "vmap")
 

@@ -1,9 +1,9 @@
 """The training loop: restore or init, compile, then epochs of jitted train calls, each ended by
 validation, plateau, diagnostics, early stopping, best-state selection, a checkpoint and a log.
 
-The epoch is a Python loop over jitted calls of K steps each (`lax.scan` inside a call: K = 10
-ran ~14 % faster than single steps on this CPU; K = 1 for XLA's own convs, which slow down ~30x
-inside any loop there). Data stay on device as uint8; each call receives only its batches'
+The epoch is a Python loop over jitted calls of K steps each (`lax.scan` inside a call: fewer
+dispatches; K = 1 for XLA's own convs on CPU, which slow down inside any loop there; the figures:
+docs/performance.md, "Why the defaults"). Data stay on device as uint8; each call receives only its batches'
 indices. All replicas (seeds, sweep points) train as one vmapped program; each has its own
 initialisation, dropout keys, data order, plateau and early-stopping state, and its own best epoch.
 """

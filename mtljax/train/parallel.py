@@ -116,7 +116,7 @@ def over_replicas(fn: Callable, in_axes: tuple, mode: str = "vmap") -> Callable:
         replica at a plain run's speed, where vmap was slower per replica).
 
     A leading replica axis of size 1 is squeezed off and put back instead, in either mode: on
-    XLA:CPU the vmapped size-1 axis led every array, and the compiled step ran ~6 % slower (it
+    XLA:CPU the vmapped size-1 axis led every array, and the compiled step ran slower (it
     transposed im2col patches it otherwise fed to the matmul directly).
     """
     if mode not in ("vmap", "loop"):

@@ -17,7 +17,8 @@ class MMoE(MultiTaskArchitecture):
     E experts, each a whole copy of the backbone (`expert_<e>`, as LibMTL's image MMoE), and one
     gate per task (`gate_<task>`): a softmax over the experts of a linear map of the flattened
     input. Task t's features are Σ_e g_t(x)_e f_e(x). The paper leaves E open; here E = 3 whole
-    CNNs by default, chosen for what the 2-core CPU affords. With one expert this is hard sharing. Shared: the experts (each gate is its task's).
+    CNNs by default, chosen for what a 2-core CPU affords. With one expert this is hard sharing.
+    Shared: the experts (each gate is its task's).
     """
 
     experts: int = 3
