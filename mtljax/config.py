@@ -16,7 +16,6 @@ import importlib
 import runpy
 import sys
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Mapping
 
 import jax
@@ -28,7 +27,7 @@ from mtljax.data.datasets import DATA_OPTIONS
 from mtljax.mtl import strategies
 from mtljax.models.architectures import ARCHITECTURE_OPTIONS
 from mtljax.outputs import rundir
-from mtljax.registry import Option, Registry, defaults
+from mtljax.registry import Option, Registry, defaults, freeze, thaw  # noqa: F401 - config.freeze, config.thaw
 from mtljax.train import optim, schedules, sweeps
 from mtljax.train.experiment import INIT_OPTIONS, TRAIN_OPTIONS
 
@@ -146,6 +145,15 @@ def _unknown_key(path: str, options: Mapping[str, Any]) -> str:
 
 
 def _check_cross(cfg: dict) -> None:
+    """What no single option's check can see: tasks against the data, weights, sweep, architecture
+    and strategy together, and the train options against the model."""
+    _check_tasks(cfg)
+    _check_sweep(cfg)
+    _check_train(cfg, _model(cfg))  # The model, built once for every check that needs it.
+
+
+def _check_tasks(cfg: dict) -> None:
+    """The tasks against the data, the compose mode and the loss weights."""
     if not cfg["tasks"] or len(set(cfg["tasks"])) != len(cfg["tasks"]):
         raise ConfigError(f"tasks: expected a non-empty list of distinct task names, got {cfg['tasks']!r}")
     for task in cfg["tasks"]:
@@ -171,8 +179,9 @@ def _check_cross(cfg: dict) -> None:
             raise ConfigError(f"loss_weights.{task}: no such task configured (tasks: {', '.join(cfg['tasks'])})")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
             raise ConfigError(f"loss_weights.{task}: expected a number >= 0, got {weight!r}")
-    _check_sweep(cfg)
-    model = _model(cfg)  # Built once for every check that needs it.
+
+
+def _check_train(cfg: dict, model) -> None:
     _check_architecture(cfg, model)
     train = cfg["train"]
     named = (("train.freeze", train["freeze"]), ("init.params", cfg["init"]["params"]))
@@ -262,24 +271,6 @@ def _check_sweep(cfg: dict) -> None:
                 _check_value(f"sweep.{key}", value, options[section][name])
 
 
-def freeze(value: Any) -> Any:
-    """Deeply read-only view: dicts become MappingProxyType, lists become tuples."""
-    if isinstance(value, Mapping):
-        return MappingProxyType({k: freeze(v) for k, v in value.items()})
-    if isinstance(value, (list, tuple)):
-        return tuple(freeze(v) for v in value)
-    return value
-
-
-def thaw(value: Any) -> Any:
-    """Plain dicts and lists again (for JSON and for building variants)."""
-    if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [thaw(v) for v in value]
-    return value
-
-
 def resolve(overrides: Mapping[str, Any]) -> Mapping[str, Any]:
     """Merges `overrides` into the defaults of `schema(overrides)`, validates, and returns a frozen config."""
     if not isinstance(overrides, Mapping):
@@ -334,8 +325,7 @@ def apply_overrides(cfg: Mapping[str, Any], items: list[str]) -> dict:
 def _run_file(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"experiment file not found: {path}")
-    # Make `from experiments.threshold import CONFIG` work in variants (experiments/ablations/ too),
-    # and the modules named in `imports` importable: the project's root goes on the path.
+    # The project's root on the path: variants' `from experiments.threshold import CONFIG`, `imports`.
     here = path.resolve()
     root = str(next((p for p in here.parents if (p / "pyproject.toml").exists()), here.parent.parent))
     if root not in sys.path:

@@ -9,6 +9,7 @@ component's options are declared next to the component and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+from types import MappingProxyType
 from typing import Any, Callable, Iterator, Mapping
 
 
@@ -143,3 +144,21 @@ class Registry:
     def names(self) -> tuple[str, ...]:
         """Every registered name, in registration order."""
         return tuple(self._entries)
+
+
+def freeze(value: Any) -> Any:
+    """Deeply read-only view: dicts become MappingProxyType, lists become tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Plain dicts and lists again (for JSON and for building variants)."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(v) for v in value]
+    return value

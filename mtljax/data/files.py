@@ -273,6 +273,27 @@ def _folder_images(directory: Path, csv_path: Path, files: list[str], csv_rows: 
     return LazyImages(read, shape, np.arange(len(files)))
 
 
+def _probe_rows(directory: Path, csv_path: Path, rows: list[dict], skip_unreadable: bool):
+    """(the indices of the rows whose image reads, their one shape, the rows skipped as unreadable)."""
+    shapes, kept, skipped = [], [], []
+    for k, row in enumerate(rows):
+        where = f"{csv_path} row {k + 2}"
+        try:
+            shape = _probe(directory / row["file"])
+        except Exception as exc:  # noqa: BLE001 - missing, unreadable or not an image: one line either way.
+            if not skip_unreadable:
+                raise DataError(f"{where}: cannot read image {row['file']!r}: {type(exc).__name__}") from None
+            skipped.append(f"{where} ({row['file']})")
+            continue
+        if shapes and shape != shapes[0]:
+            raise DataError(f"{where}: image {row['file']!r} is {'×'.join(map(str, shape))}, the first "
+                            f"image {rows[kept[0]]['file']!r} {'×'.join(map(str, shapes[0]))}; "
+                            f"all images must have one shape")
+        shapes.append(shape)
+        kept.append(k)
+    return kept, shapes[0] if shapes else None, skipped
+
+
 def read_folder(directory: Path, skip_unreadable: bool = False) -> tuple[dict[str, Table], list[str]]:
     """Image files listed in `<directory>/labels.csv`: a `file` column (paths relative to the
     directory), one column per label, and optionally `split` (train or test). Each file's header is
@@ -290,22 +311,7 @@ def read_folder(directory: Path, skip_unreadable: bool = False) -> tuple[dict[st
     if not csv_path.is_file():
         raise DataError(f"{csv_path}: not found (data.source folder:DIR needs DIR/{LABELS_FILE})")
     header, rows = _read_rows(csv_path)
-    shapes, kept, skipped = [], [], []
-    for k, row in enumerate(rows):
-        where = f"{csv_path} row {k + 2}"
-        try:
-            shape = _probe(directory / row["file"])
-        except Exception as exc:  # noqa: BLE001 - missing, unreadable or not an image: one line either way.
-            if not skip_unreadable:
-                raise DataError(f"{where}: cannot read image {row['file']!r}: {type(exc).__name__}") from None
-            skipped.append(f"{where} ({row['file']})")
-            continue
-        if shapes and shape != shapes[0]:
-            raise DataError(f"{where}: image {row['file']!r} is {'×'.join(map(str, shape))}, the first "
-                            f"image {rows[kept[0]]['file']!r} {'×'.join(map(str, shapes[0]))}; "
-                            f"all images must have one shape")
-        shapes.append(shape)
-        kept.append(k)
+    kept, shape, skipped = _probe_rows(directory, csv_path, rows, skip_unreadable)
     if not kept:
         raise DataError(f"{csv_path}: no readable image")
     splits = np.array([rows[k].get("split", "train").strip() or "train" for k in kept])
@@ -315,7 +321,7 @@ def read_folder(directory: Path, skip_unreadable: bool = False) -> tuple[dict[st
     label_names = [h for h in header if h not in ("file", "split")]
     columns = {h: typed_column([rows[k][h] for k in kept], str(csv_path), [k + 2 for k in kept]) for h in label_names}
     csv_rows = np.array(kept) + 2  # Row 1 is the header.
-    images = _folder_images(directory, csv_path, [rows[k]["file"] for k in kept], csv_rows, shapes[0])
+    images = _folder_images(directory, csv_path, [rows[k]["file"] for k in kept], csv_rows, shape)
     tables = {}
     for split in ("train", "test"):
         index = np.flatnonzero(splits == split)

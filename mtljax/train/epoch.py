@@ -19,20 +19,21 @@ from mtljax.train.step import NO_STEP, make_eval_step, make_train_step, step_met
 def make_epoch_fns(exp: Experiment):
     """Jitted `train(state, sums, data, idx, rng)` and `evaluate(params, stats, images, labels)`,
     vmapped over the leading replica axis (seeds × sweep points) of state, sums, idx (R×K×batch)
-    and rng.
+    and rng (`train_call`, `evaluation`). State and sums are donated; data are shared."""
+    options = experiment.compiler_options()
+    mode = experiment.resolve_replicas(exp.cfg)
+    return (jax.jit(parallel.over_replicas(train_call(exp), (0, 0, None, 0, 0), mode), donate_argnums=(0, 1),
+                    compiler_options=options),
+            jax.jit(parallel.over_replicas(evaluation(exp), (0, 0, None, None), mode), compiler_options=options))
 
-    `evaluate` runs a block of examples (`eval_data` cuts splits into blocks of one size) as a
-    `lax.map` over chunks (on CPU, chunks of 32 keep their activations in cache: docs/performance.md).
 
-    `train` takes one step per row of `idx` (a K×batch index matrix) inside a `lax.scan`, each
-    gathering its batch from the device-resident `data` and adding its metrics into `sums`, so
-    metrics leave the device once per epoch, and a call of several steps costs one dispatch. A row of -1 is no step at all (`pad_chunk`: the
-    epoch's last call is padded to K rows, so one program serves every call). State and sums are
-    donated.
-    """
+def train_call(exp: Experiment):
+    """`train(state, sums, data, idx, rng)` of one replica: one step per row of `idx` (a K×batch
+    index matrix) inside a `lax.scan`, each gathering its batch from the device-resident `data` and
+    adding its metrics into `sums`, so metrics leave the device once per epoch and a call of several
+    steps costs one dispatch. A row of -1 is no step at all (`pad_chunk`: the epoch's last call is
+    padded to K rows, so one program serves every call)."""
     train_step = make_train_step(exp.step_spec())
-    eval_step = make_eval_step(exp.model)
-    tasks = exp.tasks
 
     def train(state, sums, dataset, idx, rng):
         def step(carry, batch_idx):
@@ -45,17 +46,23 @@ def make_epoch_fns(exp: Experiment):
             # Padding rows leave the carry as it was (under a vmap over seeds: computed, then discarded).
             return jax.lax.cond(batch_idx[0] >= 0, step, lambda carry, _: carry, carry, batch_idx), None
 
-        if idx.shape[0] == 1:  # No loop at all: XLA's own conv runs ~30x slower inside one on CPU.
+        if idx.shape[0] == 1:  # No loop at all: XLA's own conv slows down inside one on CPU.
             return step((state, sums), idx[0])
         (state, sums), _ = jax.lax.scan(one_step, (state, sums), idx)
         return state, sums
 
+    return train
+
+
+def evaluation(exp: Experiment):
+    """`evaluate(params, stats, images, labels)` of one replica: per-example losses, predictions and
+    head outputs (logits) of a block of examples (`eval_data` cuts splits into blocks of one size),
+    as a `lax.map` over chunks of `train.eval_batch_size` (on CPU small chunks stay in cache)."""
+    eval_step = make_eval_step(exp.model)
+    tasks = exp.tasks
     eval_chunk = resolve_eval_batch(exp.cfg)
 
     def evaluate(params, batch_stats, images, labels):
-        """Per-example losses, predictions and head outputs (logits) of a block of examples, in
-        chunks of `eval_chunk`."""
-
         def one(example):
             image, label = example
             outputs = eval_step(params, batch_stats, image[None])
@@ -64,12 +71,7 @@ def make_epoch_fns(exp: Experiment):
 
         return jax.lax.map(one, (images, labels), batch_size=eval_chunk)
 
-    # Every replica at once: state, sums, indices and keys carry a leading replica axis; data are shared.
-    options = experiment.compiler_options()
-    mode = experiment.resolve_replicas(exp.cfg)
-    return (jax.jit(parallel.over_replicas(train, (0, 0, None, 0, 0), mode), donate_argnums=(0, 1),
-                    compiler_options=options),
-            jax.jit(parallel.over_replicas(evaluate, (0, 0, None, None), mode), compiler_options=options))
+    return evaluate
 
 
 def zero_sums(tasks: Mapping[str, Any], n_replicas: int) -> dict[str, jax.Array]:
