@@ -31,7 +31,7 @@ MODELS = [
                                         "batchnorm": True}, ["digit", "color"], 3),
     # multimnist_<architecture>.py's models: each architecture on the same cnn3, 2 heads.
     *[(f"multimnist {arch} (cnn3, 2 heads)", {"features": [32, 64, 64], "architecture": arch}, ["left", "right"], 1)
-      for arch in ("hard", "cross_stitch", "mtan", "mmoe", "cgc", "ple", "dselect_k")],
+      for arch in models.ARCHITECTURES.names()],
     ("mlp (784-128)", {"name": "mlp", "features": [128], "activation": "leaky_relu"}, ["digit"], 1),
     ("mlp_scratch (hand backprop)", {"name": "mlp_scratch", "features": [128], "activation": "leaky_relu"},
      ["digit"], 1),

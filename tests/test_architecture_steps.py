@@ -11,12 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mtljax import config
+from mtljax import config, models
 from mtljax.mtl import base, gradients, strategies
 from mtljax.train import experiment, step
 from conftest import tiny_config
 
-ARCHITECTURES = ["hard", "cross_stitch", "mtan", "mmoe", "cgc", "ple", "dselect_k"]
+ARCHITECTURES = list(models.ARCHITECTURES.names())
 # Aggregators given as definitions: the sum of the task gradients, and nothing for the shared part.
 SUM = base.aggregator(lambda g, losses, state, ctx: (g.sum(0), jnp.ones(g.shape[0]), state))
 NONE = base.aggregator(lambda g, losses, state, ctx: (0 * g[0], jnp.ones(g.shape[0]), state))

@@ -167,7 +167,7 @@ def test_dselect_k_reaches_exactly_k_experts_once_its_selectors_saturate(k, expe
     assert np.count_nonzero(np.asarray(arch.dselect_weights(z * 0.5, jnp.zeros((1, k)), 1.0))) == experts
 
 
-ARCHITECTURES = ["hard", "cross_stitch", "mtan", "mmoe", "cgc", "ple", "dselect_k"]
+ARCHITECTURES = list(models.ARCHITECTURES.names())
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mtljax import config, run
+from mtljax import config, models, run
 from mtljax.data import sources
 from mtljax.train import checkpoint, epoch, experiment
 from conftest import tiny_config
@@ -31,7 +31,7 @@ TINY_PAIRS = ["data.train_pairs=100", "data.val_pairs=50", "data.test_pairs=50"]
 # tests/test_architecture_*.py train: these are resolved, not trained (each compile costs seconds).
 RESOLVED_ONLY = [p for p in EXPERIMENTS if "_" in p.stem and not p.stem.endswith("_hard")
                  and (p.parent / f"{p.stem.split('_')[0]}_hard.py").exists()
-                 and p.stem.split("_", 1)[1] in ("cross_stitch", "mtan", "mmoe", "cgc", "ple", "dselect_k")]
+                 and p.stem.split("_", 1)[1] in models.ARCHITECTURES.names()]
 
 
 def _stand_in(path: Path) -> list[str]:
