@@ -24,7 +24,7 @@ def dot(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
 
 def gram(g: jnp.ndarray) -> jnp.ndarray:
     """The Gramian M = G·Gᵀ in float32 with highest-precision dots."""
-    return jnp.dot(g, g.T, precision=jax.lax.Precision.HIGHEST)
+    return dot(g, g.T)
 
 
 def cross_gram(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
