@@ -77,7 +77,8 @@ def schema(raw: Mapping[str, Any]) -> dict[str, Any]:
         "single_task": TOP_OPTIONS["single_task"], "sweep": {}, "columns": {}, "init": INIT_OPTIONS,
         "data": selected["data"],
         "model": selected["model"], "optimizer": optim.OPTIMIZER_OPTIONS, "schedule": selected["schedule"],
-        "augment": augment.AUGMENT_OPTIONS, "mtl": selected["mtl"], "train": TRAIN_OPTIONS,
+        "augment": augment.AUGMENT_OPTIONS, "mtl": selected["mtl"], "pareto": sweeps.PARETO_OPTIONS,
+        "train": TRAIN_OPTIONS,
     }
 
 
@@ -219,7 +220,7 @@ def _check_architecture(cfg: dict, model) -> None:
         raise ConfigError(f"model.architecture: {name!r} runs the backbone block by block, which backbone "
                           f"{cfg['model']['name']!r} cannot; usable backbones: {', '.join(usable)}")
     users = sources.parse(cfg["data"]["source"])[0] != "mnist"  # Users' images come in any size.
-    unfit = models.input_problem(model, cfg["data"]["image_shape"]) if users else None
+    unfit = models.input_problem(model, sweeps.input_shape(cfg)) if users else None
     if unfit:
         raise ConfigError(f"model.name: backbone {cfg['model']['name']!r} with architecture {name!r} {unfit}; "
                           "choose another backbone or fewer pooling blocks")
@@ -244,7 +245,7 @@ def _param_subtrees(cfg: Mapping[str, Any], model) -> set[str]:
     """The model's top-level parameter subtrees, and 'shared' (the architecture's shared ones)."""
     if cfg["model"]["architecture"] == "hard":  # Known without tracing the model's init.
         return {"shared", "backbone", *[f"head_{t}" for t in cfg["tasks"]]}
-    shape = (1, *data.image_shape(cfg["data"]))
+    shape = (1, *sweeps.input_shape(cfg))
     variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape)))
     return {"shared", *variables["params"]}
 
@@ -253,6 +254,8 @@ def _check_sweep(cfg: dict) -> None:
     sweep, options = cfg["sweep"], schema(cfg)
     if not isinstance(sweep, Mapping):
         raise ConfigError(f"sweep: expected a dict key -> list of values, got {sweep!r}")
+    if sweeps.pareto_problem(cfg):
+        raise ConfigError(sweeps.pareto_problem(cfg))
     for key, values in sweep.items():
         if not sweeps.is_sweepable(key, cfg["tasks"]):
             raise ConfigError(f"sweep.{key}: cannot be swept in one compiled program (it is not a traced value, or "

@@ -1,11 +1,12 @@
-"""`python -m mtljax.evaluate RUN_DIR [--which best|latest] [--seed K] [--no-ema] [--calibrate]`: test metrics from a checkpoint.
+"""`python -m mtljax.evaluate RUN_DIR [--which best|latest] [--seed K] [--no-ema] [--calibrate] [--preference R1,R2]`: test metrics from a checkpoint.
 
 Restores the run's best (or latest) checkpoint with the run's own config, evaluates the test split
 and prints the metrics per task (of seed K alone, or the mean over the run's seeds); when
 `summary.json` exists, says whether they equal it (`--no-ema`: the trained weights of a run that
 kept a moving average, not compared). With `--calibrate`, fits the temperatures on
 the validation split instead (`mtljax.calibration`; runs made before calibration existed) and
-writes them into the run's `calibration.json`.
+writes them into the run's `calibration.json`. A run of one model for every preference ray
+(`pareto.condition`) is evaluated at `--preference` (default: its configured ray).
 """
 
 from __future__ import annotations
@@ -19,17 +20,21 @@ from typing import Sequence
 from mtljax import calibration, config
 from mtljax.data import mnist
 from mtljax.outputs import rundir
-from mtljax.train import checkpoint
+from mtljax.train import checkpoint, sweeps
 from mtljax.train.epoch import make_epoch_fns
 from mtljax.train.evaluation import eval_data, evaluate_split
 from mtljax.train.experiment import build_experiment
 from mtljax.train.monitor import seed_mean
 
 
-def restore_run(run_dir: Path, which: str = "best"):
+def restore_run(run_dir: Path, which: str = "best", preference: Sequence[float] | None = None):
     """The run's experiment (its own config and data), its `which` checkpoint's state and the
-    jitted evaluation (`make_epoch_fns`)."""
-    cfg = config.load_run_config(run_dir)
+    jitted evaluation (`make_epoch_fns`); a preference-conditioned run's at `preference` (T numbers).
+
+    Raises:
+      config.ConfigError: a preference for a run that is not conditioned, or not a ray of its tasks.
+    """
+    cfg = with_preference(config.load_run_config(run_dir), preference)
     exp = build_experiment(cfg)
     ckpts = checkpoint.RunCheckpoints(run_dir, keep=cfg["train"]["keep_checkpoints"])
     try:
@@ -43,10 +48,19 @@ def restore_run(run_dir: Path, which: str = "best"):
     return exp, state, make_epoch_fns(exp)[1]
 
 
-def evaluate_run(run_dir: Path, which: str = "best", ema: bool = True) -> list[dict[str, float]]:
+def with_preference(cfg, preference: Sequence[float] | None):
+    """`cfg` evaluated at `preference` (`pareto.preference`), validated; `cfg` itself for None."""
+    if preference is None:
+        return cfg
+    return config.resolve(config.apply_overrides(cfg, [f"pareto.preference={list(preference)!r}"]))
+
+
+def evaluate_run(run_dir: Path, which: str = "best", ema: bool = True,
+                 preference: Sequence[float] | None = None) -> list[dict[str, float]]:
     """Test metrics (`task/metric`) of the `which` checkpoint of `run_dir`, one dict per seed; with
-    `ema` False, of the trained weights rather than their moving average (`train.ema_decay`)."""
-    exp, state, eval_fn = restore_run(run_dir, which)
+    `ema` False, of the trained weights rather than their moving average (`train.ema_decay`); a
+    conditioned run's at `preference`."""
+    exp, state, eval_fn = restore_run(run_dir, which, preference)
     state = state if ema else state.replace(ema=None)
     per_seed, _, _ = evaluate_split(eval_fn, state, eval_data(exp.splits["test"], exp), exp)
     return per_seed
@@ -78,7 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, help="index of one seed of a --seeds run (0, 1, ...)")
     parser.add_argument("--calibrate", action="store_true", help="fit the temperatures on validation (calibration.json)")
     parser.add_argument("--no-ema", action="store_true", help="the trained weights, not their moving average")
-    args = parser.parse_args(argv)
+    parser.add_argument("--preference", metavar="R1,R2,...",
+                        help="a preference-conditioned run (pareto.condition) at this ray, one number per task")
+    args = parser.parse_args(sweeps.attach_preference(sys.argv[1:] if argv is None else argv))
     if not (args.run_dir / rundir.CONFIG_FILE).is_file():
         print(f"error: {args.run_dir} is not a run directory (no {rundir.CONFIG_FILE})", file=sys.stderr)
         return 2
@@ -89,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{t:12s} temperature={m['temperature']:.3f} test ECE {100 * m['test_ece_before']:.2f} % "
                       f"-> {100 * m['test_ece_after']:.2f} %")
             return 0
-        per_seed = evaluate_run(args.run_dir, args.which, ema=not args.no_ema)
+        preference = sweeps.parse_preference(args.preference) if args.preference is not None else None
+        per_seed = evaluate_run(args.run_dir, args.which, ema=not args.no_ema, preference=preference)
         if args.seed is not None and not 0 <= args.seed < len(per_seed):
             raise ValueError(f"--seed {args.seed}: the run has seeds 0..{len(per_seed) - 1}")
     except (config.ConfigError, mnist.DataError, checkpoint.CheckpointError, ValueError) as exc:
@@ -100,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = [k.split("/", 1)[1] for k in results if k.startswith(f"{t}/")]
         print(f"{t:12s} " + " ".join(f"{m}={results[f'{t}/{m}']:.4f}" for m in names))
     summary_path = args.run_dir / rundir.SUMMARY_FILE
-    if summary_path.exists() and not args.no_ema:
+    if summary_path.exists() and not args.no_ema and preference is None:
         summary = rundir.read_json(summary_path)
         saved = summary["test_seeds"][args.seed] if args.seed is not None and "test_seeds" in summary else summary["test"]
         same = all(math.isclose(results[k], saved[k], rel_tol=1e-6, abs_tol=1e-9) for k in saved)

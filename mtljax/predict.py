@@ -1,4 +1,4 @@
-"""`python -m mtljax.predict RUN_DIR IMAGE [IMAGE ...]`: predict every task of a trained run.
+"""`python -m mtljax.predict RUN_DIR IMAGE [IMAGE ...] [--preference R1,R2]`: predict every task of a trained run.
 
 Loads the run's best checkpoint and prints, per image, each task's predicted class and its
 calibrated probability. Any PNG/JPEG of any size and colour is prepared as MNIST was made
@@ -29,20 +29,23 @@ from mtljax import calibration, config, data, models, tasks
 from mtljax.data import sources
 from mtljax.data.userimages import DEFAULT_STEPS, STEPS, ImageError, load_image, prepare
 from mtljax.outputs import rundir
-from mtljax.train import checkpoint
+from mtljax.evaluate import with_preference
+from mtljax.train import checkpoint, sweeps
 from mtljax.train.step import make_eval_step
 
 __all__ = ["ImageError", "load_image", "prepare", "load_model", "load_seeds", "predict", "main"]
 
 
-def load_seeds(run_dir: Path, which: str = "best") -> tuple[Any, Any, Any]:
-    """The run's config, model and variables (`{"params", "batch_stats"}`) of every seed, stacked
-    on a leading seed axis, from its `which` ("best" or "latest") checkpoint.
+def load_seeds(run_dir: Path, which: str = "best", preference: Sequence[float] | None = None) -> tuple[Any, Any, Any]:
+    """The run's config (a conditioned run's at `preference`), model and variables (`{"params",
+    "batch_stats"}`) of every seed, stacked on a leading seed axis, from its `which` ("best" or
+    "latest") checkpoint.
 
     Raises:
       checkpoint.CheckpointError: no such checkpoint (or a damaged one).
+      config.ConfigError: a preference for a run that is not conditioned, or not a ray of its tasks.
     """
-    cfg = config.load_run_config(run_dir)
+    cfg = with_preference(config.load_run_config(run_dir), preference)
     model = models.build_model(cfg["model"], {t: tasks.get(t, cfg).outputs for t in cfg["tasks"]})
     ckpts = checkpoint.RunCheckpoints(run_dir)
     try:
@@ -75,11 +78,12 @@ _EVAL_STEPS: dict[str, Any] = {}  # repr(model) -> its jitted eval step: compile
 
 
 def seed_outputs(model, variables: Any, seeds: Sequence[int], images: np.ndarray,
-                 block: int = 512) -> list[dict[str, np.ndarray]]:
+                 block: int = 512, preference: np.ndarray | None = None) -> list[dict[str, np.ndarray]]:
     """Each chosen seed's head outputs (task -> N×C) for `images` (N×H×W×C uint8), `block` images
-    per call."""
+    per call; a conditioned model's at `preference` (`sweeps.eval_preference`)."""
     # Flax modules with dict attributes do not hash; their repr lists every field.
-    step = _EVAL_STEPS.setdefault(repr(model), jax.jit(make_eval_step(model)))
+    key = repr(model) + repr(None if preference is None else preference.tolist())
+    step = _EVAL_STEPS.setdefault(key, jax.jit(make_eval_step(model, preference)))
     out = []
     for k in seeds:
         one = jax.tree.map(lambda a: jnp.asarray(a[k]), variables)
@@ -187,17 +191,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-confidence", type=float, default=0.9, metavar="P",
                         help="mark predictions whose probability is below P as uncertain (default 0.9)")
     parser.add_argument("--no-calibration", action="store_true", help="probabilities at temperature 1")
+    parser.add_argument("--preference", metavar="R1,R2,...",
+                        help="a preference-conditioned run (pareto.condition) at this ray, one number per task")
     parser.add_argument("--prepare", metavar="STEPS", help=f"preparation steps, comma-separated, of "
                         f"{', '.join(STEPS)}, or as-is (default: {','.join(sorted(DEFAULT_STEPS))} for runs on MNIST, as-is for "
                         "runs on other sources)")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(sweeps.attach_preference(sys.argv[1:] if argv is None else argv))
     if not (args.run_dir / rundir.CONFIG_FILE).is_file():
         print(f"error: {args.run_dir} is not a run directory (no {rundir.CONFIG_FILE})", file=sys.stderr)
         return 2
     try:
         if args.seed is not None and args.seeds is not None:
             raise ValueError("give --seed or --seeds, not both")
-        cfg, model, variables = load_seeds(args.run_dir)
+        preference = sweeps.parse_preference(args.preference) if args.preference is not None else None
+        cfg, model, variables = load_seeds(args.run_dir, preference=preference)
         steps = parse_steps(args.prepare, sources.parse(cfg["data"]["source"])[0] == "mnist")
         seeds = parse_seeds(args.seeds if args.seeds is not None else str(args.seed or 0), n_seeds_of(variables))
     except (checkpoint.CheckpointError, config.ConfigError, ValueError) as exc:
@@ -207,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prepared, names, failed = prepare_files(args.images, data.image_shape(cfg["data"]), steps)
     results = []
     if prepared:
-        outputs = seed_outputs(model, variables, seeds, np.stack(prepared))
+        outputs = seed_outputs(model, variables, seeds, np.stack(prepared), preference=sweeps.eval_preference(cfg))
         results = predict(cfg, outputs, temps, args.ensemble, args.min_confidence)
     if args.json:
         print(json.dumps({"run": str(args.run_dir), "seeds": seeds, "calibrated": bool(temps[0]),

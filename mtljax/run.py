@@ -122,7 +122,8 @@ def single_task_config(cfg: Mapping[str, Any], task: str) -> Mapping[str, Any]:
     plain = config.thaw(cfg)
     plain.update(tasks=[task], single_task=False,
                  loss_weights={t: w for t, w in plain["loss_weights"].items() if t == task},
-                 sweep={k: v for k, v in plain["sweep"].items() if not k.startswith("loss_weights.")})
+                 sweep={k: v for k, v in plain["sweep"].items() if not k.startswith("loss_weights.")},
+                 pareto={**plain["pareto"], "rays": 0})
     architecture = plain["model"].get("architecture", "hard")  # One task alone: hard sharing's network.
     plain["model"].pop(architecture, None)
     plain["model"]["architecture"] = "hard"
@@ -259,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if parallel.is_primary():
         # scipy (~0.5-0.9 s) computes the intervals over seeds: only runs of several replicas need it.
-        replicated = any(cfg["seeds"] > 1 or cfg["sweep"] for cfg in stages)
+        replicated = any(cfg["seeds"] > 1 or sweeps.is_swept(cfg) for cfg in stages)
         preload(OUTPUT_LIBRARIES + (("scipy.stats",) if replicated else ()))
     stage_dirs: dict[str, Path] = {}
     for cfg in stages:

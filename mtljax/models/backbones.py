@@ -219,6 +219,42 @@ class SkipCNN(nn.Module):
     __call__ = blocks_call
 
 
+@BACKBONES.register("lenet", options={
+    "features": _features([10, 20]), "kernels": Option([5, 5], "kernel size of each conv"),
+    "dense": Option(50, "width of the shared dense layer", positive=True), "conv_impl": CONV_IMPL})
+class LeNet(nn.Module):
+    """The Pareto-MTL literature's Multi-LeNet trunk: k×k VALID convs (→ ReLU → 2×2 max-pool) of
+    `features` channels, flatten, Dense(`dense`) → ReLU; a linear head per task. The defaults are
+    LibMOON's (two 5×5 convs of 10 and 20 channels, dense 50: 36×36 → 6×6×20); ParetoMTL, PHN and
+    COSMOS use a 9×9 first conv (`kernels=[9, 5]`: 36×36 → 5×5×20).
+
+    Attributes:
+      features: channels of the convs.
+      kernels: kernel size of each conv.
+      dense: width of the shared dense layer.
+      conv_impl: see `ops.Conv`.
+    """
+
+    features: Sequence[int] = (10, 20)
+    kernels: Sequence[int] = (5, 5)
+    dense: int = 50
+    conv_impl: str = "auto"
+
+    @property
+    def num_blocks(self) -> int:
+        """One block per conv, then the dense block."""
+        return len(self.features) + 1
+
+    def block(self, i: int, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+        """Block `i`: conv i → ReLU → pool, or flatten → Dense → ReLU."""
+        if i == len(self.features):
+            return nn.relu(nn.Dense(self.dense, name="Dense_0")(x.reshape(x.shape[0], -1)))
+        return ops.Conv(self.features[i], impl=self.conv_impl, relu_pool=True, kernel_size=self.kernels[i],
+                        name=f"Conv_{i}")(x)
+
+    __call__ = blocks_call
+
+
 @BACKBONES.register("mlp", options={"features": _features([128]), "activation": ACTIVATION,
                                     "dropout": _dropout("dropout after each hidden layer")})
 class MLP(nn.Module):
@@ -269,8 +305,9 @@ def build_backbone(model_cfg: Mapping[str, Any]) -> nn.Module:
     cls = BACKBONES[model_cfg["name"]]
     fields = {f.name for f in dataclasses.fields(cls)}
     options = {k: v for k, v in model_cfg.items() if k in fields}
-    if "features" in options:
-        options["features"] = tuple(options["features"])
+    for key in ("features", "kernels"):
+        if key in options:
+            options[key] = tuple(options[key])
     return cls(**options)
 
 

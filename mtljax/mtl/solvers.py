@@ -104,3 +104,41 @@ def project_simplex(v: jnp.ndarray) -> jnp.ndarray:
     rho = jnp.max(jnp.where(u - cssv / k > 0, k, 0.0))
     theta = jnp.sum(jnp.where(k <= rho, u, 0.0)) / jnp.maximum(rho, 1.0) - 1.0 / jnp.maximum(rho, 1.0)
     return jnp.maximum(v - theta, 0.0)
+
+
+def lp_on_simplex(c: jnp.ndarray, a: jnp.ndarray, b: jnp.ndarray, active: jnp.ndarray,
+                  max_tasks: int = 6) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """max_β cᵀβ over the simplex {β ≥ 0, Σβ = 1} with (Aβ)_j ≥ b_j for the rows j where `active`,
+    exactly, by enumerating the feasible set's vertices (T small: C(T+M, T-1) linear systems).
+
+    A vertex makes T-1 of the candidate constraints (β_i = 0, or an active row at equality) tight
+    beside Σβ = 1; a linear objective's maximum over a polytope is at one of them. Rows are scaled
+    to unit norm first, so the feasibility tolerance does not depend on the Gramian's scale.
+
+    Returns:
+      (β, feasible): the best feasible vertex (on a tie, the first in enumeration order), and
+      whether any vertex was feasible (where not, β is the uniform point).
+    """
+    t, m = c.shape[0], a.shape[0]
+    if t > max_tasks:
+        raise ValueError(f"lp_on_simplex enumerates vertices: at most {max_tasks} objectives, got {t}")
+    norm = jnp.linalg.norm(a, axis=1) + EPS
+    rows = jnp.concatenate([jnp.eye(t, dtype=c.dtype), a / norm[:, None]])
+    rhs = jnp.concatenate([jnp.zeros(t, c.dtype), b / norm])
+    usable = jnp.concatenate([jnp.ones(t, bool), active])
+    combos = np.array(list(itertools.combinations(range(t + m), t - 1)), np.int64).reshape(-1, t - 1)
+    ones = jnp.ones((len(combos), 1, t), c.dtype)
+    systems = jnp.concatenate([rows[combos], ones], axis=1)
+    targets = jnp.concatenate([rhs[combos], jnp.ones((len(combos), 1), c.dtype)], axis=1)
+    det = jnp.abs(jnp.linalg.det(systems))
+    solvable = (det > 1e-9) & jnp.all(usable[combos], axis=1)
+    safe = jnp.where(solvable[:, None, None], systems, jnp.eye(t, dtype=c.dtype))
+    betas = jnp.linalg.solve(safe, targets[..., None])[..., 0]
+    slack = betas @ rows.T - rhs  # K × (T + M): every constraint's slack at every vertex.
+    tol = 1e-6
+    feasible = solvable & jnp.all(jnp.where(usable[None, :], slack >= -tol, True), axis=1)
+    values = jnp.where(feasible, betas @ c, -jnp.inf)
+    best = jnp.argmax(values)
+    found = jnp.any(feasible)
+    beta = jnp.where(found, jnp.clip(betas[best], 0.0, None), jnp.full((t,), 1.0 / t, c.dtype))
+    return beta / jnp.sum(beta), found

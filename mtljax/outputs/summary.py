@@ -12,6 +12,7 @@ from mtljax import metrics, tasks
 from mtljax.tasks import format_metric
 from mtljax.outputs import seedstats
 from mtljax.outputs.stats import pareto_mask
+from mtljax.train import sweeps
 from mtljax.train.loop import RunResult
 from mtljax.train.monitor import seed_mean
 
@@ -44,10 +45,10 @@ def build_summary(exp: Any, result: RunResult) -> dict:
         summary["test_seeds"] = result.test_seeds
         summary["test_stats"] = seedstats.summarize_runs(result.test_seeds)
     classified = {t: p for t, p in result.test_preds.items() if exp.tasks[t].kind == "classification"}
-    if n_replicas > 1 and not cfg["sweep"] and classified:  # Seeds of one configuration: also their ensemble.
+    if n_replicas > 1 and not sweeps.is_swept(cfg) and classified:  # Seeds of one configuration: also their ensemble.
         summary["test_vote"] = seedstats.vote_accuracy(classified, result.test_truth)
-    if cfg["sweep"]:  # One row per point; "test" above is then the mean over all replicas.
-        summary["sweep"] = {"keys": list(cfg["sweep"]), "seeds_per_point": cfg["seeds"],
+    if sweeps.is_swept(cfg):  # One row per point; "test" above is then the mean over all replicas.
+        summary["sweep"] = {"keys": sweeps.keys(cfg), "seeds_per_point": cfg["seeds"],
                             "rows": point_rows(exp.points, result.test_seeds, cfg["seeds"])}
     return summary
 

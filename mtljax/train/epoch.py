@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtljax import data
-from mtljax.train import experiment, parallel
+from mtljax.train import experiment, parallel, sweeps
 from mtljax.train.experiment import Experiment, resolve_eval_batch
 from mtljax.train.state import TrainState
 from mtljax.train.step import NO_STEP, make_eval_step, make_train_step, step_metric_names
@@ -54,11 +54,13 @@ def train_call(exp: Experiment):
     return train
 
 
-def evaluation(exp: Experiment):
+def evaluation(exp: Experiment, preference=None):
     """`evaluate(params, stats, images, labels)` of one replica: per-example losses, predictions and
     head outputs (logits) of a block of examples (`eval_data` cuts splits into blocks of one size),
-    as a `lax.map` over chunks of `train.eval_batch_size` (on CPU small chunks stay in cache)."""
-    eval_step = make_eval_step(exp.model)
+    as a `lax.map` over chunks of `train.eval_batch_size` (on CPU small chunks stay in cache). A
+    preference-conditioned model is evaluated at `preference` (default: the config's,
+    `sweeps.eval_preference`)."""
+    eval_step = make_eval_step(exp.model, sweeps.eval_preference(exp.cfg) if preference is None else preference)
     tasks = exp.tasks
     eval_chunk = resolve_eval_batch(exp.cfg)
 

@@ -96,12 +96,13 @@ class Experiment:
                         strategy=self.strategy, mtl=cfg["mtl"], microbatch=resolve_microbatch(cfg),
                         augment=cfg["augment"], configure=self.configure, steps_per_epoch=self.steps_per_epoch,
                         compose=compose.composer(cfg["data"]), ema_decay=cfg["train"]["ema_decay"],
-                        shared=tuple(self.model.shared_params()))
+                        shared=tuple(self.model.shared_params()), condition=cfg["pareto"]["condition"],
+                        alpha=cfg["pareto"]["alpha"])
 
     @property
     def points(self) -> list[dict[str, float]]:
-        """The sweep's points (sweeps.grid); [{}] without a sweep."""
-        return sweeps.grid(self.cfg["sweep"])
+        """The replicas' points (sweeps.points: the sweep's grid, preference rays); [{}] for none."""
+        return sweeps.points(self.cfg)
 
     @property
     def seeds(self) -> list[int]:
@@ -111,7 +112,7 @@ class Experiment:
     def init_state(self) -> TrainState:
         """The initial TrainState of every replica, stacked on a leading replica axis."""
         keys = jnp.stack([jax.random.fold_in(jax.random.key(seed), 0) for seed in self.seeds])
-        image_shape = data.image_shape(self.cfg["data"])
+        image_shape = sweeps.input_shape(self.cfg)
         strategy = self.strategy
         # One compiled program: run eagerly, flax's initialisers compile ~100 small ops one by one.
         ema = self.cfg["train"]["ema_decay"] > 0
@@ -131,7 +132,7 @@ class Experiment:
         the length of a task's row of representation gradients; else 0 (the shared parameters)."""
         if not self.cfg["mtl"]["rep_grad"]:
             return 0
-        shape = (1, *data.image_shape(self.cfg["data"]))
+        shape = (1, *sweeps.input_shape(self.cfg))
         features = jax.eval_shape(lambda: self.model.apply(self.model.init(jax.random.key(0), jnp.zeros(shape)),
                                                            jnp.zeros(shape), train=False, method=encode))
         return self.cfg["train"]["batch_size"] * math.prod(features.shape[1:])

@@ -20,7 +20,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from mtljax.data import augment as augmentation
-from mtljax.mtl import strategies
+from mtljax.mtl import pareto, strategies
 from mtljax.mtl.gradients import Gradient, Objective
 from mtljax.models import encode, model_params
 from mtljax.train.state import TrainState, ema_update
@@ -28,6 +28,7 @@ from mtljax.train.state import TrainState, ema_update
 AUGMENT_KEY = 1_000_003  # fold_in tag of the augmentation key; micro-batch indices are small.
 COMPOSE_KEY = 1_000_037  # fold_in tag of the key that builds training images from parts.
 STRATEGY_KEY = 1_000_033  # fold_in tag of the strategies' key.
+RAY_KEY = 1_000_039  # fold_in tag of the key of a conditioned run's preference ray.
 NO_STEP = float(2**24)  # "nan/first" of a finite step: above any step number (exact in float32).
 
 
@@ -53,6 +54,8 @@ class StepSpec:
       ema_decay: > 0: each step also updates `state.ema`.
       shared: the top-level parameter subtrees every task shares (the architecture's
         `shared_params()`): gradient aggregators combine the task gradients of these.
+      condition: "input": one model for every preference ray (COSMOS): each step draws a ray from
+        Dirichlet(`alpha`), which is the step's loss weights and T more input channels.
     """
 
     model: Any
@@ -68,6 +71,8 @@ class StepSpec:
     compose: Callable | None = None
     ema_decay: float = 0.0
     shared: tuple[str, ...] = ("backbone",)
+    condition: str = "none"
+    alpha: float = 1.0
 
 
 def make_train_step(spec: StepSpec) -> Callable:
@@ -85,6 +90,9 @@ def make_train_step(spec: StepSpec) -> Callable:
         weights = jnp.stack([jnp.asarray(state.hyper.get(f"loss_weights.{t}", w), jnp.float32)
                              for t, w in spec.loss_weights.items()])
         batch = transform_batch(spec, batch, step_rng, state.hyper)
+        if spec.condition == "input":  # One model for every ray: this step's ray, seen and weighed.
+            weights = pareto.sample_rays(jax.random.fold_in(step_rng, RAY_KEY), len(spec.tasks), alpha=spec.alpha)
+            batch = {**batch, "image": pareto.condition_input(augmentation.to_float(batch["image"]), weights)}
         # The strategy's own randomness (RLW, PCGrad) is one key per step, shared by micro-batches.
         ctx = strategies.context(jax.random.fold_in(step_rng, STRATEGY_KEY), state.step, spec.steps_per_epoch,
                                  weights, spec.mtl)
@@ -231,11 +239,15 @@ def representation_rows(spec: StepSpec, model, params, batch_stats, batch, rng) 
     return jax.vmap(lambda tree: ravel_pytree(tree)[0])(jax.jacrev(losses_of)(zeros))
 
 
-def make_eval_step(model) -> Callable:
-    """Returns `eval_step(params, batch_stats, images) -> {task: outputs}` (inference mode)."""
+def make_eval_step(model, preference=None) -> Callable:
+    """Returns `eval_step(params, batch_stats, images) -> {task: outputs}` (inference mode); a
+    preference-conditioned model sees `preference` (T) beside every image."""
 
     def eval_step(params, batch_stats, images):
         variables = {"params": model_params(params), "batch_stats": batch_stats}
-        return model.apply(variables, augmentation.to_float(images), train=False)
+        x = augmentation.to_float(images)
+        if preference is not None:
+            x = pareto.condition_input(x, jnp.asarray(preference, jnp.float32))
+        return model.apply(variables, x, train=False)
 
     return eval_step

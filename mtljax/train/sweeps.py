@@ -25,9 +25,81 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from mtljax import data
+from mtljax.mtl import pareto
+from mtljax.registry import Option
+
 
 SWEEPABLE = ("loss_weights.<task>", "optimizer.lr", "optimizer.weight_decay", "model.dropout",
              "model.head_dropout", "augment.shift", "augment.rotate", "augment.scale")
+
+
+# Config `pareto.*`: preference rays as replicas (docs/pareto.md).
+PARETO_OPTIONS = {
+    "rays": Option(0, "> 0: one replica per preference ray, this many rays evenly spread over the tasks' simplex "
+                   "(mtljax/mtl/pareto.py uniform_rays), each ray the replica's loss weights", minimum=0),
+    "condition": Option("none", "'input': one model for every ray (COSMOS): each step draws a ray, the loss weights, "
+                        "which the network also sees as T constant input channels; 'none': not conditioned",
+                        choices=("none", "input")),
+    "alpha": Option(1.2, "Dirichlet concentration of the rays a conditioned run draws (1: uniform on the simplex)",
+                    positive=True),
+    "preference": Option(None, "the ray a conditioned run is validated, tested and predicts at (T numbers >= 0, "
+                         "not all 0); None: the centre, 1/T each", nullable=list),
+}
+
+
+def preference_problem(preference, n_tasks: int) -> str | None:
+    """What is wrong with a preference ray for `n_tasks` tasks, in a line; None if nothing."""
+    try:
+        values = [float(v) for v in preference]
+    except (TypeError, ValueError):
+        return f"expected {n_tasks} numbers, got {preference!r}"
+    if len(values) != n_tasks:
+        return f"expected {n_tasks} numbers (one per task), got {len(values)}"
+    if any(not np.isfinite(v) or v < 0 for v in values):
+        return f"expected numbers >= 0, got {preference!r}"
+    if not any(values):
+        return "a ray needs a number > 0; all are 0"
+    return None
+
+
+def input_shape(cfg: Mapping) -> tuple[int, ...]:
+    """The shape (H, W, C) of one input of the model: the images', with T ray channels more when
+    the run is preference-conditioned (`pareto.condition` 'input')."""
+    h, w, c = data.image_shape(cfg["data"])
+    return (h, w, c + len(cfg["tasks"])) if cfg["pareto"]["condition"] == "input" else (h, w, c)
+
+
+def parse_preference(text: str) -> list[float]:
+    """`--preference 0.3,0.7` -> [0.3, 0.7] (checked against the run's tasks by its config).
+
+    Raises:
+      ValueError: not numbers separated by commas.
+    """
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--preference {text!r}: expected numbers separated by commas, e.g. 0.3,0.7") from None
+
+
+def attach_preference(argv: Sequence[str]) -> list[str]:
+    """`--preference -1,2` as `--preference=-1,2`, so that argparse reads a value starting with
+    '-' as the value (and the ray's check, not argparse's usage text, reports it)."""
+    out, args = [], list(argv)
+    for i, arg in enumerate(args):
+        if i > 0 and args[i - 1] == "--preference" and out and out[-1] == "--preference":
+            out[-1] = f"--preference={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+def eval_preference(cfg: Mapping) -> np.ndarray | None:
+    """The ray a conditioned run evaluates at, on the simplex (float32, T); None if not conditioned."""
+    if cfg["pareto"]["condition"] == "none":
+        return None
+    ray = cfg["pareto"]["preference"] or [1.0] * len(cfg["tasks"])
+    return (np.asarray(ray, np.float64) / np.sum(ray)).astype(np.float32)
 
 
 def is_sweepable(key: str, task_names: Sequence[str]) -> bool:
@@ -58,6 +130,55 @@ def grid(sweep: Mapping[str, Sequence[float]]) -> list[dict[str, float]]:
     """The sweep's points, `{key: value}`, in row-major order of the keys as given; [{}] for none."""
     keys = list(sweep)
     return [dict(zip(keys, values)) for values in itertools.product(*(sweep[k] for k in keys))]
+
+
+def points(cfg: Mapping) -> list[dict[str, float]]:
+    """A config's replicas' points: the sweep's grid, and with `pareto.rays` every grid point
+    once per ray (the ray's components as `loss_weights.<task>`, rays fastest)."""
+    grid_points, n = grid(cfg["sweep"]), cfg["pareto"]["rays"]
+    if not n:
+        return grid_points
+    rays = pareto.uniform_rays(n, len(cfg["tasks"]))
+    return [{**p, **{f"loss_weights.{t}": float(r[k]) for k, t in enumerate(cfg["tasks"])}}
+            for p in grid_points for r in rays]
+
+
+def pareto_problem(cfg: Mapping) -> str | None:
+    """What is wrong with a config's `pareto` section, in a line ("pareto.<key>: ..."); None if nothing."""
+    section, n_tasks = cfg["pareto"], len(cfg["tasks"])
+    if section["preference"] is not None:
+        if section["condition"] == "none":
+            return "pareto.preference: this run is not preference-conditioned (pareto.condition 'none')"
+        problem = preference_problem(section["preference"], n_tasks)
+        if problem:
+            return f"pareto.preference: {problem}"
+    if section["condition"] != "none" and section["rays"]:
+        return "pareto.rays: a conditioned run is one model for every ray; rays are for one model per ray"
+    problem = _rays_problem(cfg)
+    return f"pareto.rays: {problem}" if problem else None
+
+
+def _rays_problem(cfg: Mapping) -> str | None:
+    n = cfg["pareto"]["rays"]
+    if not n:
+        return None
+    if any(k.startswith("loss_weights.") for k in cfg["sweep"]):
+        return "the rays are the replicas' loss weights: they cannot go with a sweep of loss_weights"
+    try:
+        pareto.uniform_rays(n, len(cfg["tasks"]))
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def keys(cfg: Mapping) -> list[str]:
+    """The keys whose values differ between a config's points (`points`)."""
+    return [*cfg["sweep"], *([f"loss_weights.{t}" for t in cfg["tasks"]] if cfg["pareto"]["rays"] else [])]
+
+
+def is_swept(cfg: Mapping) -> bool:
+    """Whether a config's replicas are several points (a sweep, or preference rays)."""
+    return bool(cfg["sweep"]) or cfg["pareto"]["rays"] > 0
 
 
 def replica_values(points: Sequence[Mapping[str, float]], n_seeds: int) -> dict[str, np.ndarray]:
