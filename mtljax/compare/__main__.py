@@ -6,7 +6,8 @@ section of the results page (`--page`, docs/results.md) and its front figures (`
 `--only` runs the cells whose names match (shell patterns: `'single_*'`, `upgrad`, `'mtan_*'`,
 `front`) or a part of the suite (`baselines`: single-task runs and the front; `strategies`: every
 strategy with hard sharing; `architectures`); the page always shows the whole suite, missing runs as missing. `--report` only writes
-the page; `--list` prints the cells and their state.
+the page; `--list` prints the cells and their state. The suite `pareto` (mtljax/compare/pareto.py)
+traces whole Pareto fronts and writes its section of docs/pareto.md.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Sequence
 
 
 from mtljax import config
-from mtljax.compare import analysis, cells as cellrun, figures, page
+from mtljax.compare import analysis, cells as cellrun, figures, page, pareto
 from mtljax.compare.suites import SUITES, Suite
 from mtljax.tasks import TASKS
 
@@ -88,14 +89,15 @@ def report(name: str, suite: Suite, states, seeds: int, page_path: Path, figure_
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mtljax.compare", description=__doc__.splitlines()[0])
-    parser.add_argument("suite", help=f"one of: {', '.join(SUITES.names())}")
+    parser.add_argument("suite", help=f"one of: {', '.join(SUITES.names())}, pareto (docs/pareto.md)")
     parser.add_argument("--only", nargs="+", metavar="NAME",
                         help="run only these cells (shell patterns) or parts: baselines, strategies, architectures")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per run (default 5)")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="overrides for every cell, after the suite's protocol (stated on the page)")
     parser.add_argument("--root", default="checkpoints/benchmark", help="where the suites' runs go")
-    parser.add_argument("--page", default="docs/results.md", help="the results page to update")
+    parser.add_argument("--page", default="docs/results.md",
+                        help="the results page to update (the pareto suite: docs/pareto.md)")
     parser.add_argument("--figures", default="docs/benchmark", help="where the front figures go")
     parser.add_argument("--readme", default="README.md",
                         help="also put the suite's paragraph between this file's benchmark markers, if it has them")
@@ -116,8 +118,35 @@ def _selected(cells, patterns) -> list:
     return [c for c in cells if any(match(c, p) for p in patterns)]
 
 
+def pareto_main(args: argparse.Namespace) -> int:
+    """The Pareto suite (mtljax/compare/pareto.py): its runs, then its section of `--page`."""
+    suite = pareto.PARETO
+    try:
+        cells = suite.cells(args.suite, args.set, args.seeds)
+        cells[0].config()  # A bad --set fails here, before anything runs.
+        chosen = _selected(cells, args.only)
+    except (ValueError, config.ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    root = Path(args.root) / args.suite
+    if args.list:
+        for cell in cells:
+            now = cellrun.state(cell, root)
+            print(f"{cell.name:28s} {now.status:10s} {now.run_dir or now.reason}")
+        return 0
+    codes = {} if args.report else cellrun.run(chosen, root)
+    states = [cellrun.state(c, root) for c in cells]
+    pareto.report(suite, args.suite, states, args.seeds, Path(args.page), Path(args.figures), args.set)
+    print(f"{args.page}: section {args.suite!r} written ({sum(s.status == 'complete' for s in states)} runs complete)")
+    return 1 if any(codes.values()) else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.suite == "pareto":
+        if args.page == "docs/results.md":
+            args.page = "docs/pareto.md"
+        return pareto_main(args)
     try:
         if args.suite not in SUITES:
             raise ValueError(f"unknown suite {args.suite!r}; choose one of {', '.join(SUITES.names())}")
