@@ -209,7 +209,8 @@ def _check_train(cfg: dict, model) -> None:
 
 
 def _model(cfg: Mapping[str, Any]):
-    return models.build_model(cfg["model"], {t: tasks.get(t, cfg).outputs for t in cfg["tasks"]})
+    return models.build_model(cfg["model"], {t: tasks.get(t, cfg).outputs for t in cfg["tasks"]},
+                              **sweeps.model_options(cfg))
 
 
 def _check_architecture(cfg: dict, model) -> None:

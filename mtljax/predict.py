@@ -46,7 +46,8 @@ def load_seeds(run_dir: Path, which: str = "best", preference: Sequence[float] |
       config.ConfigError: a preference for a run that is not conditioned, or not a ray of its tasks.
     """
     cfg = with_preference(config.load_run_config(run_dir), preference)
-    model = models.build_model(cfg["model"], {t: tasks.get(t, cfg).outputs for t in cfg["tasks"]})
+    model = models.build_model(cfg["model"], {t: tasks.get(t, cfg).outputs for t in cfg["tasks"]},
+                               **sweeps.model_options(cfg))
     ckpts = checkpoint.RunCheckpoints(run_dir)
     try:
         variables = ckpts.load_variables(which)

@@ -96,6 +96,7 @@ def architecture_table(root: Path, problems: Sequence[str] = ("multimnist", "thr
     `<problem>_<architecture>` experiment under `root`, with the model's parameter count (one
     seed's) and its mean epoch time relative to hard sharing's."""
     from mtljax import config, data, models, tasks  # noqa: PLC0415 - only this table builds models.
+    from mtljax.train import sweeps  # noqa: PLC0415
 
     rows = ["| problem | architecture | parameters | test (mean ± std of seeds) | s/epoch | vs hard | wall time |",
             "|---|---|---|---|---|---|---|"]
@@ -106,8 +107,9 @@ def architecture_table(root: Path, problems: Sequence[str] = ("multimnist", "thr
             if not finished:
                 continue
             summary, cfg = rundir.read_json(finished[-1]), config.load_run_config(finished[-1].parent)
-            model = models.build_model(cfg["model"], {t: tasks.get(t, cfg).outputs for t in cfg["tasks"]})
-            count = models.param_count(model, data.image_shape(cfg["data"]))
+            model = models.build_model(cfg["model"], {t: tasks.get(t, cfg).outputs for t in cfg["tasks"]},
+                                       **sweeps.model_options(cfg))
+            count = models.param_count(model, sweeps.input_shape(cfg))
             epoch = summary["mean_epoch_time_s"]
             hard_epoch = epoch if arch == "hard" else hard_epoch
             ratio = f"{epoch / hard_epoch:.2f}x" if hard_epoch else "n/a"

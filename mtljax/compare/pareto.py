@@ -28,7 +28,7 @@ FRONT_FILE = "front.json"  # A one-model run's evaluation at the suite's rays, k
 # 1/r, so that r_t·L_t is the same for every task ("inverse": Tchebycheff, STCH, EPO), or nowhere
 # in particular (linear scalarization).
 AIM = {"static": None, "tchebycheff": "inverse", "stch": "inverse", "epo": "inverse", "pbi": "direct",
-       "pmtl": "direct", "cosmos": "direct"}
+       "pmtl": "direct", "cosmos": "direct", "phn_ls": None, "phn_epo": "inverse", "pml": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +43,7 @@ class ParetoSuite:
       rays: preference rays of a per-ray method's run.
       eval_rays: rays a one-model method is evaluated at.
       per_ray: per-ray methods (`mtl.strategy` with `pareto.rays`): name -> their own `--set` items.
-      one_model: one-model methods: name -> their `--set` items.
+      one_model: one-model methods: name -> (label, their `--set` items).
       reference: the hypervolume's reference point on the test losses.
       about: a paragraph for the page.
       published: the papers' figures, a sentence with its source.
@@ -56,7 +56,7 @@ class ParetoSuite:
     rays: int
     eval_rays: int
     per_ray: tuple[tuple[str, tuple[str, ...]], ...]
-    one_model: tuple[tuple[str, tuple[str, ...]], ...]
+    one_model: tuple[tuple[str, str, tuple[str, ...]], ...]
     reference: tuple[float, ...]
     about: str
     published: str
@@ -67,8 +67,9 @@ class ParetoSuite:
         runs = [Cell(f"ray_{s}", s, "ray", self.experiment,
                      (*base, f"name={name}_ray_{s}", f"pareto.rays={self.rays}", f"mtl.strategy={s}", *own), strategy=s)
                 for s, own in self.per_ray]
-        runs += [Cell(f"model_{m}", m, "model", self.experiment, (*base, f"name={name}_model_{m}", "pareto.rays=0", *own),
-                      strategy=m) for m, own in self.one_model]
+        runs += [Cell(f"model_{m}", label, "model", self.experiment,
+                      (*base, f"name={name}_model_{m}", "pareto.rays=0", *own), strategy=m)
+                 for m, label, own in self.one_model]
         return runs
 
 
@@ -81,7 +82,10 @@ PARETO = ParetoSuite(
     eval_rays=25,
     per_ray=(("static", ()), ("tchebycheff", ()), ("stch", ("mtl.stch.warmup_epochs=0",)), ("pbi", ()), ("epo", ()),
              ("pmtl", ())),
-    one_model=(("cosmos", ("pareto.condition=input", "mtl.strategy=cosmos")),),
+    one_model=(("cosmos", "COSMOS", ("pareto.condition=input", "mtl.strategy=cosmos")),
+               ("phn_ls", "PHN-LS", ("pareto.condition=hyper", "mtl.strategy=static")),
+               ("phn_epo", "PHN-EPO", ("pareto.condition=hyper", "mtl.strategy=epo")),
+               ("pml", "PML", ("pareto.condition=simplex", "mtl.strategy=static"))),
     reference=(2.0, 2.0),
     about=("Multi-MNIST as the Pareto-MTL papers build it (36×36, two digits; experiments/pareto_multimnist.py: "
            "108,000 training, 12,000 validation, 20,000 test images), LibMOON's Multi-LeNet, Adam 1e-3, batch 256, "
@@ -98,6 +102,7 @@ class Front:
 
     label: str
     kind: str
+    method: str
     rays: np.ndarray
     losses: np.ndarray
     errors: np.ndarray
@@ -117,7 +122,7 @@ def ray_front(state: cellrun.CellState, tasks: Sequence[str]) -> Front:
     rays = np.asarray([[row["values"][f"loss_weights.{t}"] for t in tasks] for row in rows])
     losses, errors = _metrics(summary["test_seeds"], tasks)
     by_seed = lambda a: a.reshape(len(rows), n_seeds, -1).transpose(1, 0, 2)  # noqa: E731
-    return Front(state.cell.label, "ray", np.broadcast_to(rays, (n_seeds, *rays.shape)), by_seed(losses),
+    return Front(state.cell.label, "ray", state.cell.strategy, np.broadcast_to(rays, (n_seeds, *rays.shape)), by_seed(losses),
                  by_seed(errors), state.wall[0])
 
 
@@ -132,7 +137,7 @@ def model_front(state: cellrun.CellState, tasks: Sequence[str], n_rays: int) -> 
         rundir.write_json(path, saved)
     per_ray = saved["per_ray"]  # rays × seeds of metric dicts.
     losses, errors = (np.asarray([_metrics(seeds, tasks)[k] for seeds in per_ray]).transpose(1, 0, 2) for k in (0, 1))
-    return Front(state.cell.label, "model", np.broadcast_to(rays, (losses.shape[0], *rays.shape)), losses, errors,
+    return Front(state.cell.label, "model", state.cell.strategy, np.broadcast_to(rays, (losses.shape[0], *rays.shape)), losses, errors,
                  state.wall[0])
 
 
@@ -163,7 +168,7 @@ def table(fronts: Sequence[Front], reference: Sequence[float]) -> str:
     lines = ["| method | models | rays | hypervolume (test losses) | mean angle from its rays | wall (all seeds) |",
              "|---|---|---|---|---|---|"]
     for f in fronts:
-        angle = stray(f, AIM.get(f.label))
+        angle = stray(f, AIM.get(f.method))
         models = "one per ray" if f.kind == "ray" else "one for every ray"
         lines.append(f"| {f.label} | {models} | {f.rays.shape[1]} | {page.interval(t_interval(hypervolumes(f, reference)), 3)} | "
                      f"{'—' if angle is None else f'{angle:.1f}°'} | "

@@ -232,7 +232,7 @@ def configure(cfg: Mapping[str, Any], schedule: Callable, values: Mapping[str, A
     tx = optim.build_optimizer(opt_cfg, schedule)
     if "optimizer.lr" in values:
         tx = optim.scale_lr(tx, values["optimizer.lr"] / cfg["optimizer"]["lr"])
-    model = models.build_model(model_cfg, heads)
+    model = models.build_model(model_cfg, heads, **sweeps.model_options(cfg))
     return model, optim.freeze(tx, models.expand_shared(model, cfg["train"]["freeze"]))
 
 

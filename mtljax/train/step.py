@@ -54,8 +54,8 @@ class StepSpec:
       ema_decay: > 0: each step also updates `state.ema`.
       shared: the top-level parameter subtrees every task shares (the architecture's
         `shared_params()`): gradient aggregators combine the task gradients of these.
-      condition: "input": one model for every preference ray (COSMOS): each step draws a ray from
-        Dirichlet(`alpha`), which is the step's loss weights and T more input channels.
+      condition: not "none": one model for every preference ray (COSMOS, PHN, PML): each step draws
+        a ray from Dirichlet(`alpha`), which is the step's loss weights and T more input channels.
     """
 
     model: Any
@@ -90,7 +90,7 @@ def make_train_step(spec: StepSpec) -> Callable:
         weights = jnp.stack([jnp.asarray(state.hyper.get(f"loss_weights.{t}", w), jnp.float32)
                              for t, w in spec.loss_weights.items()])
         batch = transform_batch(spec, batch, step_rng, state.hyper)
-        if spec.condition == "input":  # One model for every ray: this step's ray, seen and weighed.
+        if spec.condition != "none":  # One model for every ray: this step's ray, seen and weighed.
             weights = pareto.sample_rays(jax.random.fold_in(step_rng, RAY_KEY), len(spec.tasks), alpha=spec.alpha)
             batch = {**batch, "image": pareto.condition_input(augmentation.to_float(batch["image"]), weights)}
         # The strategy's own randomness (RLW, PCGrad) is one key per step, shared by micro-batches.

@@ -38,9 +38,11 @@ SWEEPABLE = ("loss_weights.<task>", "optimizer.lr", "optimizer.weight_decay", "m
 PARETO_OPTIONS = {
     "rays": Option(0, "> 0: one replica per preference ray, this many rays evenly spread over the tasks' simplex "
                    "(mtljax/mtl/pareto.py uniform_rays), each ray the replica's loss weights", minimum=0),
-    "condition": Option("none", "'input': one model for every ray (COSMOS): each step draws a ray, the loss weights, "
-                        "which the network also sees as T constant input channels; 'none': not conditioned",
-                        choices=("none", "input")),
+    "condition": Option("none", "one model for every ray: each step draws a ray, the loss weights, which the network "
+                        "sees as T constant input channels ('input': COSMOS) or which makes its weights ('hyper': a "
+                        "Pareto HyperNetwork; 'simplex': Pareto Manifold Learning); 'none': not conditioned",
+                        choices=("none", "input", "hyper", "simplex")),
+    "hidden": Option(100, "the hypernetwork's width (condition 'hyper')", positive=True),
     "alpha": Option(1.2, "Dirichlet concentration of the rays a conditioned run draws (1: uniform on the simplex)",
                     positive=True),
     "preference": Option(None, "the ray a conditioned run is validated, tested and predicts at (T numbers >= 0, "
@@ -63,11 +65,16 @@ def preference_problem(preference, n_tasks: int) -> str | None:
     return None
 
 
+def model_options(cfg: Mapping) -> dict:
+    """`models.build_model`'s preference options of a config (`pareto.condition`, `pareto.hidden`)."""
+    return {"condition": cfg["pareto"]["condition"], "hidden": cfg["pareto"]["hidden"]}
+
+
 def input_shape(cfg: Mapping) -> tuple[int, ...]:
     """The shape (H, W, C) of one input of the model: the images', with T ray channels more when
-    the run is preference-conditioned (`pareto.condition` 'input')."""
+    the run is preference-conditioned (`pareto.condition`)."""
     h, w, c = data.image_shape(cfg["data"])
-    return (h, w, c + len(cfg["tasks"])) if cfg["pareto"]["condition"] == "input" else (h, w, c)
+    return (h, w, c + len(cfg["tasks"])) if cfg["pareto"]["condition"] != "none" else (h, w, c)
 
 
 def parse_preference(text: str) -> list[float]:
@@ -152,6 +159,9 @@ def pareto_problem(cfg: Mapping) -> str | None:
         problem = preference_problem(section["preference"], n_tasks)
         if problem:
             return f"pareto.preference: {problem}"
+    if section["condition"] in ("hyper", "simplex") and cfg["model"].get("batchnorm"):
+        return (f"pareto.condition: {section['condition']!r} makes the weights of a network without batch "
+                "statistics; set model.batchnorm false")
     if section["condition"] != "none" and section["rays"]:
         return "pareto.rays: a conditioned run is one model for every ray; rays are for one model per ray"
     problem = _rays_problem(cfg)

@@ -21,6 +21,7 @@ import numpy as np
 
 from mtljax.models import ops
 from mtljax.models.backbones import build_backbone
+from mtljax.models.preference import MODES as PREFERENCE_MODES, PreferenceModel
 from mtljax.registry import Option, Registry
 
 ARCHITECTURES = Registry("architecture")
@@ -123,7 +124,8 @@ def param_count(model: nn.Module, image_shape: Sequence[int]) -> int:
     return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(variables["params"]))
 
 
-def build_model(model_cfg: Mapping[str, Any], heads: Mapping[str, int]) -> nn.Module:
+def build_model(model_cfg: Mapping[str, Any], heads: Mapping[str, int], condition: str = "none",
+                hidden: int = 100) -> nn.Module:
     """Builds the architecture named in `model_cfg` (default hard sharing) around its backbone,
     with one head per task.
 
@@ -131,8 +133,12 @@ def build_model(model_cfg: Mapping[str, Any], heads: Mapping[str, int]) -> nn.Mo
       model_cfg: the config's `model` section (MODEL_OPTIONS, the backbone's own options, and the
         architecture's under `model.<architecture>`).
       heads: task name -> number of outputs, in config order.
+      condition: "hyper" or "simplex": the architecture's weights made from the preference ray
+        (mtljax/models/preference.py, config `pareto.condition`); otherwise the architecture itself.
+      hidden: the hypernetwork's width ("hyper").
     """
     name = model_cfg.get("architecture", "hard")
-    return ARCHITECTURES[name](backbone=build_backbone(model_cfg), heads=dict(heads),
-                               head_hidden=model_cfg["head_hidden"], head_dropout=model_cfg["head_dropout"],
-                               **dict(model_cfg.get(name, {})))
+    model = ARCHITECTURES[name](backbone=build_backbone(model_cfg), heads=dict(heads),
+                                head_hidden=model_cfg["head_hidden"], head_dropout=model_cfg["head_dropout"],
+                                **dict(model_cfg.get(name, {})))
+    return PreferenceModel(model, condition, len(heads), hidden) if condition in PREFERENCE_MODES else model
