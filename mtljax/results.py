@@ -95,7 +95,7 @@ def architecture_table(root: Path, problems: Sequence[str] = ("multimnist", "thr
     """Each architecture beside hard sharing on each problem: the newest finished run of every
     `<problem>_<architecture>` experiment under `root`, with the model's parameter count (one
     seed's) and its mean epoch time relative to hard sharing's."""
-    from mtljax import config, data, models, tasks  # noqa: PLC0415 - only this table builds models.
+    from mtljax import config, models, tasks  # noqa: PLC0415 - only this table builds models.
     from mtljax.train import sweeps  # noqa: PLC0415
 
     rows = ["| problem | architecture | parameters | test (mean ± std of seeds) | s/epoch | vs hard | wall time |",
