@@ -105,10 +105,11 @@ def test_experiment_file_trains_a_few_steps(path, tiny_data_dir):
         exp = experiment.build_experiment(cfg)
         train_fn, _ = epoch.make_epoch_fns(exp)
         state, data = exp.init_state(), epoch.device_split(exp.splits["train"])
-        sums = epoch.zero_sums(exp.tasks, 1)
-        idx = np.arange(100, dtype=np.int32).reshape(1, 2, 50)
+        n = len(exp.seeds)  # One seed; a file with preference rays has one replica per ray.
+        sums = epoch.zero_sums(exp.tasks, n)
+        idx = np.tile(np.arange(100, dtype=np.int32).reshape(1, 2, 50), (n, 1, 1))
         state, sums = train_fn(state, sums, data, idx, exp.dropout_rng())
-        assert int(state.step[0]) == 2 and np.isfinite(float(sums["loss"][0]))
+        assert int(state.step[0]) == 2 and np.all(np.isfinite(np.asarray(sums["loss"])))
 
 
 def _write(tmp_path, text):

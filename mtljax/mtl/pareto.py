@@ -11,12 +11,13 @@ scalarization is `static`), and docs/pareto.md says how to trace a front with th
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mtljax.mtl.solvers import EPS, lp_on_simplex, min_norm_weights, min_norm_weights_exact
+from mtljax.mtl.solvers import EPS, gram, lp_on_simplex, min_norm_weights, min_norm_weights_exact
 
 
 def ray_counts(t: int, limit: int = 400) -> list[int]:
@@ -176,3 +177,41 @@ def pmtl_weights(gramian: jnp.ndarray, losses: jnp.ndarray, ray: jnp.ndarray, re
     lam = min_norm_weights_exact(m) if m.shape[0] <= 10 else min_norm_weights(m, iters=500)
     w = lam @ combos
     return t * w / (jnp.sum(jnp.abs(w)) + EPS)
+
+
+def epo_direction(jac: jnp.ndarray, losses: jnp.ndarray, ray: jnp.ndarray, eps: float = 1e-4) -> jnp.ndarray:
+    """EPO's descent direction βᵀJ from the task Jacobian J (T×P), the losses and the ray
+    (`epo_weights`; β on the simplex, so not scaled by T as the registered `epo` is)."""
+    return epo_weights(gram(jac), losses, ray, eps) @ jac
+
+
+def pmtl_direction(jac: jnp.ndarray, losses: jnp.ndarray, ray: jnp.ndarray, refs: jnp.ndarray | None = None,
+                   initial: bool = False) -> jnp.ndarray:
+    """ParetoMTL's descent direction wᵀJ from the task Jacobian J (T×P), the losses and the ray
+    (`pmtl_weights`); `refs` default to the lattice of 4 divisions (5 vectors for two tasks)."""
+    refs = jnp.asarray(lattice(4, jac.shape[0]), jac.dtype) if refs is None else refs
+    return pmtl_weights(gram(jac), losses, ray, refs, initial) @ jac
+
+
+def hypervolume(points: np.ndarray, reference: Sequence[float]) -> float:
+    """The Lebesgue measure of the region dominated by `points` (n × d, minimised) and bounded by
+    `reference` (Zitzler & Thiele 1998). Points not better than the reference on every objective
+    add nothing. Exact, by slicing along the last objective (O(n^d), for the few points of a front).
+    """
+    ref = np.asarray(reference, np.float64)
+    pts = np.asarray(points, np.float64).reshape(-1, len(ref))
+    return _slices(pts[np.all(pts < ref, axis=1)], ref)
+
+
+def _slices(pts: np.ndarray, ref: np.ndarray) -> float:
+    if len(pts) == 0:
+        return 0.0
+    if len(ref) == 1:
+        return float(ref[0] - pts[:, 0].min())
+    pts = pts[np.argsort(pts[:, -1], kind="stable")]
+    volume = 0.0
+    for i in range(len(pts)):  # The slab between this point's last coordinate and the next one's.
+        top = pts[i + 1, -1] if i + 1 < len(pts) else ref[-1]
+        if top > pts[i, -1]:
+            volume += (top - pts[i, -1]) * _slices(pts[:i + 1, :-1], ref[:-1])
+    return volume

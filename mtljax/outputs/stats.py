@@ -12,6 +12,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from mtljax.mtl.pareto import hypervolume  # noqa: F401 - the comparison pages' hypervolume.
+
 
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
     """Mean, sample standard deviation and the two-sided t-interval of the mean of `values`.
@@ -65,27 +67,3 @@ def beyond_front(point: Sequence[float], front: np.ndarray) -> bool:
     """Whether `point` lies outside the region the front dominates: no front point is at least as
     good on every objective (minimised). A point equal to a front point is on it, not beyond."""
     return not any(np.all(np.asarray(q) <= np.asarray(point)) for q in front)
-
-
-def hypervolume(points: np.ndarray, reference: Sequence[float]) -> float:
-    """The Lebesgue measure of the region dominated by `points` (n × d, minimised) and bounded by
-    `reference` (Zitzler & Thiele 1998). Points not better than the reference on every objective
-    add nothing. Exact, by slicing along the last objective (O(n^d), for the few points of a sweep).
-    """
-    ref = np.asarray(reference, np.float64)
-    pts = np.asarray(points, np.float64).reshape(-1, len(ref))
-    return _slices(pts[np.all(pts < ref, axis=1)], ref)
-
-
-def _slices(pts: np.ndarray, ref: np.ndarray) -> float:
-    if len(pts) == 0:
-        return 0.0
-    if len(ref) == 1:
-        return float(ref[0] - pts[:, 0].min())
-    pts = pts[np.argsort(pts[:, -1], kind="stable")]
-    volume = 0.0
-    for i in range(len(pts)):  # The slab between this point's last coordinate and the next one's.
-        top = pts[i + 1, -1] if i + 1 < len(pts) else ref[-1]
-        if top > pts[i, -1]:
-            volume += (top - pts[i, -1]) * _slices(pts[:i + 1, :-1], ref[:-1])
-    return volume
