@@ -49,13 +49,24 @@ def _stand_in(path: Path) -> list[str]:
     labels, half = np.arange(300) % 10, (np.arange(300) >= 150).astype(np.uint8)
     if kind == "npz" and not (root / "x.npz").exists():
         np.savez(root / "x.npz", x_train=images, y_train=labels, y_train_writer_half=half)
+    if kind == "idx" and not (root / "idx").exists():  # 28×28 items: the Multi-* constructions need them.
+        (root / "idx").mkdir(parents=True)
+        items = np.random.default_rng(0).integers(0, 256, (300, 28, 28), dtype=np.uint8)
+        for split, n in (("train", 300), ("t10k", 100)):
+            _write_idx(root / "idx" / f"{split}-images-idx3-ubyte", items[:n])
+            _write_idx(root / "idx" / f"{split}-labels-idx1-ubyte", labels[:n].astype(np.uint8))
     if kind == "folder" and not (root / "folder").exists():
         (root / "folder").mkdir(parents=True)
         for i, image in enumerate(images):
             Image.fromarray(image).save(root / "folder" / f"{i}.png")
         rows = [f"{i}.png,{labels[i]},{half[i]}" for i in range(300)]
         (root / "folder" / "labels.csv").write_text("\n".join(["file,label,writer_half", *rows]) + "\n")
-    return [f"data.source={kind}:{root / ('x.npz' if kind == 'npz' else 'folder')}"]
+    return [f"data.source={kind}:{root / {'npz': 'x.npz', 'idx': 'idx'}.get(kind, 'folder')}"]
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(header + array.tobytes())
 
 
 def _tiny_stages(path: Path, extra=()) -> list:
