@@ -228,3 +228,36 @@ def test_pml_weights_are_the_rays_point_of_the_simplex():
     corner = jax.tree.map(lambda v: v[0], vertices)  # The ray (1, 0): the first task's network.
     np.testing.assert_allclose(pml.apply(variables, pareto.condition_input(images, jnp.array([1.0, 0.0])))["left"],
                                target.apply({"params": corner}, images)["left"], rtol=1e-5, atol=1e-6)
+
+
+def test_pmgda_correction_solves_its_linear_program():
+    rng = np.random.default_rng(5)
+    sigma = 0.5
+    for _ in range(30):
+        t = int(rng.integers(2, 4))
+        g = rng.normal(size=(t, 7))
+        losses, ray = rng.uniform(0.2, 2.0, t), rng.uniform(0.1, 1.0, t)
+        w, descent, ok = pareto.pmgda_correction(jnp.asarray(g @ g.T), jnp.asarray(losses), jnp.asarray(ray), sigma)
+        unit = ray / np.linalg.norm(ray)
+        perp = losses - (losses @ unit) * unit
+        grad_h = (perp / np.linalg.norm(perp)) @ g  # ∇h of h = PBI's d₂, by hand.
+        vectors = np.vstack([g, grad_h])
+        units = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        # Variables (μ, γ): min γ s.t. g_t·(μᵀV̂) ≥ -γ, ∇h·(μᵀV̂) ≥ σ‖∇h‖, μ on the simplex.
+        a_ub = np.vstack([np.c_[-(g @ units.T), -np.ones(t)], np.r_[-(grad_h @ units.T), 0.0]])
+        b_ub = np.r_[np.zeros(t), -sigma * np.linalg.norm(grad_h)]
+        res = linprog(np.r_[np.zeros(t + 1), 1.0], A_ub=a_ub, b_ub=b_ub, A_eq=np.r_[np.ones(t + 1), 0.0][None],
+                      b_eq=[1.0], bounds=[(0, None)] * (t + 1) + [(None, None)])
+        assert bool(ok) == (res.status == 0)
+        if res.status == 0:
+            assert float(descent) == pytest.approx(-res.fun, abs=1e-4)
+            d = np.asarray(w) @ g
+            assert grad_h @ d >= sigma * np.linalg.norm(grad_h) - 1e-4  # h decreases at rate σ.
+            assert np.min(g @ d) == pytest.approx(-res.fun, abs=1e-4)
+
+
+def test_pmgda_on_the_ray_is_mgda():
+    g = jnp.asarray(np.random.default_rng(6).normal(size=(2, 5)))
+    ray = jnp.array([0.3, 0.7])
+    w = pareto.pmgda_weights(solvers.gram(g), 2.0 * ray, ray)  # Losses along the ray: h = 0.
+    np.testing.assert_allclose(w, 2 * solvers.min_norm_weights_exact(solvers.gram(g)), rtol=1e-4)

@@ -24,11 +24,11 @@ from mtljax.outputs import rundir
 from mtljax.outputs.stats import hypervolume, t_interval
 
 FRONT_FILE = "front.json"  # A one-model run's evaluation at the suite's rays, kept in its run directory.
-# Where each method puts the losses of ray r: along r ("direct": PBI, ParetoMTL, COSMOS), along
+# Where each method puts the losses of ray r: along r ("direct": PBI, ParetoMTL, PMGDA, COSMOS), along
 # 1/r, so that r_t·L_t is the same for every task ("inverse": Tchebycheff, STCH, EPO), or nowhere
 # in particular (linear scalarization).
 AIM = {"static": None, "tchebycheff": "inverse", "stch": "inverse", "epo": "inverse", "pbi": "direct",
-       "pmtl": "direct", "cosmos": "direct", "phn_ls": None, "phn_epo": "inverse", "pml": None}
+       "pmtl": "direct", "pmgda": "direct", "cosmos": "direct", "phn_ls": None, "phn_epo": "inverse", "pml": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +81,7 @@ PARETO = ParetoSuite(
     rays=5,
     eval_rays=25,
     per_ray=(("static", ()), ("tchebycheff", ()), ("stch", ("mtl.stch.warmup_epochs=0",)), ("pbi", ()), ("epo", ()),
-             ("pmtl", ())),
+             ("pmtl", ()), ("pmgda", ())),
     one_model=(("cosmos", "COSMOS", ("pareto.condition=input", "mtl.strategy=cosmos")),
                ("phn_ls", "PHN-LS", ("pareto.condition=hyper", "mtl.strategy=static")),
                ("phn_epo", "PHN-EPO", ("pareto.condition=hyper", "mtl.strategy=epo")),

@@ -11,9 +11,11 @@ from mtljax.mtl.api import (AggregationState, aggregate, aggregation, combine, c
                             method_options, methods, task_gradients, task_weighted, weigh, weighted_methods,
                             weights)
 from mtljax.mtl.pareto import (condition_input, cosine, epo_direction, epo_weights, hypervolume, lattice, linear, pbi,
-                               pmtl_direction, pmtl_weights, sample_rays, smooth_tchebycheff, tchebycheff, uniform_rays)
+                               pmgda_weights, pmtl_direction, pmtl_weights, sample_rays, smooth_tchebycheff,
+                               tchebycheff, uniform_rays)
 
 __all__ = ["AggregationState", "aggregate", "aggregation", "combine", "context", "flatten", "method",
            "method_options", "methods", "task_gradients", "task_weighted", "weigh", "weighted_methods", "weights",
            "condition_input", "cosine", "epo_direction", "epo_weights", "hypervolume", "lattice", "linear", "pbi",
-           "pmtl_direction", "pmtl_weights", "sample_rays", "smooth_tchebycheff", "tchebycheff", "uniform_rays"]
+           "pmgda_weights", "pmtl_direction", "pmtl_weights", "sample_rays", "smooth_tchebycheff", "tchebycheff",
+           "uniform_rays"]

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mtljax.mtl.solvers import EPS, gram, lp_on_simplex, min_norm_weights, min_norm_weights_exact
+from mtljax.mtl.solvers import EPS, gram, lp_on_simplex, lp_vertices, min_norm_weights, min_norm_weights_exact
 
 
 def ray_counts(t: int, limit: int = 400) -> list[int]:
@@ -177,6 +177,51 @@ def pmtl_weights(gramian: jnp.ndarray, losses: jnp.ndarray, ray: jnp.ndarray, re
     lam = min_norm_weights_exact(m) if m.shape[0] <= 10 else min_norm_weights(m, iters=500)
     w = lam @ combos
     return t * w / (jnp.sum(jnp.abs(w)) + EPS)
+
+
+def pmgda_weights(gramian: jnp.ndarray, losses: jnp.ndarray, ray: jnp.ndarray, h_tol: float = 1e-3,
+                  sigma: float = 0.5) -> jnp.ndarray:
+    """PMGDA's task weights w, d = wᵀG (Zhang et al. 2024, "PMGDA: a preference-based multiple
+    gradient descent algorithm", Eq. 18 and 20), scaled so that Σ|w| = T.
+
+    The preference is the constraint h(L) = 0, h PBI's distance d₂ of the losses from the ray
+    (losses along r). Where h ≤ h_tol the step is MGDA's min-norm direction. Otherwise, with the
+    task gradients g_t and ∇h = Σ_t (∂h/∂L_t) g_t normalized to ĝ_k, the direction d = Σ_k μ_k ĝ_k
+    (μ on the simplex of T + 1) maximizes min_t g_t·d, the worst task's descent, while reducing h
+    at rate σ: ∇h·d ≥ σ‖∇h‖ (a linear program in μ and the bound γ).
+    """
+    t = losses.shape[0]
+    correction, _, ok = pmgda_correction(gramian, losses, ray, sigma)
+    mgda = min_norm_weights_exact(gramian) if t <= 10 else min_norm_weights(gramian)
+    w = jnp.where((_ray_distance(losses, ray) > h_tol) & ok, correction, mgda)
+    return t * w / (jnp.sum(jnp.abs(w)) + EPS)
+
+
+def pmgda_correction(gramian: jnp.ndarray, losses: jnp.ndarray, ray: jnp.ndarray,
+                     sigma: float) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """PMGDA's correction step (Eq. 20): (the task weights w of d = wᵀG, the worst task's descent
+    min_t g_t·d, whether the program was feasible)."""
+    t = losses.shape[0]
+    jh = jax.grad(lambda l: _ray_distance(l, ray))(losses)  # ∂h/∂L: ∇h = jhᵀG.
+    combos = jnp.concatenate([jnp.eye(t, dtype=gramian.dtype), jh[None, :]])  # (T + 1)×T.
+    m = combos @ gramian @ combos.T
+    norms = jnp.sqrt(jnp.maximum(jnp.diag(m), 0.0)) + EPS
+    dots = m / norms[None, :]  # dots[k, j] = v_k · v̂_j
+    # Variables (μ (T + 1), γ): max -γ s.t. -dots[:T]μ - γ ≤ 0, -dots[T]μ ≤ -σ‖∇h‖, μ ≥ 0, Σμ = 1.
+    a_ub = jnp.concatenate([jnp.concatenate([-dots[:t], -jnp.ones((t, 1))], 1),
+                            jnp.concatenate([-dots[t:], jnp.zeros((1, 1))], 1),
+                            jnp.concatenate([-jnp.eye(t + 1), jnp.zeros((t + 1, 1))], 1)]).astype(gramian.dtype)
+    b_ub = jnp.concatenate([jnp.zeros(t), -sigma * norms[t:], jnp.zeros(t + 1)]).astype(gramian.dtype)
+    a_eq = jnp.concatenate([jnp.ones((1, t + 1)), jnp.zeros((1, 1))], 1).astype(gramian.dtype)
+    c = jnp.zeros(t + 2, gramian.dtype).at[-1].set(-1.0)
+    x, ok = lp_vertices(c, a_ub, b_ub, a_eq, jnp.ones(1, gramian.dtype))
+    return (x[:-1] / norms) @ combos, -x[-1], ok
+
+
+def _ray_distance(losses: jnp.ndarray, ray: jnp.ndarray) -> jnp.ndarray:
+    """PBI's d₂: the distance of the losses from the line of the ray."""
+    unit = ray / (jnp.linalg.norm(ray) + EPS)
+    return jnp.sqrt(jnp.sum((losses - (losses @ unit) * unit) ** 2) + EPS)
 
 
 def epo_direction(jac: jnp.ndarray, losses: jnp.ndarray, ray: jnp.ndarray, eps: float = 1e-4) -> jnp.ndarray:

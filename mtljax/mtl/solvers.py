@@ -106,39 +106,55 @@ def project_simplex(v: jnp.ndarray) -> jnp.ndarray:
     return jnp.maximum(v - theta, 0.0)
 
 
-def lp_on_simplex(c: jnp.ndarray, a: jnp.ndarray, b: jnp.ndarray, active: jnp.ndarray,
-                  max_tasks: int = 6) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """max_β cᵀβ over the simplex {β ≥ 0, Σβ = 1} with (Aβ)_j ≥ b_j for the rows j where `active`,
-    exactly, by enumerating the feasible set's vertices (T small: C(T+M, T-1) linear systems).
-
-    A vertex makes T-1 of the candidate constraints (β_i = 0, or an active row at equality) tight
-    beside Σβ = 1; a linear objective's maximum over a polytope is at one of them. Rows are scaled
-    to unit norm first, so the feasibility tolerance does not depend on the Gramian's scale.
+def lp_vertices(c: jnp.ndarray, a_ub: jnp.ndarray, b_ub: jnp.ndarray, a_eq: jnp.ndarray, b_eq: jnp.ndarray,
+                active: jnp.ndarray | None = None, max_systems: int = 5000) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """max_x cᵀx s.t. A_ub x ≤ b_ub (the rows where `active`) and A_eq x = b_eq, exactly, for
+    tiny problems whose feasible set is bounded: a linear objective's maximum over a polytope is at
+    a vertex, where n - E of the inequalities are tight beside the E equalities, so every choice of
+    them is solved as a linear system and the best feasible solution kept. Rows are scaled to unit
+    norm, so the feasibility tolerance does not depend on the data's scale.
 
     Returns:
-      (β, feasible): the best feasible vertex (on a tie, the first in enumeration order), and
-      whether any vertex was feasible (where not, β is the uniform point).
+      (x, feasible): the best feasible vertex (on a tie, the first in enumeration order), and
+      whether there was one (where not, x is 0).
     """
-    t, m = c.shape[0], a.shape[0]
+    n, m = c.shape[0], a_ub.shape[0]
+    combos = np.array(list(itertools.combinations(range(m), n - a_eq.shape[0])), np.int64).reshape(-1, n - a_eq.shape[0])
+    if len(combos) > max_systems:
+        raise ValueError(f"lp_vertices: {len(combos)} vertex systems (of {m} inequalities in {n} variables) is too many")
+    active = jnp.ones(m, bool) if active is None else active
+    norm = jnp.linalg.norm(a_ub, axis=1) + EPS
+    rows, rhs = a_ub / norm[:, None], b_ub / norm
+    eq_norm = jnp.linalg.norm(a_eq, axis=1) + EPS
+    eq_rows, eq_rhs = a_eq / eq_norm[:, None], b_eq / eq_norm
+    k = len(combos)
+    systems = jnp.concatenate([rows[combos], jnp.broadcast_to(eq_rows, (k, *eq_rows.shape))], axis=1)
+    targets = jnp.concatenate([rhs[combos], jnp.broadcast_to(eq_rhs, (k, eq_rhs.shape[0]))], axis=1)
+    solvable = (jnp.abs(jnp.linalg.det(systems)) > 1e-9) & jnp.all(active[combos], axis=1)
+    safe = jnp.where(solvable[:, None, None], systems, jnp.eye(n, dtype=c.dtype))
+    xs = jnp.linalg.solve(safe, targets[..., None])[..., 0]
+    slack = rhs - xs @ rows.T  # K × M: every inequality's slack at every vertex.
+    feasible = solvable & jnp.all(jnp.where(active[None, :], slack >= -1e-6, True), axis=1)
+    values = jnp.where(feasible, xs @ c, -jnp.inf)
+    found = jnp.any(feasible)
+    return jnp.where(found, xs[jnp.argmax(values)], 0.0), found
+
+
+def lp_on_simplex(c: jnp.ndarray, a: jnp.ndarray, b: jnp.ndarray, active: jnp.ndarray,
+                  max_tasks: int = 6) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """max_β cᵀβ over the simplex {β ≥ 0, Σβ = 1} with (Aβ)_j ≥ b_j for the rows j where `active`
+    (`lp_vertices`: C(T+M, T-1) linear systems, so T small).
+
+    Returns:
+      (β, feasible): the best feasible vertex, and whether there was one (where not, β is the
+      uniform point).
+    """
+    t = c.shape[0]
     if t > max_tasks:
         raise ValueError(f"lp_on_simplex enumerates vertices: at most {max_tasks} objectives, got {t}")
-    norm = jnp.linalg.norm(a, axis=1) + EPS
-    rows = jnp.concatenate([jnp.eye(t, dtype=c.dtype), a / norm[:, None]])
-    rhs = jnp.concatenate([jnp.zeros(t, c.dtype), b / norm])
-    usable = jnp.concatenate([jnp.ones(t, bool), active])
-    combos = np.array(list(itertools.combinations(range(t + m), t - 1)), np.int64).reshape(-1, t - 1)
-    ones = jnp.ones((len(combos), 1, t), c.dtype)
-    systems = jnp.concatenate([rows[combos], ones], axis=1)
-    targets = jnp.concatenate([rhs[combos], jnp.ones((len(combos), 1), c.dtype)], axis=1)
-    det = jnp.abs(jnp.linalg.det(systems))
-    solvable = (det > 1e-9) & jnp.all(usable[combos], axis=1)
-    safe = jnp.where(solvable[:, None, None], systems, jnp.eye(t, dtype=c.dtype))
-    betas = jnp.linalg.solve(safe, targets[..., None])[..., 0]
-    slack = betas @ rows.T - rhs  # K × (T + M): every constraint's slack at every vertex.
-    tol = 1e-6
-    feasible = solvable & jnp.all(jnp.where(usable[None, :], slack >= -tol, True), axis=1)
-    values = jnp.where(feasible, betas @ c, -jnp.inf)
-    best = jnp.argmax(values)
-    found = jnp.any(feasible)
-    beta = jnp.where(found, jnp.clip(betas[best], 0.0, None), jnp.full((t,), 1.0 / t, c.dtype))
-    return beta / jnp.sum(beta), found
+    a_ub = jnp.concatenate([-jnp.eye(t, dtype=c.dtype), -a])
+    b_ub = jnp.concatenate([jnp.zeros(t, c.dtype), -b])
+    beta, found = lp_vertices(c, a_ub, b_ub, jnp.ones((1, t), c.dtype), jnp.ones(1, c.dtype),
+                              jnp.concatenate([jnp.ones(t, bool), active]))
+    beta = jnp.clip(beta, 0.0, None)
+    return jnp.where(found, beta / jnp.sum(beta), jnp.full((t,), 1.0 / t, c.dtype)), found
