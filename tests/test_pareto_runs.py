@@ -93,3 +93,6 @@ def test_the_suites_fronts_of_both_kinds(runs):
     assert model.losses.shape == (2, 3, 2) and (model_dir / pareto_suite.FRONT_FILE).exists()
     assert np.all(np.asarray(pareto_suite.hypervolumes(model, (10.0, 10.0))) > 0)
     assert pareto_suite.stray(front, None) is None and 0 <= pareto_suite.stray(model, "direct") <= 90
+    table = pareto_suite.table([front, model], (10.0, 10.0)).splitlines()
+    assert len(table) == 4 and table[2].startswith("| ray | one per ray | 3 | ") and "°" in table[3]
+    assert pareto_suite.paragraph([front, model], (10.0, 10.0)).startswith("Mean hypervolume of the test losses")

@@ -136,7 +136,11 @@ def pareto_main(args: argparse.Namespace) -> int:
         return 0
     codes = {} if args.report else cellrun.run(chosen, root)
     states = [cellrun.state(c, root) for c in cells]
-    pareto.report(suite, args.suite, states, args.seeds, Path(args.page), Path(args.figures), args.set)
+    text = pareto.report(suite, args.suite, states, args.seeds, Path(args.page), Path(args.figures), args.set)
+    readme = Path(args.readme)
+    if text and readme.exists() and f"<!-- benchmark:{args.suite}:start -->" in readme.read_text():
+        page.write_section(readme, args.suite, f"**{suite.title}** (`{args.suite}`, {args.seeds} seeds, "
+                                               f"[table](docs/pareto.md)): {text}")
     print(f"{args.page}: section {args.suite!r} written ({sum(s.status == 'complete' for s in states)} runs complete)")
     return 1 if any(codes.values()) else 0
 

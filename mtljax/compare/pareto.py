@@ -195,9 +195,19 @@ def plot(fronts: Sequence[Front], tasks: Sequence[str], path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
+def paragraph(fronts: Sequence[Front], reference: Sequence[float]) -> str:
+    """One sentence per finding for the README: each method's mean hypervolume, the best one."""
+    means = {f.label: float(np.mean(hypervolumes(f, reference))) for f in fronts}
+    best = max(means, key=means.get)
+    listed = ", ".join(f"{label} {value:.3f}" for label, value in means.items())
+    return (f"Mean hypervolume of the test losses (reference {tuple(reference)}): {listed}; the largest is "
+            f"{best}'s.")
+
+
 def report(suite: ParetoSuite, name: str, states: Sequence[cellrun.CellState], seeds: int, page_path: Path,
            figure_dir: Path, extra: Sequence[str] = ()) -> str:
-    """Writes the suite's section of `page_path` from the runs there are; returns the section."""
+    """Writes the suite's section of `page_path` from the runs there are; returns the README's
+    paragraph ("" when no run is complete)."""
     fronts = [ray_front(s, suite.tasks) if s.cell.kind == "ray" else model_front(s, suite.tasks, suite.eval_rays)
               for s in states if s.status == "complete"]
     missing = [s.cell.name for s in states if s.status != "complete"]
@@ -212,6 +222,5 @@ def report(suite: ParetoSuite, name: str, states: Sequence[cellrun.CellState], s
                   f"![fronts]({os.path.relpath(figure, page_path.parent)})"]
     if missing:
         parts.append(f"Not run yet: {', '.join(missing)}.")
-    text = "\n\n".join(parts)
-    page.write_section(page_path, name, text)
-    return text
+    page.write_section(page_path, name, "\n\n".join(parts))
+    return paragraph(fronts, suite.reference) if fronts else ""
