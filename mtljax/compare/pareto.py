@@ -133,7 +133,7 @@ def model_front(state: cellrun.CellState, tasks: Sequence[str], n_rays: int) -> 
     rays = pareto.uniform_rays(n_rays, len(tasks))
     saved = rundir.read_json(path) if path.exists() else None
     if saved is None or saved["rays"] != rays.tolist():
-        saved = {"rays": rays.tolist(), "per_ray": [evaluate_at(state.run_dir, ray) for ray in rays]}
+        saved = {"rays": rays.tolist(), "per_ray": evaluate_at(state.run_dir, rays)}
         rundir.write_json(path, saved)
     per_ray = saved["per_ray"]  # rays × seeds of metric dicts.
     losses, errors = (np.asarray([_metrics(seeds, tasks)[k] for seeds in per_ray]).transpose(1, 0, 2) for k in (0, 1))
@@ -141,11 +141,22 @@ def model_front(state: cellrun.CellState, tasks: Sequence[str], n_rays: int) -> 
                  state.wall[0])
 
 
-def evaluate_at(run_dir: Path, ray: np.ndarray) -> list[dict]:
-    """Every seed's test metrics of a conditioned run at `ray`."""
-    from mtljax.evaluate import evaluate_run  # Training imports only where a run is evaluated.
+def evaluate_at(run_dir: Path, rays: np.ndarray) -> list[list[dict]]:
+    """Every seed's test metrics of a conditioned run at each of `rays` (the run restored once)."""
+    import jax  # Training imports only where a run is evaluated.
 
-    return evaluate_run(run_dir, preference=[float(v) for v in ray])
+    from mtljax.evaluate import restore_run
+    from mtljax.train import experiment, parallel
+    from mtljax.train.epoch import evaluation
+    from mtljax.train.evaluation import eval_data, evaluate_split
+
+    exp, state, _ = restore_run(run_dir)
+    test, mode = eval_data(exp.splits["test"], exp), experiment.resolve_replicas(exp.cfg)
+    out = []
+    for ray in rays:
+        fn = jax.jit(parallel.over_replicas(evaluation(exp, np.asarray(ray, np.float32)), (0, 0, None, None), mode))
+        out.append(evaluate_split(fn, state, test, exp)[0])
+    return out
 
 
 def hypervolumes(front: Front, reference: Sequence[float]) -> list[float]:
