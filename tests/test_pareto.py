@@ -261,3 +261,14 @@ def test_pmgda_on_the_ray_is_mgda():
     ray = jnp.array([0.3, 0.7])
     w = pareto.pmgda_weights(solvers.gram(g), 2.0 * ray, ray)  # Losses along the ray: h = 0.
     np.testing.assert_allclose(w, 2 * solvers.min_norm_weights_exact(solvers.gram(g)), rtol=1e-4)
+
+
+def test_the_registered_per_ray_methods_are_the_api_functions():
+    g = jnp.asarray(np.random.default_rng(7).normal(size=(2, 6)))
+    losses, ray = jnp.array([0.7, 1.3]), jnp.array([0.4, 0.6])
+    np.testing.assert_allclose(mtl.aggregate("epo", g, losses=losses, weights=ray),
+                               2 * mtl.epo_direction(g, losses, ray), rtol=1e-5)
+    np.testing.assert_allclose(mtl.aggregate("pmtl", g, losses=losses, weights=ray, init_steps=0),
+                               mtl.pmtl_direction(g, losses, ray), rtol=1e-5)
+    assert mtl.weigh("tchebycheff", losses, weights=ray)[0] == pytest.approx(float(mtl.tchebycheff(losses, ray)))
+    assert mtl.weigh("pbi", losses, weights=ray)[0] == pytest.approx(float(mtl.pbi(losses, ray)))

@@ -76,19 +76,20 @@ def context(name: str, key: jax.Array | None = None, step: Any = 0, steps_per_ep
 
 
 def aggregate(name: str, g: jnp.ndarray, key: jax.Array | None = None, losses: jnp.ndarray | None = None,
-              **options: Any) -> jnp.ndarray:
+              weights: jnp.ndarray | None = None, **options: Any) -> jnp.ndarray:
     """The direction of gradient aggregator `name` for the task-gradient matrix `g` (T×P), from
     its initial state (a stateful method's first step) and its default options updated by
     `options`; `key` for the random ones (PCGrad, GradDrop, GradVac), `losses` (default 1) for
-    those that read the losses (GradNorm). `mgda_ub` takes `g` as the representation's gradients.
-    Scaled so that identical rows give their sum.
+    those that read the losses (GradNorm, EPO), `weights` (default 1) the preference ray of the
+    per-ray methods (EPO, ParetoMTL, PMGDA). `mgda_ub` takes `g` as the representation's
+    gradients. Scaled so that identical rows give their sum.
 
     Raises:
       ValueError: an unknown method or option, a loss weighting, or no key for a random method.
     """
     strategy = method(name)
     t, p = g.shape[-2], g.shape[-1]
-    ctx = context(name, key, num_tasks=t, **options)
+    ctx = context(name, key, weights=weights, num_tasks=t, **options)
     if strategy.kind == "representation":
         return strategy.weighting(gram(g)) @ g
     if strategy.kind != "gradient":
@@ -122,7 +123,8 @@ def weigh(name: str, losses: jnp.ndarray, key: jax.Array | None = None, params: 
           **options: Any) -> tuple[jnp.ndarray, Any]:
     """Loss weighting `name` as a pure function of the T task losses: (the scalar to
     differentiate, the method's new state). `params`/`state` default to the method's initial ones;
-    `weights` are the static loss weights (`static`, STCH's preference; default 1).
+    `weights` are the static loss weights (`static`; the preference ray of STCH, Tchebycheff, PBI
+    and COSMOS; default 1).
 
     Raises:
       ValueError: an unknown method or option, or a gradient aggregator.
