@@ -252,27 +252,9 @@ def _param_subtrees(cfg: Mapping[str, Any], model) -> set[str]:
 
 
 def _check_sweep(cfg: dict) -> None:
-    sweep, options = cfg["sweep"], schema(cfg)
-    if not isinstance(sweep, Mapping):
-        raise ConfigError(f"sweep: expected a dict key -> list of values, got {sweep!r}")
-    if sweeps.pareto_problem(cfg):
-        raise ConfigError(sweeps.pareto_problem(cfg))
-    for key, values in sweep.items():
-        if not sweeps.is_sweepable(key, cfg["tasks"]):
-            raise ConfigError(f"sweep.{key}: cannot be swept in one compiled program (it is not a traced value, or "
-                              f"names no configured task); sweepable: {', '.join(sweeps.SWEEPABLE)}; "
-                              f"run one job per value with --set instead")
-        if not isinstance(values, (list, tuple)) or not values:
-            raise ConfigError(f"sweep.{key}: expected a non-empty list of numbers, got {values!r}")
-        section, name = key.split(".", 1)
-        for value in values:
-            if section == "loss_weights":
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                    raise ConfigError(f"sweep.{key}: expected numbers >= 0, got {value!r}")
-            elif name not in options[section]:
-                raise ConfigError(f"sweep.{key}: not an option of this config's {section} ({cfg[section].get('name')})")
-            else:
-                _check_value(f"sweep.{key}", value, options[section][name])
+    problem = sweeps.sweep_problem(cfg, schema(cfg)) or sweeps.pareto_problem(cfg)
+    if problem:
+        raise ConfigError(problem)
 
 
 def resolve(overrides: Mapping[str, Any]) -> Mapping[str, Any]:

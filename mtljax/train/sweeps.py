@@ -117,6 +117,29 @@ def is_sweepable(key: str, task_names: Sequence[str]) -> bool:
     return key in SWEEPABLE
 
 
+def sweep_problem(cfg: Mapping, options: Mapping) -> str | None:
+    """What is wrong with a config's `sweep` (`options`: the config's schema), in a line; None if nothing."""
+    sweep = cfg["sweep"]
+    if not isinstance(sweep, Mapping):
+        return f"sweep: expected a dict key -> list of values, got {sweep!r}"
+    for key, values in sweep.items():
+        if not is_sweepable(key, cfg["tasks"]):
+            return (f"sweep.{key}: cannot be swept in one compiled program (it is not a traced value, or names no "
+                    f"configured task); sweepable: {', '.join(SWEEPABLE)}; run one job per value with --set instead")
+        if not isinstance(values, (list, tuple)) or not values:
+            return f"sweep.{key}: expected a non-empty list of numbers, got {values!r}"
+        section, name = key.split(".", 1)
+        for value in values:
+            if section == "loss_weights":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    return f"sweep.{key}: expected numbers >= 0, got {value!r}"
+            elif name not in options[section]:
+                return f"sweep.{key}: not an option of this config's {section} ({cfg[section].get('name')})"
+            elif options[section][name].problem(value):
+                return f"sweep.{key}: {options[section][name].problem(value)}"
+    return None
+
+
 def parse_sweep(text: str) -> tuple[str, list[float]]:
     """`key=v1,v2,...` -> (key, [v1, v2, ...]).
 
