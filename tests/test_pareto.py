@@ -272,3 +272,17 @@ def test_the_registered_per_ray_methods_are_the_api_functions():
                                mtl.pmtl_direction(g, losses, ray), rtol=1e-5)
     assert mtl.weigh("tchebycheff", losses, weights=ray)[0] == pytest.approx(float(mtl.tchebycheff(losses, ray)))
     assert mtl.weigh("pbi", losses, weights=ray)[0] == pytest.approx(float(mtl.pbi(losses, ray)))
+
+
+@pytest.mark.parametrize("condition", ["hyper", "simplex"])
+def test_evaluating_at_a_ray_makes_the_weights_once_with_the_same_outputs(condition):
+    from mtljax.train.step import at_ray, make_eval_step
+
+    _, model = _lenet_pair(condition)
+    images = jax.random.uniform(jax.random.key(2), (3, 36, 36, 1))
+    ray = np.array([0.6, 0.4], np.float32)
+    params = model.init(jax.random.key(0), pareto.condition_input(images, jnp.asarray(ray)))["params"]
+    made, step = at_ray(model, params, images, ray)
+    assert set(made) == {"backbone", "head_left", "head_right"}  # The wrapped network's own parameters.
+    np.testing.assert_allclose(step(made, {}, images)["left"], make_eval_step(model, ray)(params, {}, images)["left"],
+                               rtol=1e-5, atol=1e-6)

@@ -13,7 +13,7 @@ from mtljax import data
 from mtljax.train import experiment, parallel, sweeps
 from mtljax.train.experiment import Experiment, resolve_eval_batch
 from mtljax.train.state import TrainState
-from mtljax.train.step import NO_STEP, make_eval_step, make_train_step, step_metric_names
+from mtljax.train.step import NO_STEP, at_ray, make_train_step, step_metric_names
 
 
 def make_epoch_fns(exp: Experiment):
@@ -60,11 +60,13 @@ def evaluation(exp: Experiment, preference=None):
     as a `lax.map` over chunks of `train.eval_batch_size` (on CPU small chunks stay in cache). A
     preference-conditioned model is evaluated at `preference` (default: the config's,
     `sweeps.eval_preference`)."""
-    eval_step = make_eval_step(exp.model, sweeps.eval_preference(exp.cfg) if preference is None else preference)
+    preference = sweeps.eval_preference(exp.cfg) if preference is None else preference
     tasks = exp.tasks
     eval_chunk = resolve_eval_batch(exp.cfg)
 
     def evaluate(params, batch_stats, images, labels):
+        params, eval_step = at_ray(exp.model, params, images, preference)
+
         def one(example):
             image, label = example
             outputs = eval_step(params, batch_stats, image[None])

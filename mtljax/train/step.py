@@ -23,6 +23,7 @@ from mtljax.data import augment as augmentation
 from mtljax.mtl import pareto, strategies
 from mtljax.mtl.gradients import Gradient, Objective
 from mtljax.models import encode, model_params
+from mtljax.models.preference import PreferenceModel
 from mtljax.train.state import TrainState, ema_update
 
 AUGMENT_KEY = 1_000_003  # fold_in tag of the augmentation key; micro-batch indices are small.
@@ -237,6 +238,17 @@ def representation_rows(spec: StepSpec, model, params, batch_stats, batch, rng) 
         return task_losses_of(spec, outputs, batch)
 
     return jax.vmap(lambda tree: ravel_pytree(tree)[0])(jax.jacrev(losses_of)(zeros))
+
+
+def at_ray(model, params, images, preference) -> tuple[Any, Callable]:
+    """(parameters, eval step) that evaluate `model` at a fixed ray: a network whose weights are
+    made from the ray (PHN, PML) gets them made once, here, and its wrapped network runs on them,
+    rather than making them again for every example; any other model runs as it is."""
+    if preference is None or not isinstance(model, PreferenceModel):
+        return params, make_eval_step(model, preference)
+    probe = pareto.condition_input(augmentation.to_float(images[:1]), jnp.asarray(preference, jnp.float32))
+    made = model.apply({"params": model_params(params)}, probe, method=PreferenceModel.weights)
+    return made, make_eval_step(model.inner.clone(parent=None))
 
 
 def make_eval_step(model, preference=None) -> Callable:
