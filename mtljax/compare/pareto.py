@@ -196,7 +196,8 @@ def plot(fronts: Sequence[Front], tasks: Sequence[str], path: Path) -> None:
         for i, f in enumerate(fronts):
             points = (f.losses if k == 0 else f.errors)[0]
             order = np.argsort(points[:, 0])
-            ax.plot(points[order, 0], points[order, 1], "-o", ms=3, color=f"C{i}", label=f.label)
+            style = "-o" if i < 10 else "--s"  # Ten colours, then dashed lines and squares.
+            ax.plot(points[order, 0], points[order, 1], style, ms=3, color=f"C{i % 10}", label=f.label)
         ax.set_xlabel(f"{tasks[0]} test {what}")
         ax.set_ylabel(f"{tasks[1]} test {what}")
         ax.grid(alpha=0.3)
