@@ -179,6 +179,14 @@ def test_pareto_section_is_checked(tiny_data_dir, pareto_section, message):
         config.resolve(cfg)
 
 
+def test_epo_with_too_many_tasks_is_one_config_error(tiny_data_dir):
+    cfg = tiny_config(tiny_data_dir, mtl={"strategy": "epo"}, tasks=[f"t{k}" for k in range(7)],
+                      columns={f"t{k}": {"column": "label", "classes": 10} for k in range(7)})
+    with pytest.raises(config.ConfigError, match="mtl.strategy: 'epo' solves its linear program exactly over its "
+                                                 "vertices, for at most 6 tasks; this config has 7"):
+        config.resolve(cfg)
+
+
 def test_rays_cannot_go_with_a_loss_weight_sweep(tiny_data_dir):
     cfg = tiny_config(tiny_data_dir, pareto={"rays": 3}, sweep={"loss_weights.parity": [1, 2]})
     cfg["tasks"] = ["digit", "parity"]

@@ -50,6 +50,10 @@ PARETO_OPTIONS = {
 }
 
 
+# Methods whose linear program is solved by enumerating vertices (mtljax/mtl/solvers.py lp_vertices): most tasks.
+VERTEX_METHODS = {"epo": 6, "pmgda": 6}
+
+
 def preference_problem(preference, n_tasks: int) -> str | None:
     """What is wrong with a preference ray for `n_tasks` tasks, in a line; None if nothing."""
     try:
@@ -176,6 +180,9 @@ def points(cfg: Mapping) -> list[dict[str, float]]:
 def pareto_problem(cfg: Mapping) -> str | None:
     """What is wrong with a config's `pareto` section, in a line ("pareto.<key>: ..."); None if nothing."""
     section, n_tasks = cfg["pareto"], len(cfg["tasks"])
+    if cfg["mtl"]["strategy"] in VERTEX_METHODS and n_tasks > VERTEX_METHODS[cfg["mtl"]["strategy"]]:
+        return (f"mtl.strategy: {cfg['mtl']['strategy']!r} solves its linear program exactly over its vertices, for "
+                f"at most {VERTEX_METHODS[cfg['mtl']['strategy']]} tasks; this config has {n_tasks}")
     if section["preference"] is not None:
         if section["condition"] == "none":
             return "pareto.preference: this run is not preference-conditioned (pareto.condition 'none')"
