@@ -53,7 +53,7 @@ def test_scalarizations_by_hand():
 
 def test_lp_on_simplex_matches_linprog():
     rng = np.random.default_rng(0)
-    for _ in range(50):
+    for _ in range(30):
         t = int(rng.integers(2, 6))
         g = rng.normal(size=(t, 7))
         m, c, b = g @ g.T, rng.normal(size=t), 0.3 * rng.normal(size=t)
@@ -90,7 +90,7 @@ def _epo_by_linprog(m, losses, ray, eps=1e-4):
 def test_epo_weights_solve_epo_linear_program():
     rng = np.random.default_rng(1)
     checked = 0
-    for _ in range(60):
+    for _ in range(40):
         t = int(rng.integers(2, 5))
         g = rng.normal(size=(t, 9))
         m, losses, ray = g @ g.T, rng.uniform(0.2, 2.0, t), rng.uniform(0.1, 1.0, t)
@@ -100,7 +100,7 @@ def test_epo_weights_solve_epo_linear_program():
         if res.status == 0:
             assert float(c @ beta) == pytest.approx(-res.fun, abs=1e-3 * (1 + abs(res.fun)))
             checked += 1
-    assert checked > 40
+    assert checked > 25
 
 
 def test_epo_on_its_ray_descends_for_every_task():
@@ -125,7 +125,7 @@ def _min_norm_by_slsqp(vectors):
 def test_pmtl_direction_is_the_min_norm_point_of_its_constraints():
     rng = np.random.default_rng(3)
     refs = pareto.lattice(4, 2)
-    for _ in range(30):
+    for _ in range(20):
         g = rng.normal(size=(2, 8))
         losses, ray = rng.uniform(0.2, 2.0, 2), refs[int(rng.integers(0, 5))]
         w = np.asarray(pareto.pmtl_weights(jnp.asarray(g @ g.T), jnp.asarray(losses), jnp.asarray(ray),
@@ -241,7 +241,7 @@ def test_pml_weights_are_the_rays_point_of_the_simplex():
 def test_pmgda_correction_solves_its_linear_program():
     rng = np.random.default_rng(5)
     sigma = 0.5
-    for _ in range(30):
+    for _ in range(20):
         t = int(rng.integers(2, 4))
         g = rng.normal(size=(t, 7))
         losses, ray = rng.uniform(0.2, 2.0, t), rng.uniform(0.1, 1.0, t)
