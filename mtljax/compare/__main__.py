@@ -63,7 +63,7 @@ def front_section(name: str, suite: Suite, states, rows, found, page_path: Path,
             + page.front_table(found) + "\n\n" + "\n".join(links))
 
 
-def report(name: str, suite: Suite, states, seeds: int, page_path: Path, figure_dir: Path,
+def report(suite: Suite, name: str, states, seeds: int, page_path: Path, figure_dir: Path,
            extra: Sequence[str] = ()) -> str:
     """Writes the suite's section of the page from the runs' states; returns its paragraph."""
     kinds = _kinds(suite.tasks)
@@ -118,12 +118,20 @@ def _selected(cells, patterns) -> list:
     return [c for c in cells if any(match(c, p) for p in patterns)]
 
 
-def pareto_main(args: argparse.Namespace) -> int:
-    """The Pareto suite (mtljax/compare/pareto.py): its runs, then its section of `--page`."""
-    suite = pareto.PARETO
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    fronts = args.suite == "pareto"  # The Pareto suite (mtljax/compare/pareto.py) has its own page.
+    table = "docs/pareto.md" if fronts else "docs/results.md"
+    args.page = table if args.page == "docs/results.md" else args.page
     try:
+        if args.suite not in SUITES and not fronts:
+            raise ValueError(f"unknown suite {args.suite!r}; choose one of {', '.join(SUITES.names())}, pareto")
+        if args.seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+        suite = pareto.PARETO if fronts else SUITES[args.suite]
         cells = suite.cells(args.suite, args.set, args.seeds)
-        cells[0].config()  # A bad --set fails here, before anything runs.
+        probe = cells[0] if fronts else next(c for c in cells if c.name == "equal")
+        probe.config()  # A bad --set fails here, before anything runs.
         chosen = _selected(cells, args.only)
     except (ValueError, config.ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -136,46 +144,11 @@ def pareto_main(args: argparse.Namespace) -> int:
         return 0
     codes = {} if args.report else cellrun.run(chosen, root)
     states = [cellrun.state(c, root) for c in cells]
-    text = pareto.report(suite, args.suite, states, args.seeds, Path(args.page), Path(args.figures), args.set)
+    text = (pareto.report if fronts else report)(suite, args.suite, states, args.seeds, Path(args.page), Path(args.figures), args.set)
     readme = Path(args.readme)
     if text and readme.exists() and f"<!-- benchmark:{args.suite}:start -->" in readme.read_text():
         page.write_section(readme, args.suite, f"**{suite.title}** (`{args.suite}`, {args.seeds} seeds, "
-                                               f"[table](docs/pareto.md)): {text}")
-    print(f"{args.page}: section {args.suite!r} written ({sum(s.status == 'complete' for s in states)} runs complete)")
-    return 1 if any(codes.values()) else 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.suite == "pareto":
-        if args.page == "docs/results.md":
-            args.page = "docs/pareto.md"
-        return pareto_main(args)
-    try:
-        if args.suite not in SUITES:
-            raise ValueError(f"unknown suite {args.suite!r}; choose one of {', '.join(SUITES.names())}")
-        if args.seeds < 1:
-            raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
-        suite = SUITES[args.suite]
-        cells = suite.cells(args.suite, args.set, args.seeds)
-        next(c for c in cells if c.name == "equal").config()  # A bad --set fails here, before anything runs.
-        chosen = _selected(cells, args.only)
-    except (ValueError, config.ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    root = Path(args.root) / args.suite
-    if args.list:
-        for cell in cells:
-            now = cellrun.state(cell, root)
-            print(f"{cell.name:28s} {now.status:10s} {now.run_dir or now.reason}")
-        return 0
-    codes = {} if args.report else cellrun.run(chosen, root)
-    states = [cellrun.state(c, root) for c in cells]
-    text = report(args.suite, suite, states, args.seeds, Path(args.page), Path(args.figures), args.set)
-    readme = Path(args.readme)
-    if readme.exists() and f"<!-- benchmark:{args.suite}:start -->" in readme.read_text():
-        page.write_section(readme, args.suite, f"**{suite.title}** (`{args.suite}`, {args.seeds} seeds, "
-                                               f"[table](docs/results.md)): {text}")
+                                               f"[table]({table})): {text}")
     print(f"{args.page}: section {args.suite!r} written ({sum(s.status == 'complete' for s in states)} runs complete)")
     return 1 if any(codes.values()) else 0
 
