@@ -230,6 +230,9 @@ def _check_architecture(cfg: dict, model) -> None:
         raise ConfigError(f"model.{name}.{problem}")
     strategy = strategies.get(mtl["strategy"])
     kind = strategy.kind
+    problem = strategy.problem(mtl.get(mtl["strategy"], {}), cfg["tasks"])
+    if problem:
+        raise ConfigError(f"mtl.{mtl['strategy']}.{problem}")
     if mtl["rep_grad"] and kind != "gradient":
         raise ConfigError(f"mtl.rep_grad: only for gradient aggregators; {mtl['strategy']!r} is a {kind} strategy")
     if mtl["rep_grad"] and strategy.samples > 1:

@@ -25,7 +25,7 @@ class Option:
       positive: values must be > 0.
       below_one: values must be < 1 (with minimum 0: the interval [0, 1)).
       choices: the allowed values, or a function returning them (read when checked).
-      nullable: the type of a value that may also be None (default None).
+      nullable: the type (or a tuple of types) of a value that may also be None (default None).
       check: value -> what is wrong with it (a phrase) or None, for checks beyond these.
     """
 
@@ -35,7 +35,7 @@ class Option:
     positive: bool = False
     below_one: bool = False
     choices: tuple | Callable[[], tuple] | None = None
-    nullable: type | None = None
+    nullable: type | tuple[type, ...] | None = None
     check: Callable[[Any], str | None] | None = None
 
     def problem(self, value: Any) -> str | None:
@@ -65,6 +65,8 @@ class Option:
 
 def _expected_types(option: Option) -> tuple[type, ...]:
     if option.nullable:
+        if isinstance(option.nullable, tuple):  # Several types (a task's name or its index).
+            return option.nullable
         return (list, tuple) if option.nullable is list else (option.nullable,)
     default = option.default
     if isinstance(default, bool):

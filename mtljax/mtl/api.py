@@ -65,14 +65,24 @@ def method_options(name: str, **options: Any) -> dict[str, Any]:
 
 
 def context(name: str, key: jax.Array | None = None, step: Any = 0, steps_per_epoch: int = 1,
-            weights: jnp.ndarray | None = None, num_tasks: int = 0, **options: Any) -> dict[str, Any]:
-    """The `ctx` a method's functions take (`strategies.context`), with checked `options`."""
+            weights: jnp.ndarray | None = None, num_tasks: int = 0, tasks: Sequence[str] | None = None,
+            **options: Any) -> dict[str, Any]:
+    """The `ctx` a method's functions take (`strategies.context`), with `options` checked, also
+    against the tasks (`tasks`: their names; default "0", "1", ... for `num_tasks`).
+
+    Raises:
+      ValueError: an unknown option or a bad value, one line ("krum.n_byzantine: ...").
+    """
     mtl = {"strategy": name, name: method_options(name, **options)}
     if method(name).random and key is None:
         raise ValueError(f"{name!r} draws random numbers: pass key=jax.random.key(...)")
+    tasks = tuple(str(t) for t in range(num_tasks)) if tasks is None else tuple(tasks)
+    problem = method(name).problem(mtl[name], tasks) if num_tasks or tasks else None
+    if problem:
+        raise ValueError(f"{name}.{problem}")
     key = jax.random.key(0) if key is None else key
     weights = jnp.ones(num_tasks) if weights is None else weights
-    return strategies.context(key, jnp.asarray(step), steps_per_epoch, weights, mtl)
+    return strategies.context(key, jnp.asarray(step), steps_per_epoch, weights, mtl, tasks)
 
 
 def aggregate(name: str, g: jnp.ndarray, key: jax.Array | None = None, losses: jnp.ndarray | None = None,

@@ -25,12 +25,13 @@ methods run under jit, vmap (seeds, sweeps) and sharding.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 
 from mtljax.mtl import gradients
+from mtljax.mtl.solvers import gram
 from mtljax.registry import Registry
 
 STRATEGIES = Registry("strategy")
@@ -60,6 +61,15 @@ class Strategy:
       after_update: `(state, losses, new_losses, ctx) -> state`, called with the task losses of the
         same batch after the update (FAMO); None: that forward pass is not run.
       random: whether it draws from `ctx["rng"]`.
+      gramian: `(M, losses, state, ctx) -> (w, state)`: the weights from the Gramian alone, d = wᵀG
+        (a stateless `weighting` gives one: `gramian_of`); where there is one, the Gramian engine
+        (mtljax/mtl/gramian.py) can run the method without ever holding G.
+      check: `(options, tasks) -> problem | None`: what is wrong with the method's options for
+        these tasks (names, in config order), as "<option>: ..." (Krum's n_byzantine for T).
+      lookahead: bilevel: `(objective, params, state, batch, lookahead, rng, ctx) -> (weights,
+        state)`: the loss weights learned from a look-ahead step, evaluated on the `lookahead`
+        batch (validation data, mtljax/mtl/bilevel.py); the step then differentiates
+        Σ_t w_t L_t, or the method's `aggregate` combines the task gradients with them.
     """
 
     kind: str
@@ -73,12 +83,21 @@ class Strategy:
     samples: int = 1
     after_update: Callable | None = None
     random: bool = False
+    gramian: Callable | None = None
+    check: Callable | None = None
+    lookahead: Callable | None = None
 
     def __post_init__(self):
         if self.kind not in BY_KIND:
             raise ValueError(f"a strategy's kind is one of {', '.join(BY_KIND)}, not {self.kind!r}")
         if self.computes is None:
             object.__setattr__(self, "computes", BY_KIND[self.kind])
+        if self.gramian is None and self.weighting is not None and self.kind == "gradient":
+            object.__setattr__(self, "gramian", gramian_of(self.weighting))
+
+    def problem(self, options: Mapping[str, Any], tasks: Sequence[str]) -> str | None:
+        """What is wrong with `options` (the method's own) for `tasks`, or None (`check`)."""
+        return self.check(options, tuple(tasks)) if self.check is not None else None
 
     def gradient(self, objective: gradients.Objective, params, mtl_state, batch, rng, ctx) -> gradients.Gradient:
         """The gradient the optimizer gets for `batch`, and this method's new state."""
@@ -127,6 +146,17 @@ def drawing(fn: Callable) -> Callable:
     return lambda g, losses, state, ctx: (fn(g, ctx["rng"], **ctx["options"]), ones(g), state)
 
 
+def from_gramian(fn: Callable) -> Callable:
+    """`aggregate` of a method defined on the Gramian, `fn(M, losses, state, ctx) -> (w, state)`:
+    d = wᵀG (the same `fn` is its `gramian`, so the Gramian engine can run it too)."""
+
+    def aggregate(g, losses, state, ctx):
+        w, state = fn(gram(g), losses, state, ctx)
+        return w @ g, ones(g), state
+
+    return aggregate
+
+
 def stepped(fn: Callable) -> Callable:
     """`aggregate` of a stateful method `fn(G, state, step, **options) -> (d, state)`."""
 
@@ -135,6 +165,11 @@ def stepped(fn: Callable) -> Callable:
         return d, ones(g), state
 
     return aggregate
+
+
+def gramian_of(weighting: Callable) -> Callable:
+    """`gramian` of a stateless Gramian weighting `weighting(M, **its options) -> w`."""
+    return lambda m, losses, state, ctx: (weighting(m, **ctx["options"]), state)
 
 
 def weighted(losses: jnp.ndarray, weights: jnp.ndarray) -> jnp.ndarray:
@@ -148,7 +183,13 @@ def weighted_static(losses, params, state, ctx):
 
 
 def context(rng: jax.Array, step: jnp.ndarray, steps_per_epoch: int, weights: jnp.ndarray,
-            mtl: Mapping[str, Any]) -> dict[str, Any]:
-    """The `ctx` argument of a method's functions (`mtl`: the config's `mtl` section)."""
+            mtl: Mapping[str, Any], tasks: Sequence[str] = ()) -> dict[str, Any]:
+    """The `ctx` argument of a method's functions (`mtl`: the config's `mtl` section; `tasks`: the
+    task names in order, for options that name a task, PCD's `primary`)."""
     return {"rng": rng, "step": step, "steps_per_epoch": steps_per_epoch, "weights": weights,
-            "options": mtl.get(mtl["strategy"], {})}
+            "options": mtl.get(mtl["strategy"], {}), "tasks": tuple(tasks)}
+
+
+def task_index(name: Any, tasks: Sequence[str]) -> int:
+    """The row of task `name` (a name in `tasks`, or already a 0-based index)."""
+    return name if isinstance(name, int) else tuple(tasks).index(name)

@@ -96,7 +96,7 @@ def make_train_step(spec: StepSpec) -> Callable:
             batch = {**batch, "image": pareto.condition_input(augmentation.to_float(batch["image"]), weights)}
         # The strategy's own randomness (RLW, PCGrad) is one key per step, shared by micro-batches.
         ctx = strategies.context(jax.random.fold_in(step_rng, STRATEGY_KEY), state.step, spec.steps_per_epoch,
-                                 weights, spec.mtl)
+                                 weights, spec.mtl, tuple(spec.tasks))
         grad, params, opt_state, mtl_state = mtl_update(spec, model, tx, state, batch, step_rng, ctx)
         return guarded(spec, state, weights, grad, params, opt_state, mtl_state, batch["image"].shape[0])
 
