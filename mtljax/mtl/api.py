@@ -98,6 +98,7 @@ def aggregate(name: str, g: jnp.ndarray, key: jax.Array | None = None, losses: j
       ValueError: an unknown method or option, a loss weighting, or no key for a random method.
     """
     strategy = method(name)
+    _no_lookahead(name, strategy)
     t, p = g.shape[-2], g.shape[-1]
     ctx = context(name, key, weights=weights, num_tasks=t, **options)
     if strategy.kind == "representation":
@@ -106,6 +107,13 @@ def aggregate(name: str, g: jnp.ndarray, key: jax.Array | None = None, losses: j
         raise ValueError(f"{name!r} is a loss weighting: use mtl.weigh({name!r}, losses)")
     losses = jnp.ones(t, g.dtype) if losses is None else losses
     return strategy.aggregate(g, losses, strategy.init_state(t, p), ctx)[0]
+
+
+def _no_lookahead(name: str, strategy: strategies.Strategy) -> None:
+    """Refuses a bilevel method where there is no look-ahead batch (it learns its weights from one)."""
+    if strategy.lookahead is not None:
+        raise ValueError(f"{name!r} learns its loss weights from a look-ahead step on validation data; it runs in a "
+                         f"step with a look-ahead batch: the trainer's, or mtl.method({name!r}) in your own")
 
 
 def weights(name: str, gramian: jnp.ndarray, **options: Any) -> jnp.ndarray:
@@ -140,6 +148,7 @@ def weigh(name: str, losses: jnp.ndarray, key: jax.Array | None = None, params: 
       ValueError: an unknown method or option, or a gradient aggregator.
     """
     strategy = method(name)
+    _no_lookahead(name, strategy)
     if strategy.kind != "loss":
         raise ValueError(f"{name!r} is a gradient method: use mtl.aggregate or mtl.aggregation")
     t = losses.shape[0]
@@ -174,7 +183,8 @@ def aggregation(name: str, num_tasks: int, shared: Sequence[str] | None = None,
                                     ("transformed losses", strategy.scale_losses),
                                     ("independent samples of the batch", strategy.samples > 1),
                                     ("the losses after the update", strategy.after_update),
-                                    ("the representation's gradients", strategy.kind == "representation")) if has]
+                                    ("the representation's gradients", strategy.kind == "representation"),
+                                    ("a look-ahead step on validation data", strategy.lookahead)) if has]
     if needs:
         raise ValueError(f"{name!r} needs {needs[0]}: use its functions (mtl.method({name!r})) in your step")
 

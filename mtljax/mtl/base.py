@@ -66,10 +66,11 @@ class Strategy:
         (mtljax/mtl/gramian.py) can run the method without ever holding G.
       check: `(options, tasks) -> problem | None`: what is wrong with the method's options for
         these tasks (names, in config order), as "<option>: ..." (Krum's n_byzantine for T).
-      lookahead: bilevel: `(objective, params, state, batch, lookahead, rng, ctx) -> (weights,
-        state)`: the loss weights learned from a look-ahead step, evaluated on the `lookahead`
-        batch (validation data, mtljax/mtl/bilevel.py); the step then differentiates
-        Σ_t w_t L_t, or the method's `aggregate` combines the task gradients with them.
+      lookahead: a bilevel method's: `(objective, params, state, batch, lookahead, rng, ctx) ->
+        (weights, state)`, the loss weights learned from a look-ahead step and the `lookahead`
+        batch (validation data, mtljax/mtl/bilevel.py), after which the step differentiates
+        Σ_t w_t L_t; or True for one whose `computes` does it all (FORUM). The train step then
+        puts a look-ahead batch in `ctx["lookahead"]`.
     """
 
     kind: str
@@ -85,7 +86,7 @@ class Strategy:
     random: bool = False
     gramian: Callable | None = None
     check: Callable | None = None
-    lookahead: Callable | None = None
+    lookahead: Callable | bool | None = None
 
     def __post_init__(self):
         if self.kind not in BY_KIND:

@@ -184,20 +184,25 @@ def nonneg_qp(a: jnp.ndarray, b: jnp.ndarray, exact_up_to: int = 10, iters: int 
     return jnp.clip(mus[jnp.argmin(values)], 0.0, None)
 
 
-def simplex_qp_exact(a: jnp.ndarray, q: jnp.ndarray) -> jnp.ndarray:
-    """argmin_{w∈Δ} ½wᵀAw + qᵀw (A positive semi-definite, T small), exactly: on every support S
-    the equality-constrained problem is [A_SS 1; 1ᵀ 0][w; ν] = [−q; 1]; the optimum is the point
-    of the simplex of least value among these solutions. A ridge of 1e-9 of the mean diagonal
-    keeps every system solvable."""
+def simplex_qp_exact(a: jnp.ndarray, q: jnp.ndarray, simplex: np.ndarray | None = None) -> jnp.ndarray:
+    """argmin ½xᵀAx + qᵀx over x ≥ 0 with Σ_{i∈E} x_i = 1 (A positive semi-definite, T small; E:
+    the coordinates where `simplex`, default all: the simplex), exactly: on every support S the
+    equality-constrained problem is [A_SS e_S; e_Sᵀ 0][x; ν] = [−q; 1]; the optimum is the feasible
+    solution of least value. A ridge of 1e-9 of the mean diagonal keeps every system solvable."""
     t = a.shape[0]
+    mask = np.ones(t) if simplex is None else np.asarray(simplex, float)
+    e = jnp.asarray(mask, a.dtype)
     a = a + 1e-9 * (jnp.trace(a) / t + EPS) * jnp.eye(t, dtype=a.dtype)
 
     def candidate(s):
         inside = s[:, None] * s[None, :]
-        system = jnp.block([[inside * a + jnp.diag(1 - s), s[:, None]], [s[None, :], jnp.zeros((1, 1), a.dtype)]])
-        w = jnp.linalg.solve(system, jnp.concatenate([-q * s, jnp.ones(1, a.dtype)]))[:t] * s
-        return w, jnp.where(jnp.all(w >= -1e-7), 0.5 * w @ a @ w + q @ w, jnp.inf)
+        es = (s * e)[:, None]
+        system = jnp.block([[inside * a + jnp.diag(1 - s), es], [es.T, jnp.zeros((1, 1), a.dtype)]])
+        x = jnp.linalg.solve(system, jnp.concatenate([-q * s, jnp.ones(1, a.dtype)]))[:t] * s
+        return x, jnp.where(jnp.all(x >= -1e-7), 0.5 * x @ a @ x + q @ x, jnp.inf)
 
-    ws, values = jax.vmap(candidate)(jnp.asarray(subsets(t)[1:], a.dtype))
-    w = jnp.clip(ws[jnp.argmin(values)], 0.0, None)
-    return w / jnp.sum(w)
+    supports = subsets(t)[1:]
+    supports = supports[supports @ mask > 0]
+    xs, values = jax.vmap(candidate)(jnp.asarray(supports, a.dtype))
+    x = jnp.clip(xs[jnp.argmin(values)], 0.0, None)
+    return x / jnp.where(jnp.sum(x * e) > 0, jnp.sum(x * e), 1.0)

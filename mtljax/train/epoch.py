@@ -13,7 +13,7 @@ from mtljax import data
 from mtljax.train import experiment, parallel, sweeps
 from mtljax.train.experiment import Experiment, resolve_eval_batch
 from mtljax.train.state import TrainState
-from mtljax.train.step import NO_STEP, at_ray, make_train_step, step_metric_names
+from mtljax.train.step import NO_STEP, at_ray, lookahead_batch, make_train_step, step_metric_names
 
 
 def make_epoch_fns(exp: Experiment):
@@ -33,12 +33,21 @@ def train_call(exp: Experiment):
     adding its metrics into `sums`, so metrics leave the device once per epoch and a call of several
     steps costs one dispatch. A row of -1 is no step at all (`pad_chunk`: the epoch's last call is
     padded to K rows, so one program serves every call)."""
-    train_step = make_train_step(exp.step_spec())
+    spec = exp.step_spec()
+    train_step = make_train_step(spec)
 
     def train(state, sums, dataset, idx, rng):
+        # A bilevel method's look-ahead items: the validation split (`lookahead_data`), or the training split.
+        look = dataset.get("lookahead", dataset)
+        dataset = {k: v for k, v in dataset.items() if k != "lookahead"}
+
         def step(carry, batch_idx):
             state, sums = carry
             batch = jax.tree.map(lambda a: a[batch_idx], dataset)
+            if spec.lookahead is not None:
+                size = batch_idx.shape[0]
+                look_items = {k: v for k, v in look.items() if k != "lookahead"}
+                batch = {**batch, "lookahead": lookahead_batch(look_items, rng, state.step, size)}
             state, step_metrics = train_step(state, batch, rng)
             return state, accumulate(sums, step_metrics)
 
@@ -119,6 +128,12 @@ def pad_chunk(idx: np.ndarray, rows: int) -> np.ndarray:
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
     """The training order of `epoch`: a function of (seed, epoch) only, so resume replays it."""
     return np.random.default_rng([seed, epoch]).permutation(n).astype(np.int32)
+
+
+def lookahead_data(exp: Experiment) -> dict[str, jax.Array] | None:
+    """The validation split on device, where a bilevel method takes its look-ahead batches from
+    it (`lookahead: "val"`); else None."""
+    return device_split(exp.splits["val"]) if exp.step_spec().lookahead == "val" else None
 
 
 def device_split(split: data.Split) -> dict[str, jax.Array]:

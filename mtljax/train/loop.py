@@ -23,8 +23,8 @@ from tqdm import tqdm
 from mtljax import calibration
 from mtljax.data import stream
 from mtljax.train import checkpoint, guard, parallel
-from mtljax.train.epoch import (device_split, epoch_chunks, epoch_lrs, epoch_permutation, make_epoch_fns, pad_chunk,
-                                reset_sums, zero_sums)
+from mtljax.train.epoch import (device_split, epoch_chunks, epoch_lrs, epoch_permutation, lookahead_data,
+                                make_epoch_fns, pad_chunk, reset_sums, zero_sums)
 from mtljax.train.evaluation import EvalData, eval_data, evaluate_split
 from mtljax.train.experiment import Experiment, resolve_steps_per_call
 from mtljax.train.monitor import EarlyStopping, make_diagnostics, seed_mean, select_seeds
@@ -177,12 +177,17 @@ def compile_calls(run: Run) -> float:
     # Streamed, every call receives its own items (stream.call_items), n_replicas × call_steps × batch of them.
     train_data = (call_placeholder(exp, n_replicas * call_steps * batch_size) if exp.streamed
                   else device_split(exp.splits["train"]))
+    if exp.step_spec().lookahead is not None and exp.streamed:
+        raise ValueError(f"mtl.strategy: {cfg['mtl']['strategy']!r} draws look-ahead batches from data in memory; "
+                         "the training images stream from their files here (data.load)")
     run.state, run.best, run.data["sums"], run.data["train"], run.data["rng"] = parallel.replicate(
         (run.state, run.best, zero_sums(exp.tasks, n_replicas), train_data, exp.dropout_rng()), mesh)
+    look = lookahead_data(exp)
+    run.data["lookahead"] = None if look is None else parallel.replicate(look, mesh)
     t_compile = time.perf_counter()
     block = run.data["val"].blocks[0]
     idx = parallel.shard_batch(np.zeros((n_replicas, call_steps, batch_size), np.int32), mesh)
-    lowered = [train_fn.lower(run.state, run.data["sums"], run.data["train"], idx, run.data["rng"]),
+    lowered = [train_fn.lower(run.state, run.data["sums"], call_data(run, run.data["train"]), idx, run.data["rng"]),
                eval_fn.lower(run.state.params, run.state.batch_stats, block["image"],
                              {t: block[t] for t in exp.loss_weights})]
     run.calls["train"], run.calls["eval"] = [low.compile() for low in lowered]  # In threads: no faster (measured).
@@ -194,6 +199,12 @@ def compile_calls(run: Run) -> float:
     else:
         run.calls["diagnose"] = None
     return time.perf_counter() - t_compile
+
+
+def call_data(run: Run, dataset: dict) -> dict:
+    """A train call's data: the training items, with the look-ahead split where there is one."""
+    look = run.data.get("lookahead")
+    return dataset if look is None else {**dataset, "lookahead": look}
 
 
 def call_placeholder(exp: Experiment, n: int) -> dict[str, np.ndarray]:
@@ -240,7 +251,7 @@ def run_epoch(run: Run, epoch: int, received: list[int]) -> tuple[dict[str, np.n
                 items, idx = next(streamed)
                 dataset = parallel.replicate(items, run.mesh)
             idx = parallel.shard_batch(idx, run.mesh)
-            run.state, sums = run.calls["train"](run.state, sums, dataset, idx, run.data["rng"])
+            run.state, sums = run.calls["train"](run.state, sums, call_data(run, dataset), idx, run.data["rng"])
             bar.update(n)
             if k % 10 == 9:  # Syncs with the device, so only now and then.
                 sums_host = parallel.host_value(sums)

@@ -30,6 +30,7 @@ AUGMENT_KEY = 1_000_003  # fold_in tag of the augmentation key; micro-batch indi
 COMPOSE_KEY = 1_000_037  # fold_in tag of the key that builds training images from parts.
 STRATEGY_KEY = 1_000_033  # fold_in tag of the strategies' key.
 RAY_KEY = 1_000_039  # fold_in tag of the key of a conditioned run's preference ray.
+LOOKAHEAD_KEY = 1_000_081  # fold_in tag of the key that draws a bilevel method's look-ahead batch.
 NO_STEP = float(2**24)  # "nan/first" of a finite step: above any step number (exact in float32).
 
 
@@ -75,6 +76,13 @@ class StepSpec:
     condition: str = "none"
     alpha: float = 1.0
 
+    @property
+    def lookahead(self) -> str | None:
+        """Where a bilevel method's look-ahead batch comes from ("val" or "train"); None: no such method."""
+        if self.strategy.lookahead is None:
+            return None
+        return self.mtl[self.mtl["strategy"]]["lookahead"]
+
 
 def make_train_step(spec: StepSpec) -> Callable:
     """Returns the pure `train_step(state, batch, rng) -> (state, metrics)` of `spec`.
@@ -90,17 +98,30 @@ def make_train_step(spec: StepSpec) -> Callable:
         model, tx = spec.configure(state.hyper) if spec.configure is not None else (spec.model, spec.tx)
         weights = jnp.stack([jnp.asarray(state.hyper.get(f"loss_weights.{t}", w), jnp.float32)
                              for t, w in spec.loss_weights.items()])
-        batch = transform_batch(spec, batch, step_rng, state.hyper)
+        look = batch.get("lookahead")
+        batch = transform_batch(spec, {k: v for k, v in batch.items() if k != "lookahead"}, step_rng, state.hyper)
         if spec.condition != "none":  # One model for every ray: this step's ray, seen and weighed.
             weights = pareto.sample_rays(jax.random.fold_in(step_rng, RAY_KEY), len(spec.tasks), alpha=spec.alpha)
             batch = {**batch, "image": pareto.condition_input(augmentation.to_float(batch["image"]), weights)}
         # The strategy's own randomness (RLW, PCGrad) is one key per step, shared by micro-batches.
         ctx = strategies.context(jax.random.fold_in(step_rng, STRATEGY_KEY), state.step, spec.steps_per_epoch,
                                  weights, spec.mtl, tuple(spec.tasks))
+        if spec.lookahead is not None:  # Training items are built (and warped) as the batch's are.
+            key = jax.random.fold_in(step_rng, LOOKAHEAD_KEY)
+            ctx["lookahead"] = transform_batch(spec, look, key, state.hyper) if spec.lookahead == "train" else look
         grad, params, opt_state, mtl_state = mtl_update(spec, model, tx, state, batch, step_rng, ctx)
         return guarded(spec, state, weights, grad, params, opt_state, mtl_state, batch["image"].shape[0])
 
     return train_step
+
+
+def lookahead_batch(source: Mapping[str, jnp.ndarray], rng: jax.Array, step: jnp.ndarray, size: int) -> dict:
+    """A bilevel method's look-ahead batch: `size` items of `source` (the validation split, or the
+    training split) drawn with replacement by `fold_in(fold_in(rng, step), LOOKAHEAD_KEY)`, so a
+    resumed run draws the same ones."""
+    n = jax.tree.leaves(source)[0].shape[0]
+    idx = jax.random.randint(jax.random.fold_in(jax.random.fold_in(rng, step), LOOKAHEAD_KEY), (size,), 0, n)
+    return jax.tree.map(lambda a: a[idx], source)
 
 
 def mtl_update(spec: StepSpec, model, tx, state: TrainState, batch, rng, ctx) -> tuple[Gradient, Any, Any, Any]:

@@ -7,4 +7,4 @@ from mtljax.mtl.methods import (equal, static, uw, dwa, rlw, gradnorm, pcgrad, m
                                 imtl_g, nash_mtl, aligned_mtl, upgrad, gls, graddrop, gradvac, imtl, moco,
                                 db_mtl, stch, excessmtl, fairgrad, famo, modo, sdmgrad, dualproj, config,
                                 tchebycheff, pbi, epo, pmtl, pmgda, cosmos, pcd, cr_mogm, krum, trimmed_mean,
-                                conicgrad)
+                                conicgrad, auto_lambda, moml, forum)
