@@ -16,8 +16,9 @@ from mtljax.registry import Option
 
 def forum_direction(upper: jnp.ndarray, gq: jnp.ndarray, eta: float) -> tuple[jnp.ndarray, jnp.ndarray]:
     """The multipliers (γ ∈ Δ_T, μ ≥ 0) of d = γᵀF + μ∇q, F the T upper gradients (rows) and ∇q the
-    constraint's: the dual of min_d max_i ⟨F_i, d⟩ + ½‖d‖² s.t. ⟨∇q, d⟩ ≥ φ, φ = η‖∇q‖², i.e.
-    argmin ½‖γᵀF + μ∇q‖² − μφ (an exact QP over T+1 variables: `simplex_qp_exact`)."""
+    constraint's, for the step z ← z − βd: the dual of max_d min_i ⟨F_i, d⟩ − ½‖d‖² s.t.
+    ⟨∇q, d⟩ ≥ φ, φ = η‖∇q‖² (every upper objective and q decrease), i.e.
+    argmin_{γ∈Δ, μ≥0} ½‖γᵀF + μ∇q‖² − μφ (an exact QP over T+1 variables: `simplex_qp_exact`)."""
     rows = jnp.concatenate([upper, gq[None]])
     t = upper.shape[0]
     q = jnp.zeros(t + 1, upper.dtype).at[t].set(-eta * dot(gq, gq))
