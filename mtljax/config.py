@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from mtljax import data, models, tasks
 from mtljax.data import augment, columns, compose, sources
 from mtljax.data.datasets import DATA_OPTIONS
-from mtljax.mtl import strategies
+from mtljax.mtl import gramian, strategies
 from mtljax.models.architectures import ARCHITECTURE_OPTIONS
 from mtljax.outputs import rundir
 from mtljax.registry import Option, Registry, defaults, freeze, thaw  # noqa: F401 - config.freeze, config.thaw
@@ -230,6 +230,11 @@ def _check_architecture(cfg: dict, model) -> None:
         raise ConfigError(f"model.{name}.{problem}")
     strategy = strategies.get(mtl["strategy"])
     kind = strategy.kind
+    if mtl["engine"] == "gramian" and not gramian.supports(strategy, max(cfg["train"]["microbatch"], 0),
+                                                           cfg["train"]["batch_size"]):
+        have = ", ".join(n for n in strategies.STRATEGIES.names() if gramian.supports(strategies.get(n)))
+        raise ConfigError(f"mtl.engine: 'gramian' runs methods defined by the Gramian alone ({have}), on whole batches "
+                          f"(train.microbatch 0); not {mtl['strategy']!r} with train.microbatch {cfg['train']['microbatch']}")
     problem = strategy.problem(mtl.get(mtl["strategy"], {}), cfg["tasks"])
     if problem:
         raise ConfigError(f"mtl.{mtl['strategy']}.{problem}")
@@ -344,6 +349,9 @@ def load_stages(path: str | Path, overrides: list[str] = ()) -> list[Mapping[str
         run = cfg["init"]["run"]
         if run and run.startswith("stage:") and run[6:] not in [s["name"] for s in stages]:
             raise ConfigError(f"init.run: {run!r} names no earlier stage of {path}")
+        tree = cfg["model"].get("branch", {}).get("tree")
+        if isinstance(tree, str) and tree[6:] not in [s["name"] for s in stages]:
+            raise ConfigError(f"model.branch.tree: {tree!r} names no earlier stage of {path}")
         stages.append(cfg)
     return stages
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import itertools
+import json
 import os
 import resource
 import sys
@@ -98,6 +99,9 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux, bytes on macOS.
 
 
+TREE_FILE = "tree.json"  # A Learning-to-Branch search's chosen tree.
+
+
 def train_run(exp: Experiment, run_dir: Path, resume: bool) -> dict:
     """Trains into `run_dir` (config, metrics, checkpoints, summary, figures); returns the summary.
     On many processes all train, and process 0 alone writes the files other than checkpoints."""
@@ -110,7 +114,12 @@ def train_run(exp: Experiment, run_dir: Path, resume: bool) -> dict:
     summary["peak_rss_mib"] = peak_rss_mib()
     if result.calibration is not None:
         summary["calibration"] = result.calibration["mean"]
+    if result.trees is not None:
+        summary["tree"] = result.trees[0]
     if parallel.is_primary():
+        if result.trees is not None:  # A search's choice, for a later stage (`model.branch.tree: 'stage:<name>'`).
+            rundir.write_json(run_dir / TREE_FILE, {"tree": result.trees[0], "per_seed": result.trees})
+            plots.plot_tree(result.trees[0], list(exp.tasks), run_dir / "tree.png")
         if result.calibration is not None:
             rundir.write_json(run_dir / calibration.CALIBRATION_FILE, result.calibration)
         write_outputs(run_dir, exp, summary, {t: p[0] for t, p in result.test_preds.items()})
@@ -140,6 +149,10 @@ def run_stage(cfg: Mapping[str, Any], args: argparse.Namespace, stage_dirs: dict
     run = cfg["init"]["run"]
     if run and run.startswith("stage:"):
         cfg = config.resolve(config.apply_overrides(cfg, [f"init.run={stage_dirs[run[6:]]}"]))
+    tree = cfg["model"].get("branch", {}).get("tree")
+    if isinstance(tree, str):  # The tree an earlier stage's search chose.
+        chosen = json.loads((stage_dirs[tree[6:]] / TREE_FILE).read_text())["tree"]
+        cfg = config.resolve(config.apply_overrides(cfg, [f"model.branch.tree={chosen}"]))
     try:
         cfg, run_dir = resume_dir(cfg, args) if args.resume else (cfg, None)
         exp = build_experiment(cfg)  # Loads the data before anything is written.

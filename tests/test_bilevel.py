@@ -23,10 +23,10 @@ def _problem(dtype, t=3, seed=0):
               "heads": jnp.asarray(rng.normal(size=(5, t)) * 0.5, dtype)}
 
     def losses(p, batch, key, parts=1):
-        out = jnp.tanh(batch["x"] @ p["backbone"]) @ p["heads"]
+        out = jnp.tanh(batch["image"] @ p["backbone"]) @ p["heads"]
         return jnp.mean((out - batch["y"]) ** 2, axis=0), ({}, {})
 
-    make = lambda n: {"x": jnp.asarray(rng.normal(size=(n, 4)), dtype), "y": jnp.asarray(rng.normal(size=(n, t)), dtype)}
+    make = lambda n: {"image": jnp.asarray(rng.normal(size=(n, 4)), dtype), "y": jnp.asarray(rng.normal(size=(n, t)), dtype)}
     return Objective(losses, shared=("backbone",)), params, make(8), make(6)
 
 

@@ -145,3 +145,25 @@ def plot_conflict(history: Sequence[Mapping], path: Path) -> bool:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return True
+
+
+def plot_tree(tree: Sequence[Sequence[int]], tasks: Sequence[str], path: Path) -> None:
+    """A Learning-to-Branch tree (`LearningToBranch.chosen_tree`'s form): the image on top, one
+    row of nodes per level, the tasks' heads at the bottom, each joined to its parent."""
+    rows = [[0], *[list(range(len(level))) for level in tree[:-1]], list(range(len(tasks)))]
+    x = lambda level, k: (k + 0.5) / len(rows[level])
+    fig, ax = subplots(figsize=(1.2 + 1.2 * max(map(len, rows)), 0.9 * len(rows)))
+    for level in range(1, len(rows)):
+        for k, parent in enumerate(tree[level - 1]):
+            ax.plot([x(level - 1, parent), x(level, k)], [-level + 1, -level], color="0.5", zorder=1)
+    for level, nodes in enumerate(rows):
+        for k in nodes:
+            last = level == len(rows) - 1
+            label = "image" if level == 0 else tasks[k] if last else f"{level}.{k}"
+            ax.text(x(level, k), -level, label, ha="center", va="center", fontsize=8, zorder=2,
+                    bbox={"boxstyle": "round", "fc": "#cde" if last else "white", "ec": "0.3"})
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-len(rows) + 0.5, 0.5)
+    ax.axis("off")
+    ax.set_title("chosen tree (levels: the backbone's blocks)", fontsize=9)
+    fig.savefig(path, dpi=90, bbox_inches="tight")

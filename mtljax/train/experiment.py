@@ -86,7 +86,16 @@ class Experiment:
     @functools.cached_property
     def strategy(self) -> strategies.Strategy:
         """The configured MTL strategy, resolved once (`strategies.resolve`)."""
-        return strategies.resolve(self.cfg["mtl"])
+        cfg = self.cfg
+        return strategies.resolve(cfg["mtl"], len(self.tasks) * self.shared_size() * 4, resolve_microbatch(cfg),
+                                  cfg["train"]["batch_size"])
+
+    def shared_size(self) -> int:
+        """The number of shared parameters (the length of a row of the task Jacobian)."""
+        shape = (1, *sweeps.input_shape(self.cfg))
+        variables = jax.eval_shape(lambda: self.model.init(jax.random.key(0), jnp.zeros(shape)))
+        shared = [variables["params"][k] for k in self.model.shared_params() if k in variables["params"]]
+        return sum(math.prod(a.shape) for a in jax.tree.leaves(shared))
 
     def step_spec(self) -> StepSpec:
         """What the train step is built from (mtljax/train/step.py)."""
@@ -240,8 +249,10 @@ def resolve_microbatch(cfg: Mapping[str, Any]) -> int:
     """train.microbatch, with -1 (auto) resolved: on CPU the backbone's `cpu_microbatch` (32 for the
     conv backbones: their im2col patches then stay in cache; 0 for MLPs, which run slower
     micro-batched) when it divides the batch and the model keeps no BatchNorm statistics; else 0
-    (on a GPU, micro-batches only cost speed). The figures: docs/performance.md, docs/accelerators.md."""
+    (on a GPU, micro-batches only cost speed; with `mtl.engine: gramian`, which needs whole batches). The figures: docs/performance.md, docs/accelerators.md."""
     microbatch, batch = cfg["train"]["microbatch"], cfg["train"]["batch_size"]
+    if microbatch == -1 and cfg["mtl"].get("engine") == "gramian":
+        return 0  # The Gramian path works on whole batches (mtljax/mtl/gramian.py).
     if microbatch == -1:
         size = getattr(models.BACKBONES[cfg["model"]["name"]], "cpu_microbatch", 0)
         fits = jax.default_backend() == "cpu" and size and batch > size and batch % size == 0

@@ -108,6 +108,7 @@ class RunResult:
     compile_time_s: float
     nonfinite_steps: int
     calibration: dict | None = None  # calibration.fit_run's record; None without classification tasks.
+    trees: list | None = None  # A Learning-to-Branch search's chosen tree, per replica (best state).
 
 
 def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False, log: Any = None) -> RunResult:
@@ -142,7 +143,17 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False, log
     test_seeds, preds, truth, fitted = test(run)
     run.ckpts.close()
     return RunResult(run.loop.history, [s.best_epoch for s in run.loop.stoppers], test_seeds, preds, truth,
-                     run.loop.elapsed(), compile_time, run.loop.nonfinite_steps, fitted)
+                     run.loop.elapsed(), compile_time, run.loop.nonfinite_steps, fitted, chosen_trees(run))
+
+
+def chosen_trees(run: Run) -> list | None:
+    """Each replica's chosen tree, from its best state, where the model searched one
+    (`LearningToBranch.chosen_tree`); else None."""
+    model = run.exp.model
+    if not hasattr(model, "chosen_tree") or model.fixed:
+        return None
+    params = parallel.host_value(run.best.params)
+    return [model.chosen_tree(jax.tree.map(lambda a: a[k], params)) for k in range(len(run.exp.seeds))]
 
 
 def restore_or_init(exp: Experiment, run_dir: Path, resume: bool) -> Run:

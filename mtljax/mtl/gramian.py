@@ -1,0 +1,77 @@
+"""Jacobian descent without the Jacobian: the Gramian M = J·Jᵀ of the task gradients of the shared
+parameters, computed a column at a time, then one backward pass of Σ_t w_t L_t.
+
+The Jacobian path (`gradients.aggregated`) holds J, T×P: memory grows with the number of tasks
+times the number of parameters. A method that needs only M (UPGrad, MGDA, DualProj, Nash-MTL,
+CAGrad, Aligned-MTL, FairGrad, Krum, PCD, ConicGrad, CR-MOGM: their `Strategy.gramian`) can do
+without it: column j of M is J(Jᵀe_j), task j's gradient (one pullback through the stored
+forward pass) pushed forward through the network (one forward-mode pass), and only one gradient
+is alive at a time. The weights w then make the direction in one more pullback: d = Jᵀw. Memory
+is one forward pass's residuals plus a few P-vectors, whatever T; time is T pullbacks and T
+forward-mode passes (the Jacobian path: T pullbacks). TorchJD's `autogram` engine does the same
+job layer by layer (docs/performance.md compares the two paths).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from mtljax.mtl.gradients import Gradient, Objective
+
+ENGINES = ("auto", "jacobian", "gramian")
+# `mtl.engine: auto` takes the Gramian path where the Jacobian would hold more than this (bytes):
+# below it, the Jacobian path's T pullbacks beat T pullbacks plus T forward-mode passes
+# (docs/performance.md, "Jacobian descent without the Jacobian").
+AUTO_JACOBIAN_BYTES = 256 * 2**20
+
+
+def supports(strategy, microbatch: int = 0, batch_size: int = 0) -> bool:
+    """Whether the Gramian path can run `strategy`: a method defined by the Gramian alone, on one
+    sample of the batch, not micro-batched (the batch's Gramian is not the sum of its parts')."""
+    whole = microbatch <= 0 or microbatch >= batch_size
+    return strategy.kind == "gradient" and strategy.gramian is not None and strategy.samples == 1 and whole
+
+
+def gramian_of(loss_fn, pull, params, shared, t: int) -> jnp.ndarray:
+    """M = J_s·J_sᵀ (T×T) for the losses `loss_fn(params)` whose vjp pullback is `pull`, J_s their
+    Jacobian in the `shared` subtrees, one column per task in a `lax.map` (one gradient alive at
+    a time)."""
+
+    def column(j):
+        grad = pull(jax.nn.one_hot(j, t, dtype=jnp.float32))[0]
+        tangent = {k: grad[k] if k in shared else jax.tree.map(jnp.zeros_like, v) for k, v in params.items()}
+        return jax.jvp(loss_fn, (params,), (tangent,))[1]
+
+    m = jax.lax.map(column, jnp.arange(t))
+    return 0.5 * (m + m.T)  # Symmetric up to rounding; made exactly so.
+
+
+def gramian_aggregated(strategy, objective: Objective, params, mtl_state, batch, rng, ctx) -> Gradient:
+    """A Gramian method's gradient without holding the Jacobian: M (`gramian_of`), the method's
+    weights from M (`strategy.gramian`), then the shared subtrees get Jᵀw and every other
+    subtree (heads, a task's own experts) the sum of its tasks' gradients, as on the Jacobian path
+    (one pullback each)."""
+    shared = tuple(k for k in objective.shared if k in params)
+
+    def losses_of(p):
+        losses, aux = objective.losses(p, batch, rng, 1)
+        return strategy.differentiated(losses, p), (losses, aux)
+
+    differentiated, pull, (losses, (counts, stats)) = jax.vjp(losses_of, params, has_aux=True)
+    t = differentiated.shape[0]
+    m = gramian_of(lambda p: losses_of(p)[0], pull, params, shared, t)
+    weights, new_state = strategy.gramian(m, losses, mtl_state, ctx)
+    weights = jax.lax.stop_gradient(weights)
+    direction = pull(weights.astype(differentiated.dtype))[0]
+    own = pull(jnp.ones(t, differentiated.dtype))[0]
+    grads = {k: direction[k] if k in shared else own[k] for k in params}
+    return Gradient(losses, counts, stats if stats else objective.batch_stats, grads, new_state)
+
+
+def use_gramian(engine: str, strategy, jacobian_bytes: int, microbatch: int = 0, batch_size: int = 0) -> bool:
+    """Whether a run takes the Gramian path: `mtl.engine` "gramian" (where `supports`), "jacobian"
+    never, "auto" where it is supported and the Jacobian would exceed AUTO_JACOBIAN_BYTES."""
+    if engine == "jacobian" or not supports(strategy, microbatch, batch_size):
+        return False
+    return engine == "gramian" or jacobian_bytes > AUTO_JACOBIAN_BYTES
