@@ -25,9 +25,11 @@ def test_the_gramian_without_the_jacobian_is_j_jt():
     objective, params, batch, _ = _problem(jnp.float32, t=4)
     loss_fn = lambda p: objective.losses(p, batch, None)[0]
     _, pull = jax.vjp(loss_fn, params)
-    m = gramian.gramian_of(loss_fn, pull, params, ("backbone",), 4)
+    m, own = gramian.gramian_of(pull, params, ("backbone",), 4)
     jac = jax.jacrev(loss_fn)(params)["backbone"].reshape(4, -1)
     np.testing.assert_allclose(np.asarray(m), np.asarray(gram(jac)), rtol=1e-5, atol=1e-6)
+    heads = jax.grad(lambda p: jnp.sum(loss_fn(p)))(params)["heads"]
+    np.testing.assert_allclose(np.asarray(own["heads"]), np.asarray(heads), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", GRAMIAN_METHODS)
