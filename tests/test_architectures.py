@@ -175,8 +175,11 @@ def test_shared_params_are_exactly_those_several_tasks_depend_on(architecture):
     model = build(architecture)
     variables = init(model, key=3)
 
+    # Learning to Branch's search mixes every parent while training (evaluating, it takes the likeliest).
+    mode = {"train": True, "rngs": {"dropout": jax.random.key(1)}} if architecture == "branch" else {"train": False}
+
     def loss(params, task):
-        return jnp.sum(model.apply({"params": params}, X, train=False)[task] ** 2)
+        return jnp.sum(model.apply({"params": params}, X, **mode)[task] ** 2)
 
     depends = {name: 0 for name in variables["params"]}
     for task in HEADS:
@@ -185,6 +188,17 @@ def test_shared_params_are_exactly_those_several_tasks_depend_on(architecture):
             depends[name] += any(bool(jnp.any(g != 0)) for g in jax.tree.leaves(sub))
     assert set(model.shared_params()) == {name for name, n in depends.items() if n > 1}
     assert all(n >= 1 for n in depends.values())  # Every parameter serves some task.
+
+
+def test_a_branching_tree_shares_the_nodes_above_its_branches():
+    # cnn3's four blocks: one trunk node, two nodes at the third level, then a to one, b and c to the other.
+    model = build("branch", tree=[[0], [0], [0, 0], [0, 1], [0, 1, 1]])
+    variables = init(model, key=3)
+    outputs = apply(model, variables)
+    assert set(outputs) == set(HEADS)
+    assert set(model.shared_params()) == {"node_0_0", "node_1_0", "node_2_1", "node_3_1"}
+    assert set(variables["params"]) == {"node_0_0", "node_1_0", "node_2_0", "node_2_1", "node_3_0", "node_3_1",
+                                        "head_a", "head_b", "head_c"}
 
 
 @pytest.mark.parametrize("architecture,name", list(itertools.product(ARCHITECTURES, ["cnn3", "mlp"])))
@@ -201,3 +215,16 @@ def test_expand_shared_names_the_architectures_shared_subtrees():
     model = build("cgc")
     assert models.expand_shared(model, ["shared", "head_a", "expert_shared_0"]) == ["expert_shared_0", "head_a"]
     assert models.expand_shared(build("hard"), ["shared"]) == ["backbone"]
+
+
+def test_the_chosen_tree_takes_the_likeliest_parents_and_drops_unreached_nodes():
+    model = build("branch", width=3)
+    params = jax.tree.map(np.asarray, init(model)["params"])
+    logits = np.zeros((4, 3, 3), np.float32)  # Levels 2-4 over their parents, then the tasks over level 4.
+    logits[0, :, 1] = 1.0        # Level 2: every node reads level-1 node 1.
+    logits[1, :, 2] = 1.0        # Level 3: every node reads level-2 node 2.
+    logits[2, 0, 0] = logits[2, 1, 0] = logits[2, 2, 2] = 1.0  # Level 4: nodes 0, 1 read 0; node 2 reads 2.
+    logits[3, 0, 2] = logits[3, 1, 0] = logits[3, 2, 0] = 1.0  # Task a reads node 2, b and c node 0.
+    params["branch"]["logits"] = logits
+    # Reached: level 1 node 1, level 2 node 2, level 3 nodes 0 and 2, level 4 nodes 0 and 2.
+    assert model.chosen_tree(params) == [[0], [0], [0, 0], [0, 1], [1, 0, 0]]

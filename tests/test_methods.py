@@ -274,19 +274,23 @@ def test_imtl_scales_losses_and_learns_the_scales():
 
 # --- Every method -------------------------------------------------------------------------------------
 
-GRADIENT_METHODS = [n for n in strategies.STRATEGIES if strategies.get(n).kind != "loss"]
+# The bilevel methods need a look-ahead batch (tests/test_bilevel.py); PCD its primary task.
+GRADIENT_METHODS = [n for n in strategies.STRATEGIES if strategies.get(n).kind != "loss"
+                    and strategies.get(n).lookahead is None]
+OPTIONS = {"pcd": {"primary": 0}}
 
 
 @pytest.mark.parametrize("name", GRADIENT_METHODS)
 def test_every_aggregator_jits_vmaps_and_sums_agreeing_gradients(name):
     g = jnp.asarray(np.random.default_rng(1).normal(size=(2, 3, 5)), jnp.float32)
     key = jax.random.key(0)
-    batched = jax.jit(jax.vmap(lambda m: mtl.aggregate(name, m, key)))(g)
+    options = OPTIONS.get(name, {})
+    batched = jax.jit(jax.vmap(lambda m: mtl.aggregate(name, m, key, **options)))(g)
     for k in range(2):
-        np.testing.assert_allclose(batched[k], mtl.aggregate(name, g[k], key), rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(batched[k], mtl.aggregate(name, g[k], key, **options), rtol=1e-3, atol=1e-4)
     if name not in ("cagrad", "nash_mtl", "fairgrad"):  # Their weights depend on the gradients' norm.
         same = jnp.tile(g[0, :1], (3, 1))  # Identical gradients: their sum.
-        np.testing.assert_allclose(mtl.aggregate(name, same, key), 3 * g[0, 0], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(mtl.aggregate(name, same, key, **options), 3 * g[0, 0], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", mtl.weighted_methods())
@@ -295,7 +299,7 @@ def test_a_gramian_weighting_gives_the_aggregators_direction(name):
     g = jnp.asarray(np.random.default_rng(2).normal(size=(3, 7)), jnp.float32)
     w = mtl.weights(name, solvers.gram(g))
     assert w.shape == (3,)
-    np.testing.assert_allclose(w @ g, mtl.aggregate(name, g), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(w @ g, mtl.aggregate(name, g), rtol=1e-4, atol=1e-5)  # (No option is needed.)
 
 
 def test_weights_of_a_method_without_a_weighting_says_which_have_one():

@@ -111,11 +111,29 @@ class Suite:
         sweep = [f"sweep.loss_weights.{t}={list(self.front_values)!r}" for t in self.tasks[1:]]
         cells.append(cell("front", "static loss weights (front)", "front", "mtl.strategy=static", *sweep,
                           strategy="static"))
-        cells += [cell(s, s, "method", f"mtl.strategy={s}", strategy=s) for s in STRATEGIES.names()]
+        cells += [cell(s, s, "method", f"mtl.strategy={s}", *method_overrides(s, self.tasks), strategy=s)
+                  for s in STRATEGIES.names() if runs_on(s, self.tasks)]
         cells += [cell(f"{a}_{s}", f"{a} + {s}", "method", f"model.architecture={a}", f"mtl.strategy={s}",
                        strategy=s, architecture=a)
                   for a in self.architectures for s in self.architecture_methods]
         return cells
+
+
+def suite_options(name: str, tasks: Sequence[str]) -> dict:
+    """The options of method `name` a suite sets: PCD's primary task is the suite's first."""
+    return {"primary": tasks[0]} if "primary" in STRATEGIES.options(name) else {}
+
+
+def method_overrides(name: str, tasks: Sequence[str]) -> tuple[str, ...]:
+    """`suite_options` as --set overrides."""
+    return tuple(f"mtl.{name}.{k}={v!r}" for k, v in suite_options(name, tasks).items())
+
+
+def runs_on(name: str, tasks: Sequence[str]) -> bool:
+    """Whether method `name` is defined for these tasks (Krum needs three rows at least,
+    TrimmedMean 2·trim_number + 1): a suite leaves out the methods that are not."""
+    options = {**{k: o.default for k, o in STRATEGIES.options(name).items()}, **suite_options(name, tasks)}
+    return STRATEGIES[name].problem(options, tasks) is None
 
 
 SUITES = Registry("benchmark suite")

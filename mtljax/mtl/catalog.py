@@ -4,8 +4,9 @@
 
 rewrites the text between each file's `<!-- methods:start -->` / `<!-- methods:end -->` markers
 (the README's one-paragraph list) and `<!-- method-table:start -->` / `<!-- method-table:end -->`
-(docs/strategies.md's table: name, kind, source and options); tests/test_catalog.py fails when a
-file differs from what this writes.
+(docs/strategies.md's table: name, kind, source and options) and `<!-- libraries:start -->` /
+`<!-- libraries:end -->` (every method and architecture LibMTL and TorchJD have, beside mtljax's
+name for it); tests/test_catalog.py fails when a file differs from what this writes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,23 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from mtljax.mtl import strategies
+from mtljax.mtl import gramian, strategies
+
+# Each library's methods and architectures (their own names) -> mtljax's name. LibMTL: its
+# weightings, bilevel methods and architectures; TorchJD 0.18: its aggregators, weightings and
+# scalarizers.
+LIBMTL = {"EW": "equal", "GradNorm": "gradnorm", "UW": "uw", "MGDA": "mgda", "DWA": "dwa", "GLS": "gls",
+          "GradDrop": "graddrop", "PCGrad": "pcgrad", "GradVac": "gradvac", "IMTL": "imtl", "CAGrad": "cagrad",
+          "Nash_MTL": "nash_mtl", "RLW": "rlw", "MoCo": "moco", "Aligned_MTL": "aligned_mtl", "DB_MTL": "db_mtl",
+          "STCH": "stch", "ExcessMTL": "excessmtl", "FairGrad": "fairgrad", "FAMO": "famo", "MoDo": "modo",
+          "SDMGrad": "sdmgrad", "UPGrad": "upgrad", "MGDA (rep_grad)": "mgda_ub", "AutoLambda": "auto_lambda", "MOML": "moml", "FORUM": "forum",
+          "HPS": "hard", "Cross_stitch": "cross_stitch", "MTAN": "mtan", "MMoE": "mmoe", "CGC": "cgc", "PLE": "ple",
+          "DSelect_k": "dselect_k", "LTB": "branch"}
+TORCHJD = {"UPGrad": "upgrad", "AlignedMTL": "aligned_mtl", "CAGrad": "cagrad", "ConFIG": "config",
+           "Constant": "static", "DualProj": "dualproj", "GradDrop": "graddrop", "IMTLG": "imtl_g", "Krum": "krum",
+           "Mean": "equal", "MGDA": "mgda", "NashMTL": "nash_mtl", "PCGrad": "pcgrad", "Random": "rlw",
+           "Sum": "equal", "TrimmedMean": "trimmed_mean", "PCD": "pcd", "CRMOGM": "cr_mogm", "PBI": "pbi",
+           "COSMOS": "cosmos"}
 
 KINDS = {"loss": "loss weighting", "representation": "on the shared representation",
          "gradient": "gradient aggregation"}
@@ -45,12 +62,29 @@ def method_table() -> str:
     rows = ["| `mtl.strategy` | kind | source | options (`mtl.<name>.<option>`, default) |", "|---|---|---|---|"]
     for name in strategies.STRATEGIES.names():
         strategy = strategies.get(name)
-        kind = KINDS[strategy.kind] + (", Gramian weighting" if strategy.weighting is not None else "")
+        kind = KINDS[strategy.kind] + (", Gramian weighting" if strategy.weighting is not None else "") \
+            + (", Gramian engine" if gramian.supports(strategy) else "") + (", bilevel" if strategy.lookahead else "")
         rows.append(f"| `{name}` | {kind} | {source(name)} | {_options(name)} |")
     return "\n".join(rows)
 
 
-SECTIONS = {"methods": method_list, "method-table": method_table}
+def library_table() -> str:
+    """Every method and architecture of LibMTL and TorchJD, under mtljax's name, then what only
+    mtljax has."""
+    from mtljax.models.architectures import ARCHITECTURES
+
+    ours = [*strategies.STRATEGIES.names(), *ARCHITECTURES.names()]
+    names = list(dict.fromkeys([*LIBMTL.values(), *TORCHJD.values()]))
+    theirs = lambda lib, n: ", ".join(k for k, v in lib.items() if v == n) or "–"
+    rows = ["| mtljax | LibMTL | TorchJD |", "|---|---|---|"]
+    rows += [f"| `{n}` | {theirs(LIBMTL, n)} | {theirs(TORCHJD, n)} |" for n in names if n in ours]
+    missing = [n for n in names if n not in ours]
+    only = [n for n in ours if n not in names]
+    text = "\n".join(rows) + f"\n\nOnly in mtljax ({len(only)}): " + ", ".join(f"`{n}`" for n in only) + "."
+    return text + ("" if not missing else "\n\nNot in mtljax: " + ", ".join(missing) + ".")
+
+
+SECTIONS = {"methods": method_list, "method-table": method_table, "libraries": library_table}
 
 
 def rewritten(text: str) -> str:
