@@ -19,10 +19,10 @@ import jax.numpy as jnp
 from mtljax.mtl.gradients import Gradient, Objective
 
 ENGINES = ("auto", "jacobian", "gramian")
-# `mtl.engine: auto` takes the Gramian path where the Jacobian would hold more than this (bytes):
-# below it, the Jacobian path's T pullbacks beat T pullbacks plus T forward-mode passes
-# (docs/performance.md, "Jacobian descent without the Jacobian").
-AUTO_JACOBIAN_BYTES = 256 * 2**20
+# `mtl.engine: auto` takes the Gramian path from this many tasks on. Measured (docs/performance.md):
+# the Jacobian path's memory grows with T (its T pullbacks' buffers), the Gramian path's does not;
+# they cross between 3 and 10 tasks on the VGG and the MLP.
+AUTO_TASKS = 10
 
 
 def supports(strategy, microbatch: int = 0, batch_size: int = 0) -> bool:
@@ -73,9 +73,9 @@ def gramian_aggregated(strategy, objective: Objective, params, mtl_state, batch,
     return Gradient(losses, counts, stats if stats else objective.batch_stats, grads, new_state)
 
 
-def use_gramian(engine: str, strategy, jacobian_bytes: int, microbatch: int = 0, batch_size: int = 0) -> bool:
+def use_gramian(engine: str, strategy, tasks: int, microbatch: int = 0, batch_size: int = 0) -> bool:
     """Whether a run takes the Gramian path: `mtl.engine` "gramian" (where `supports`), "jacobian"
-    never, "auto" where it is supported and the Jacobian would exceed AUTO_JACOBIAN_BYTES."""
+    never, "auto" where it is supported and there are AUTO_TASKS tasks or more."""
     if engine == "jacobian" or not supports(strategy, microbatch, batch_size):
         return False
-    return engine == "gramian" or jacobian_bytes > AUTO_JACOBIAN_BYTES
+    return engine == "gramian" or tasks >= AUTO_TASKS

@@ -24,7 +24,7 @@ MTL_OPTIONS: dict[str, Option] = {
     "diagnose_batch": Option(256, "training images the diagnostics use (the same ones every time)", positive=True),
     "engine": Option("auto", "gradient aggregators defined by the Gramian: 'gramian' computes it without holding the "
                      "task Jacobian (memory independent of the number of tasks), 'jacobian' holds it, 'auto' picks "
-                     "'gramian' where the Jacobian would be large", choices=gramian.ENGINES),
+                     "'gramian' from 10 tasks on", choices=gramian.ENGINES),
     "rep_grad": Option(False, "gradient aggregators: combine the task gradients of the shared representation "
                        "instead of the shared parameters (cheaper; architectures with one shared representation)"),
 }
@@ -35,15 +35,15 @@ def get(name: str) -> Strategy:
     return STRATEGIES[name]
 
 
-def resolve(mtl: Mapping[str, Any], jacobian_bytes: int = 0, microbatch: int = 0, batch_size: int = 0) -> Strategy:
+def resolve(mtl: Mapping[str, Any], tasks: int = 0, microbatch: int = 0, batch_size: int = 0) -> Strategy:
     """The strategy a config's `mtl` section selects, as the train step uses it: with `mtl.rep_grad`
     a gradient aggregator combines the task gradients of the shared representation; a Gramian
-    method takes the Jacobian-free path where `mtl.engine` (and, for "auto", the size of the task
-    Jacobian of the shared parameters, `jacobian_bytes`) says so (mtljax/mtl/gramian.py)."""
+    method takes the Jacobian-free path where `mtl.engine` (and, for "auto", the number of `tasks`)
+    says so (mtljax/mtl/gramian.py)."""
     strategy = get(mtl["strategy"])
     if mtl.get("rep_grad", False) and strategy.kind == "gradient":
         return dataclasses.replace(strategy, computes=gradients.representation_aggregated)
-    if gramian.use_gramian(mtl.get("engine", "auto"), strategy, jacobian_bytes, microbatch, batch_size):
+    if gramian.use_gramian(mtl.get("engine", "auto"), strategy, tasks, microbatch, batch_size):
         return dataclasses.replace(strategy, computes=gramian.gramian_aggregated)
     return strategy
 

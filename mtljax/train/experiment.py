@@ -87,26 +87,7 @@ class Experiment:
     def strategy(self) -> strategies.Strategy:
         """The configured MTL strategy, resolved once (`strategies.resolve`)."""
         cfg = self.cfg
-        return strategies.resolve(cfg["mtl"], len(self.tasks) * self.shared_size() * 4, resolve_microbatch(cfg),
-                                  cfg["train"]["batch_size"])
-
-    def shared_size(self) -> int:
-        """The number of shared parameters (the length of a row of the task Jacobian)."""
-        shape = (1, *sweeps.input_shape(self.cfg))
-        variables = jax.eval_shape(lambda: self.model.init(jax.random.key(0), jnp.zeros(shape)))
-        shared = [variables["params"][k] for k in self.model.shared_params() if k in variables["params"]]
-        return sum(math.prod(a.shape) for a in jax.tree.leaves(shared))
-
-    def step_spec(self) -> StepSpec:
-        """What the train step is built from (mtljax/train/step.py)."""
-        cfg = self.cfg
-        smoothed = {t: task.smoothed(cfg["train"]["label_smoothing"]) for t, task in self.tasks.items()}
-        return StepSpec(model=self.model, tx=self.tx, tasks=smoothed, loss_weights=self.loss_weights,
-                        strategy=self.strategy, mtl=cfg["mtl"], microbatch=resolve_microbatch(cfg),
-                        augment=cfg["augment"], configure=self.configure, steps_per_epoch=self.steps_per_epoch,
-                        compose=compose.composer(cfg["data"]), ema_decay=cfg["train"]["ema_decay"],
-                        shared=tuple(self.model.shared_params()), condition=cfg["pareto"]["condition"],
-                        alpha=cfg["pareto"]["alpha"])
+        return strategies.resolve(cfg["mtl"], len(self.tasks), resolve_microbatch(cfg), cfg["train"]["batch_size"])
 
     @property
     def points(self) -> list[dict[str, float]]:
