@@ -89,6 +89,17 @@ class Experiment:
         cfg = self.cfg
         return strategies.resolve(cfg["mtl"], len(self.tasks), resolve_microbatch(cfg), cfg["train"]["batch_size"])
 
+    def step_spec(self) -> StepSpec:
+        """What the train step is built from (mtljax/train/step.py)."""
+        cfg = self.cfg
+        smoothed = {t: task.smoothed(cfg["train"]["label_smoothing"]) for t, task in self.tasks.items()}
+        return StepSpec(model=self.model, tx=self.tx, tasks=smoothed, loss_weights=self.loss_weights,
+                        strategy=self.strategy, mtl=cfg["mtl"], microbatch=resolve_microbatch(cfg),
+                        augment=cfg["augment"], configure=self.configure, steps_per_epoch=self.steps_per_epoch,
+                        compose=compose.composer(cfg["data"]), ema_decay=cfg["train"]["ema_decay"],
+                        shared=tuple(self.model.shared_params()), condition=cfg["pareto"]["condition"],
+                        alpha=cfg["pareto"]["alpha"])
+
     @property
     def points(self) -> list[dict[str, float]]:
         """The replicas' points (sweeps.points: the sweep's grid, preference rays); [{}] for none."""
