@@ -12,8 +12,7 @@ from scipy.optimize import minimize
 from mtljax import mtl
 from mtljax.mtl import bilevel
 from mtljax.mtl.gradients import Objective
-from mtljax.mtl.methods import auto_lambda, forum, moml
-from mtljax.mtl.solvers import gram
+from mtljax.mtl.methods import auto_lambda, forum
 
 
 def _problem(dtype, t=3, seed=0):
