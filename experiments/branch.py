@@ -8,6 +8,10 @@ tree.png and the HTML report). Stage 2 (`branch_tree`) builds that tree alone an
 scratch with the same recipe (`model.branch.tree: 'stage:branch_search'`).
 
     python -m mtljax.run experiments/branch.py
+
+Measured here (2-core CPU, one seed): the search chose [[0], [0], [0], [0, 0], [0, 1, 1]] (the
+convolutions shared; digit's own dense block, parity and threshold sharing the other) in 113 s;
+the tree then reached 99.42 / 99.70 / 99.63 % test accuracy (digit / parity / threshold) in 95 s.
 """
 
 from experiments.threshold import CONFIG as BASE
