@@ -32,3 +32,9 @@ def test_update_rewrites_between_the_markers(tmp_path):
     assert catalog.main(["--update", str(page)]) == 0
     assert page.read_text() == f"intro\n<!-- methods:start -->\n{catalog.method_list()}\n<!-- methods:end -->\nend\n"
     assert catalog.main(["--update", str(tmp_path / "missing.md")]) == 2
+
+
+def test_every_library_architecture_is_registered():
+    from mtljax import models
+
+    assert set(catalog.LIBMTL_ARCHITECTURES.values()) <= set(models.ARCHITECTURES.names())

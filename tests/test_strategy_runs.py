@@ -1,5 +1,5 @@
-"""Every MTL strategy runs from its config key, with 2 seeds, on 1 device and on 8 fake CPU devices
-(data parallel), with the same loss curves; conflict diagnostics land in the log and a plot."""
+"""Every MTL strategy runs from its config key with 2 seeds; one of each kind also on 8 fake CPU
+devices (data parallel), with the same loss curves; conflict diagnostics land in the log and a plot."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ PARETO_ONLY = ("tchebycheff", "pbi", "pmtl", "pmgda", "cosmos")
 # The methods tests/test_new_method_runs.py trains (on three tasks: Krum needs three rows).
 LATER = ("pcd", "cr_mogm", "krum", "trimmed_mean", "conicgrad", "auto_lambda", "moml", "forum")
 NAMES = sorted(n for n in strategies.STRATEGIES if n not in PARETO_ONLY + LATER)
+# On 8 devices, one method of every way a method reaches the step: a plain loss weighting, its own
+# parameters, epoch state, random draws, the losses after the update, the representation's
+# Gramian, a random aggregator, a Gramian solve, T×P state, independent samples, transformed
+# losses, the losses read by an aggregator, the preference ray.
+EIGHT = ["equal", "uw", "dwa", "rlw", "famo", "mgda_ub", "pcgrad", "mgda", "moco", "modo", "imtl", "gradnorm", "epo"]
 
 
 def _cfg(data_dir, name):
@@ -48,7 +53,7 @@ def test_every_strategy_on_one_and_eight_devices(tmp_path, tiny_data_dir, summar
     # time is compilation, which uses one core, so the two overlap on two cores.
     log = tmp_path / "eight.log"  # A file, not a pipe: the child must never wait for this process to read.
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "eight"), *map(str, paths.values())],
+        proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "eight"), *[str(paths[n]) for n in EIGHT]],
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             for name in NAMES:
@@ -60,9 +65,10 @@ def test_every_strategy_on_one_and_eight_devices(tmp_path, tiny_data_dir, summar
     losses = {}
     for name in NAMES:
         (one,), _ = _history(tmp_path / "one", name)
-        (eight,), _ = _history(tmp_path / "eight", name)
-        for key in ("train/loss", "val/loss", "val/digit/loss"):
-            np.testing.assert_allclose(eight["seeds"][key], one["seeds"][key], rtol=2e-3, err_msg=f"{name} {key}")
+        if name in EIGHT:
+            (eight,), _ = _history(tmp_path / "eight", name)
+            for key in ("train/loss", "val/loss", "val/digit/loss"):
+                np.testing.assert_allclose(eight["seeds"][key], one["seeds"][key], rtol=2e-3, err_msg=f"{name} {key}")
         assert len(set(one["seeds"]["val/loss"])) == 2  # The seeds differ.
         losses[name] = one["val/loss"]
     # The strategies really act differently, except where their definitions coincide: static at

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any
 
@@ -18,8 +19,33 @@ def _windows(x: jnp.ndarray) -> jnp.ndarray:
     return x.transpose(0, 1, 3, 5, 2, 4).reshape(n, h // 2, w // 2, c, 4)
 
 
-@jax.custom_vjp
 def max_pool_2x2(x: jnp.ndarray) -> jnp.ndarray:
+    """2×2 max pooling with stride 2 (`_max_pool`); under `forward_mode`, the same values as plain
+    JAX (the first maximum of each window gathered), which `jax.jvp` can differentiate."""
+    if _FORWARD_MODE:
+        windows = _windows(x)
+        return jnp.take_along_axis(windows, jnp.argmax(windows, axis=-1)[..., None], axis=-1)[..., 0]
+    return _max_pool(x)
+
+
+_FORWARD_MODE = False  # Set by `forward_mode` while a function is traced for jax.jvp.
+
+
+@contextlib.contextmanager
+def forward_mode():
+    """While tracing inside it, the custom-VJP ops (the matmul convolution, the pooling) trace as the
+    plain JAX of their forward computations (the same values), which `jax.jvp` can differentiate:
+    the Gramian engine's J·u (mtljax/mtl/gramian.py). The fused conv-ReLU-pool runs unfused."""
+    global _FORWARD_MODE
+    before, _FORWARD_MODE = _FORWARD_MODE, True
+    try:
+        yield
+    finally:
+        _FORWARD_MODE = before
+
+
+@jax.custom_vjp
+def _max_pool(x: jnp.ndarray) -> jnp.ndarray:
     """2×2 max pooling with stride 2 (VALID: an odd last row or column is dropped), NHWC.
 
     Equal to `nn.max_pool(x, (2, 2), strides=(2, 2))`. Its gradient goes to the first maximum of
@@ -33,7 +59,7 @@ def max_pool_2x2(x: jnp.ndarray) -> jnp.ndarray:
 
 
 def _pool_fwd(x):
-    return max_pool_2x2(x), x
+    return _max_pool(x), x
 
 
 def _pool_bwd(x, dy):
@@ -45,7 +71,7 @@ def _pool_bwd(x, dy):
     return (jnp.pad(dx, ((0, 0), (0, h % 2), (0, w % 2), (0, 0))),)
 
 
-max_pool_2x2.defvjp(_pool_fwd, _pool_bwd)
+_max_pool.defvjp(_pool_fwd, _pool_bwd)
 
 
 def _patches(x: jnp.ndarray, k: int) -> jnp.ndarray:
@@ -231,12 +257,15 @@ class Conv(nn.Module):
             x = jnp.pad(x, ((0, 0), (k // 2, k // 2), (k // 2, k // 2), (0, 0)))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,)) if self.use_bias else None
         matmul = resolve_conv_impl(self.impl) == "matmul"
-        if self.relu_pool and matmul and x.shape[-1] <= FUSE_MAX_CHANNELS:
+        if self.relu_pool and matmul and x.shape[-1] <= FUSE_MAX_CHANNELS and not _FORWARD_MODE:
             return conv_relu_pool(x, kernel, jnp.zeros((self.features,), x.dtype) if bias is None else bias)
         if self.relu_pool:
             x = crop_for_pool(x)
         chunk = self.chunk if jax.default_backend() == "cpu" else 0
-        y = conv_matmul(x, kernel, chunk) if matmul else conv_xla(x, kernel)
+        if matmul and _FORWARD_MODE:  # The same forward computation as plain JAX (for jax.jvp).
+            y = _conv_fwd(x, kernel, chunk)[0]
+        else:
+            y = conv_matmul(x, kernel, chunk) if matmul else conv_xla(x, kernel)
         y = y if bias is None else y + bias
         return max_pool_2x2(nn.relu(y)) if self.relu_pool else y
 

@@ -26,9 +26,12 @@ LIBMTL = {"EW": "equal", "GradNorm": "gradnorm", "UW": "uw", "MGDA": "mgda", "DW
           "GradDrop": "graddrop", "PCGrad": "pcgrad", "GradVac": "gradvac", "IMTL": "imtl", "CAGrad": "cagrad",
           "Nash_MTL": "nash_mtl", "RLW": "rlw", "MoCo": "moco", "Aligned_MTL": "aligned_mtl", "DB_MTL": "db_mtl",
           "STCH": "stch", "ExcessMTL": "excessmtl", "FairGrad": "fairgrad", "FAMO": "famo", "MoDo": "modo",
-          "SDMGrad": "sdmgrad", "UPGrad": "upgrad", "MGDA (rep_grad)": "mgda_ub", "AutoLambda": "auto_lambda", "MOML": "moml", "FORUM": "forum",
-          "HPS": "hard", "Cross_stitch": "cross_stitch", "MTAN": "mtan", "MMoE": "mmoe", "CGC": "cgc", "PLE": "ple",
-          "DSelect_k": "dselect_k", "LTB": "branch"}
+          "SDMGrad": "sdmgrad", "UPGrad": "upgrad", "MGDA (rep_grad)": "mgda_ub", "AutoLambda": "auto_lambda",
+          "MOML": "moml", "FORUM": "forum"}
+# LibMTL's architectures -> mtljax's `model.architecture` (tests/test_catalog.py checks each is registered;
+# this wing does not import the models).
+LIBMTL_ARCHITECTURES = {"HPS": "hard", "Cross_stitch": "cross_stitch", "MTAN": "mtan", "MMoE": "mmoe", "CGC": "cgc",
+                        "PLE": "ple", "DSelect_k": "dselect_k", "LTB": "branch"}
 TORCHJD = {"UPGrad": "upgrad", "AlignedMTL": "aligned_mtl", "CAGrad": "cagrad", "ConFIG": "config",
            "Constant": "static", "DualProj": "dualproj", "GradDrop": "graddrop", "IMTLG": "imtl_g", "Krum": "krum",
            "Mean": "equal", "MGDA": "mgda", "NashMTL": "nash_mtl", "PCGrad": "pcgrad", "Random": "rlw",
@@ -69,15 +72,14 @@ def method_table() -> str:
 
 
 def library_table() -> str:
-    """Every method and architecture of LibMTL and TorchJD, under mtljax's name, then what only
-    mtljax has."""
-    from mtljax.models.architectures import ARCHITECTURES
-
-    ours = [*strategies.STRATEGIES.names(), *ARCHITECTURES.names()]
+    """Every method of LibMTL and TorchJD under mtljax's name, LibMTL's architectures, then the
+    methods only mtljax has."""
+    ours = strategies.STRATEGIES.names()
     names = list(dict.fromkeys([*LIBMTL.values(), *TORCHJD.values()]))
     theirs = lambda lib, n: ", ".join(k for k, v in lib.items() if v == n) or "–"
     rows = ["| mtljax | LibMTL | TorchJD |", "|---|---|---|"]
     rows += [f"| `{n}` | {theirs(LIBMTL, n)} | {theirs(TORCHJD, n)} |" for n in names if n in ours]
+    rows += [f"| `model.architecture: {n}` | {k} | – |" for k, n in LIBMTL_ARCHITECTURES.items()]
     missing = [n for n in names if n not in ours]
     only = [n for n in ours if n not in names]
     text = "\n".join(rows) + f"\n\nOnly in mtljax ({len(only)}): " + ", ".join(f"`{n}`" for n in only) + "."

@@ -38,6 +38,8 @@ class Objective(NamedTuple):
       batch_stats: the statistics the step started from (kept where the model updates none).
       microbatch: > 0: consecutive micro-batches of this size.
       shared: the parameter subtrees every task shares; the others are each task's own.
+      forward: a context manager in which `losses` traces for `jax.jvp` (the model's custom-VJP
+        layers as plain JAX); None: the model has none or no such twin.
     """
 
     losses: Callable
@@ -47,6 +49,7 @@ class Objective(NamedTuple):
     batch_stats: Any = None
     microbatch: int = 0
     shared: Sequence[str] = ("backbone",)
+    forward: Callable | None = None
 
 
 class Gradient(NamedTuple):

@@ -188,9 +188,6 @@ def compile_calls(run: Run) -> float:
     # Streamed, every call receives its own items (stream.call_items), n_replicas × call_steps × batch of them.
     train_data = (call_placeholder(exp, n_replicas * call_steps * batch_size) if exp.streamed
                   else device_split(exp.splits["train"]))
-    if exp.step_spec().lookahead is not None and exp.streamed:
-        raise ValueError(f"mtl.strategy: {cfg['mtl']['strategy']!r} draws look-ahead batches from data in memory; "
-                         "the training images stream from their files here (data.load)")
     run.state, run.best, run.data["sums"], run.data["train"], run.data["rng"] = parallel.replicate(
         (run.state, run.best, zero_sums(exp.tasks, n_replicas), train_data, exp.dropout_rng()), mesh)
     look = lookahead_data(exp)

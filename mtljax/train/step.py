@@ -22,7 +22,7 @@ from jax.flatten_util import ravel_pytree
 from mtljax.data import augment as augmentation
 from mtljax.mtl import pareto, strategies
 from mtljax.mtl.gradients import Gradient, Objective
-from mtljax.models import encode, model_params
+from mtljax.models import encode, model_params, ops
 from mtljax.models.preference import PreferenceModel
 from mtljax.train.state import TrainState, ema_update
 
@@ -242,7 +242,8 @@ def objective(spec: StepSpec, model, batch_stats) -> Objective:
     def representation(params, batch, key):
         return representation_rows(spec, model, params, batch_stats, batch, key)
 
-    return Objective(losses, representation, encoder, heads, batch_stats, spec.microbatch, spec.shared)
+    return Objective(losses, representation, encoder, heads, batch_stats, spec.microbatch, spec.shared,
+                     ops.forward_mode)
 
 
 def representation_rows(spec: StepSpec, model, params, batch_stats, batch, rng) -> jnp.ndarray:
