@@ -1,5 +1,5 @@
 """Data parallel: 8 fake CPU devices give the loss curves of one device (seeds x data parallel),
-with hard sharing and with a soft-sharing architecture."""
+with a soft-sharing architecture (hard sharing: tests/test_strategy_runs.py)."""
 
 from __future__ import annotations
 
