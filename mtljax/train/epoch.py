@@ -38,16 +38,15 @@ def train_call(exp: Experiment):
 
     def train(state, sums, dataset, idx, rng):
         # A bilevel method's look-ahead items: the validation split (`lookahead_data`), or the training split.
-        look = dataset.get("lookahead", dataset)
+        look = dataset.get("lookahead")
         dataset = {k: v for k, v in dataset.items() if k != "lookahead"}
+        look = dataset if look is None else look
 
         def step(carry, batch_idx):
             state, sums = carry
             batch = jax.tree.map(lambda a: a[batch_idx], dataset)
             if spec.lookahead is not None:
-                size = batch_idx.shape[0]
-                look_items = {k: v for k, v in look.items() if k != "lookahead"}
-                batch = {**batch, "lookahead": lookahead_batch(look_items, rng, state.step, size)}
+                batch = {**batch, "lookahead": lookahead_batch(look, rng, state.step, batch_idx.shape[0])}
             state, step_metrics = train_step(state, batch, rng)
             return state, accumulate(sums, step_metrics)
 

@@ -25,15 +25,23 @@ def edge_weights(m: jnp.ndarray, c: float, iters: int = 60) -> jnp.ndarray:
         w = simplex_qp_exact(s * mp / lam, c * a)
         return w, c * a @ w + s * (jnp.maximum(w @ mp @ w, 0.0) / (2 * lam) + lam / 2)
 
-    def body(_, bounds):
-        lo, hi = bounds
-        x1, x2 = hi - 0.618034 * (hi - lo), lo + 0.618034 * (hi - lo)
-        left = at(x1)[1] < at(x2)[1]
-        return jnp.where(left, lo, x1), jnp.where(left, x2, hi)
+    ratio = 0.618034  # (√5 − 1)/2: each step keeps one inner point, so it evaluates one new one.
+
+    def body(_, carry):
+        lo, hi, x1, f1, x2, f2 = carry
+        left = f1 < f2
+        lo, hi = jnp.where(left, lo, x1), jnp.where(left, x2, hi)
+        new = jnp.where(left, hi - ratio * (hi - lo), lo + ratio * (hi - lo))
+        f_new = at(new)[1]
+        x1, f1, x2, f2 = (jnp.where(left, new, x2), jnp.where(left, f_new, f2),
+                          jnp.where(left, x1, new), jnp.where(left, f1, f_new))
+        return lo, hi, x1, f1, x2, f2
 
     top = 0.5 * jnp.log(jnp.max(jnp.diag(m)) + EPS)
     # λ* = ‖P g_w*‖ ≤ max_t ‖g_t‖; below e⁻¹⁰ of that, float32 rounding of wᵀ(M − aaᵀ)w/λ is noise.
-    lo, hi = jax.lax.fori_loop(0, iters, body, (top - 10.0, top + 1.0))
+    lo, hi = top - 10.0, top + 1.0
+    x1, x2 = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    lo, hi, *_ = jax.lax.fori_loop(0, iters, body, (lo, hi, x1, at(x1)[1], x2, at(x2)[1]))
     return at(0.5 * (lo + hi))[0]
 
 
