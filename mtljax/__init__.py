@@ -6,6 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mtljax import timing as _timing
+
+_timing.mark_start()  # The run's `start` and `imports` phases (summary.json) count from here.
+
 
 def load_run(run_dir: str | Path, seed: int = 0, which: str = "best") -> tuple[dict, Any, dict]:
     """(config, model, variables) of a run directory: its resolved config, its Flax model, and the

@@ -9,22 +9,21 @@ defines `CONFIG`, or `STAGES` (run in order; a stage can start from an earlier o
 from __future__ import annotations
 
 import argparse
-import importlib
+import atexit
 import itertools
 import json
 import os
 import resource
 import sys
-import threading
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import jax
 import numpy as np
 
-from mtljax import calibration, config
+from mtljax import calibration, config, timing
 from mtljax.data import mnist
-from mtljax.outputs import history, plots, rundir, summary as summaries, tblog
+from mtljax.outputs import background, history, plots, rundir, summary as summaries, tblog
 from mtljax.train import checkpoint, guard, loop, parallel, sweeps
 from mtljax.train.experiment import Experiment, build_experiment
 
@@ -33,22 +32,23 @@ class UsageError(Exception):
     """Bad input from the command line: reported in one line, exit code 2."""
 
 
-def write_outputs(run_dir: Path, exp: Experiment, summary: dict, preds: Mapping[str, np.ndarray]) -> None:
-    """summary.json and the figures of a finished run (`preds`: the first seed's test predictions)."""
-    rundir.write_json(run_dir / rundir.SUMMARY_FILE, summary)
-    records = rundir.read_history(run_dir)
-    names = list(exp.loss_weights)
-    plots.plot_curves(records, exp.tasks, run_dir / "curves.png")
+def write_figures(outputs: background.Background, run_dir: Path, exp: Experiment, summary: dict,
+                  preds: Mapping[str, np.ndarray]) -> None:
+    """Queues the figures of a finished run that need its test results, then the TensorBoard events
+    with every figure (`preds`: the first seed's test predictions). The learning curves were
+    queued when training ended (`history.EpochLog.trained`)."""
     for t, confusion in summary["confusion"].items():
-        plots.plot_confusion(confusion, exp.tasks[t].class_names, f"{t} (test)", run_dir / f"confusion_{t}.png")
+        outputs.submit("figures", plots.plot_confusion, confusion, exp.tasks[t].class_names, f"{t} (test)",
+                       run_dir / f"confusion_{t}.png")
     test, count = exp.splits["test"], 24
-    plots.plot_samples(np.asarray(test.images[:count]), {t: np.asarray(y[:count]) for t, y in test.labels.items()},
-                       {t: p[:count] for t, p in preds.items()}, exp.tasks, run_dir / "samples.png", count=count)
-    plots.plot_conflict(records, run_dir / "conflict.png")
-    tblog.write_events(run_dir, records, sorted(run_dir.glob("*.png")))
+    outputs.submit("figures", plots.plot_samples, np.asarray(test.images[:count]),
+                   {t: np.asarray(y[:count]) for t, y in test.labels.items()},
+                   {t: p[:count] for t, p in preds.items()}, exp.tasks, run_dir / "samples.png", count)
     if any(k.startswith("loss_weights.") for k in summary.get("sweep", {}).get("keys", [])):
-        for pair in itertools.combinations(names, 2):  # The trade-off between each two tasks.
-            plots.plot_pareto(summary, pair, run_dir / f"pareto_{pair[0]}_{pair[1]}.png")
+        for pair in itertools.combinations(list(exp.loss_weights), 2):  # The trade-off between each two tasks.
+            outputs.submit("figures", plots.plot_pareto, summary, pair, run_dir / f"pareto_{pair[0]}_{pair[1]}.png")
+    outputs.submit("tensorboard", lambda: tblog.write_events(run_dir, rundir.read_history(run_dir),
+                                                             sorted(run_dir.glob("*.png"))))
 
 
 def resume_dir(cfg: Mapping[str, Any], args: argparse.Namespace) -> tuple[Mapping[str, Any], Path]:
@@ -61,29 +61,6 @@ def resume_dir(cfg: Mapping[str, Any], args: argparse.Namespace) -> tuple[Mappin
         raise UsageError(f"--resume: {run_dir} is a run of {saved.get('name')!r}, not {cfg['name']!r}")
     # The run continues with its own config; --set may still change it (e.g. train.epochs).
     return config.resolve(config.apply_overrides(saved, args.set)), run_dir
-
-
-# First needed after the first epoch (figures, TensorBoard events), so they are imported in a
-# thread while the run starts (tensorboardX without torch: tblog.summary_writer).
-OUTPUT_LIBRARIES = ("matplotlib.figure", "PIL.Image", tblog.summary_writer)
-
-
-def preload(modules: Sequence[str | Callable[[], object]]) -> threading.Thread:
-    """Imports `modules` (a name, or a function that imports) in a daemon thread, so that the
-    import overlaps loading the data and XLA's compilation (which releases the GIL) instead of
-    adding to the wall time. A module that fails to import is left to the code that needs it to
-    report."""
-
-    def load() -> None:
-        for module in modules:
-            try:
-                module() if callable(module) else importlib.import_module(module)
-            except Exception:  # noqa: BLE001 - reported where the module is used.
-                pass
-
-    thread = threading.Thread(target=load, name="preload", daemon=True)
-    thread.start()
-    return thread
 
 
 def peak_rss_mib() -> float:
@@ -102,27 +79,35 @@ def peak_rss_mib() -> float:
 TREE_FILE = "tree.json"  # A Learning-to-Branch search's chosen tree.
 
 
-def train_run(exp: Experiment, run_dir: Path, resume: bool) -> dict:
-    """Trains into `run_dir` (config, metrics, checkpoints, summary, figures); returns the summary.
-    On many processes all train, and process 0 alone writes the files other than checkpoints."""
+def train_run(exp: Experiment, run_dir: Path, resume: bool, began: tuple) -> dict:
+    """Trains into `run_dir` (config, metrics, checkpoints, figures, then summary); returns the summary.
+    On many processes all train, and process 0 alone writes the files other than checkpoints.
+    The summary's `timing` counts from `began` (`timing.mark()` when the run began)."""
     if parallel.is_primary():
         rundir.write_json(run_dir / rundir.CONFIG_FILE, config.thaw(exp.cfg))
     version = rundir.code_version()  # At the start: the checkout may change while it trains.
-    result = loop.train_and_evaluate(exp, run_dir, resume=resume, log=history.EpochLog(run_dir, exp.tasks))
-    summary = summaries.build_summary(exp, result)
-    summary["code_version"] = version
-    summary["peak_rss_mib"] = peak_rss_mib()
-    if result.calibration is not None:
-        summary["calibration"] = result.calibration["mean"]
-    if result.trees is not None:
-        summary["tree"] = result.trees[0]
-    if parallel.is_primary():
-        if result.trees is not None:  # A search's choice, for a later stage (`model.branch.tree: 'stage:<name>'`).
-            rundir.write_json(run_dir / TREE_FILE, {"tree": result.trees[0], "per_seed": result.trees})
-            plots.plot_tree(result.trees[0], list(exp.tasks), run_dir / "tree.png")
+    outputs = background.Background()  # Figures and events, on a thread; all written before the summary.
+    try:
+        result = loop.train_and_evaluate(exp, run_dir, resume=resume, log=history.EpochLog(run_dir, exp.tasks, outputs))
+        with timing.phase("summary"):
+            summary = summaries.build_summary(exp, result)
+        summary.update(code_version=version, peak_rss_mib=peak_rss_mib())
         if result.calibration is not None:
-            rundir.write_json(run_dir / calibration.CALIBRATION_FILE, result.calibration)
-        write_outputs(run_dir, exp, summary, {t: p[0] for t, p in result.test_preds.items()})
+            summary["calibration"] = result.calibration["mean"]
+        if result.trees is not None:
+            summary["tree"] = result.trees[0]
+        if parallel.is_primary():
+            if result.trees is not None:  # A search's choice, for a later stage (`model.branch.tree: 'stage:<name>'`).
+                rundir.write_json(run_dir / TREE_FILE, {"tree": result.trees[0], "per_seed": result.trees})
+                outputs.submit("figures", plots.plot_tree, result.trees[0], list(exp.tasks), run_dir / "tree.png")
+            if result.calibration is not None:
+                rundir.write_json(run_dir / calibration.CALIBRATION_FILE, result.calibration)
+            write_figures(outputs, run_dir, exp, summary, {t: p[0] for t, p in result.test_preds.items()})
+    finally:
+        outputs.close()
+    summary["timing"] = timing.report(began)
+    if parallel.is_primary():  # Last: a run directory with a summary is complete.
+        rundir.write_json(run_dir / rundir.SUMMARY_FILE, summary)
     return summary
 
 
@@ -146,6 +131,7 @@ def single_task_config(cfg: Mapping[str, Any], task: str) -> Mapping[str, Any]:
 
 def run_stage(cfg: Mapping[str, Any], args: argparse.Namespace, stage_dirs: dict[str, Path]) -> int:
     """Runs one stage (and its single-task baselines); returns the exit code."""
+    began = timing.mark(process_start=not stage_dirs)  # The first stage counts the process's start.
     run = cfg["init"]["run"]
     if run and run.startswith("stage:"):
         cfg = config.resolve(config.apply_overrides(cfg, [f"init.run={stage_dirs[run[6:]]}"]))
@@ -155,7 +141,8 @@ def run_stage(cfg: Mapping[str, Any], args: argparse.Namespace, stage_dirs: dict
         cfg = config.resolve(config.apply_overrides(cfg, [f"model.branch.tree={chosen}"]))
     try:
         cfg, run_dir = resume_dir(cfg, args) if args.resume else (cfg, None)
-        exp = build_experiment(cfg)  # Loads the data before anything is written.
+        with timing.phase("data"):
+            exp = build_experiment(cfg)  # Loads the data before anything is written.
     except (config.ConfigError, mnist.DataError, UsageError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -164,14 +151,17 @@ def run_stage(cfg: Mapping[str, Any], args: argparse.Namespace, stage_dirs: dict
         run_dir = Path(parallel.broadcast_text(created))
     print(f"run directory: {run_dir}")
     try:
-        summary = train_run(exp, run_dir, args.resume)
+        summary = train_run(exp, run_dir, args.resume, began)
         if cfg["single_task"]:
             summary["single_task"] = {}
             for t in cfg["tasks"]:
                 print(f"single-task baseline: {t}")
                 sub_dir = run_dir / "single" / t
                 sub_dir.mkdir(parents=True, exist_ok=True)
-                sub = train_run(build_experiment(single_task_config(cfg, t)), sub_dir, resume=False)
+                sub_began = timing.mark()
+                with timing.phase("data"):
+                    sub_exp = build_experiment(single_task_config(cfg, t))
+                sub = train_run(sub_exp, sub_dir, False, sub_began)
                 summary["single_task"][t] = {k: v for k, v in sub["test"].items() if k.startswith(f"{t}/")}
             if parallel.is_primary():
                 rundir.write_json(run_dir / rundir.SUMMARY_FILE, summary)
@@ -233,6 +223,7 @@ def enable_compile_cache(setting: str | None) -> Path | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    timing.imports_done()
     parser = argparse.ArgumentParser(prog="python -m mtljax.run", description=__doc__.splitlines()[0])
     parser.add_argument("experiment", help="experiment file, e.g. experiments/threshold.py")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
@@ -264,17 +255,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
             args.set = [*args.set, f"sweep.{key}={values!r}"]
-        stages = config.load_stages(args.experiment, args.set)  # Every stage is validated first.
+        with timing.phase("config"):
+            stages = config.load_stages(args.experiment, args.set)  # Every stage is validated first.
         if args.resume and len(stages) > 1:
             raise UsageError("--resume: not for multi-stage experiments; resume a stage with its own "
                              "--run-dir and a single-stage file")
     except (config.ConfigError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if parallel.is_primary():
-        # scipy (~0.5-0.9 s) computes the intervals over seeds: only runs of several replicas need it.
-        replicated = any(cfg["seeds"] > 1 or sweeps.is_swept(cfg) for cfg in stages)
-        preload(OUTPUT_LIBRARIES + (("scipy.stats",) if replicated else ()))
     stage_dirs: dict[str, Path] = {}
     for cfg in stages:
         code = run_stage(cfg, args, stage_dirs)
@@ -283,5 +271,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def exit_now(code: int) -> None:
+    """Ends the process with `code` once every file is written: the exit handlers run (jax's,
+    `jax.distributed`'s shutdown among them) and the streams are flushed, but the interpreter's
+    teardown of jax, XLA, Orbax and matplotlib, 0.3-0.9 s of a finished run, is skipped."""
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -114,9 +114,8 @@ def real_mnist():
 
 
 # Runs started by `SUMMARIES_ONLY + code` in a subprocess, like the `summaries_only` fixture.
-SUMMARIES_ONLY = ("from mtljax import run as _run; from mtljax.outputs import rundir as _rd\n"
-                  "_run.write_outputs = lambda run_dir, exp, summary, preds: "
-                  "_rd.write_json(run_dir / _rd.SUMMARY_FILE, summary)\n")
+SUMMARIES_ONLY = ("from mtljax.outputs import background as _bg\n"
+                  "_bg.Background.submit = lambda self, *job: None\n")
 
 
 @pytest.fixture
@@ -124,11 +123,9 @@ def summaries_only(monkeypatch):
     """Runs write summary.json but no figures or TensorBoard events (about 1 s of a tiny run's
     2.7): for tests that train many runs and read only their metrics. The outputs themselves are
     tested by the integration, report and TensorBoard tests."""
-    from mtljax import run
-    from mtljax.outputs import rundir
+    from mtljax.outputs import background
 
-    monkeypatch.setattr(run, "write_outputs",
-                        lambda run_dir, exp, summary, preds: rundir.write_json(run_dir / rundir.SUMMARY_FILE, summary))
+    monkeypatch.setattr(background.Background, "submit", lambda self, *job: None)
 
 
 @pytest.fixture(scope="session")
@@ -141,7 +138,7 @@ def calibrated_run(tmp_path_factory):
     from PIL import Image
 
     from mtljax import calibration, run
-    from mtljax.outputs import rundir
+    from mtljax.outputs import background
 
     root = tmp_path_factory.mktemp("calibrated")
     mnist.write_cache(root / "data", synthetic_mnist(), source="synthetic")
@@ -150,7 +147,7 @@ def calibrated_run(tmp_path_factory):
     seen, fit = [], calibration.fit_temperature
     patch = pytest.MonkeyPatch()
     patch.setattr(calibration, "fit_temperature", lambda logits, labels: seen.append(np.array(labels)) or fit(logits, labels))
-    patch.setattr(run, "write_outputs", lambda run_dir, exp, summary, preds: rundir.write_json(run_dir / rundir.SUMMARY_FILE, summary))
+    patch.setattr(background.Background, "submit", lambda self, *job: None)
     try:
         assert run.main([str(root / "exp.py"), "--root", str(root / "runs")]) == 0
     finally:

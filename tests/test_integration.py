@@ -45,6 +45,13 @@ def test_run_writes_everything_and_evaluate_reproduces(tmp_path, tiny_data_dir, 
     for key in ("test/digit/accuracy", "digit/precision", "threshold/f1"):
         assert key.removeprefix("test/") in summary["test"]
     assert {"wall_time_s", "mean_epoch_time_s", "compile_time_s"} <= set(summary)
+    # Where the time went: every phase of the run, those off the critical path apart.
+    timing, background = summary["timing"], "figures (background)"
+    assert {"data", "init", "training", "validation", "test", "calibration", "summary", background,
+            "tensorboard (background)", "checkpoints (background)"} <= set(timing["phases"])
+    assert any(k.startswith("compile (") for k in timing["phases"]) and timing["phases"]["training"] > 0
+    critical = sum(v for k, v in timing["phases"].items() if not k.endswith("(background)"))
+    assert abs(timing["wall_s"] - critical - timing["other_s"]) < 1e-6 and timing["other_s"] > -1e-6
     # The commit that made the numbers (this test runs inside the mtljax git checkout).
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", summary["code_version"]), summary["code_version"]
     assert 100 < summary["peak_rss_mib"] < 20_000

@@ -46,6 +46,55 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path):
     assert epochs == [1, 2, 3]  # None missing, none repeated.
 
 
+# Run in a subprocess: the writer thread's Orbax save of epoch `EPOCH`'s checkpoint stops half way (its
+# arrays written to Orbax's temporary directory, its meta not), leaves a marker file and waits there.
+STALLED_SAVE = """
+import json, pathlib, sys, time
+from orbax.checkpoint._src.handlers import json_checkpoint_handler as handler
+from mtljax import run
+real = handler.JsonCheckpointHandler._save_fn
+async def stalled(self, x, directory):
+    if isinstance(x, dict) and x.get("epoch") == EPOCH:
+        pathlib.Path(MARKER).write_text(str(directory))
+        time.sleep(600)
+    return await real(self, x, directory)
+handler.JsonCheckpointHandler._save_fn = stalled
+sys.exit(run.main(sys.argv[1:]))
+"""
+
+
+def test_sigkill_during_a_background_save_keeps_the_last_checkpoint_and_resumes_bit_identical(tmp_path):
+    """The checkpoints are written on a thread while the run goes on: a kill in the middle of one
+    (here epoch 2's, its arrays on disk, its meta not) leaves epoch 1's checkpoint as the newest,
+    which restores, and the resumed run equals an uninterrupted one bit for bit."""
+    path = kill_resume.write_setup(tmp_path)
+    reference = kill_resume.run_to_end(path, tmp_path / "straight")
+    root, marker = tmp_path / "killed", tmp_path / "saving"
+    code = STALLED_SAVE.replace("EPOCH", "2").replace("MARKER", repr(str(marker)))
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path), "--root", str(root)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), proc.stderr.read()[-2000:] if proc.poll() is not None else "no save of epoch 2"
+    proc.kill()
+    proc.wait()
+    run_dir = next((root / "killme").iterdir())
+    assert not (run_dir / "summary.json").exists()
+    assert list((run_dir / "ckpt" / "latest").glob("*tmp*")), "the kill did not land inside a save"
+    import orbax.checkpoint as ocp
+
+    ckpts = checkpoint.RunCheckpoints(run_dir)
+    (step,) = ckpts.latest.all_steps()  # Epoch 1's; the unfinished one is not listed.
+    meta = ckpts.latest.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    assert meta["epoch"] == 1
+    ckpts.close()
+    subprocess.run([sys.executable, "-m", "mtljax.run", str(path), "--root", str(root), "--resume", "--run-dir",
+                    str(run_dir)], check=True, capture_output=True)
+    assert kill_resume.same_run(reference, run_dir) == []
+    assert [r["epoch"] for r in _history(run_dir)] == [1, 2, 3]
+
+
 def test_sigterm_checkpoints_and_resumes_exactly(tmp_path):
     path = kill_resume.write_setup(tmp_path)
     # Long enough that the signal lands inside the training loop (after it, the default handler acts).
@@ -317,13 +366,3 @@ def test_constructions(n, data_seed, ink, seed):
     mm, ml = constructions.multimnist(x, y, seed)
     assert mm.shape == (len(x), 28, 28, 1) and np.array_equal(ml["left"], y)
     assert mm.max() <= max(x.max(), 0)  # Max-combination never brightens a pixel.
-
-
-def test_preload_imports_in_a_thread_and_swallows_failures(monkeypatch):
-    """run.preload imports its modules in a daemon thread; a module that cannot be imported is
-    skipped there (the code that uses it reports the error), the others are still imported."""
-    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
-    thread = run.preload(["no_such_module_for_mtljax", "colorsys"])
-    thread.join(timeout=30)
-    assert thread.daemon and not thread.is_alive()
-    assert "colorsys" in sys.modules and "no_such_module_for_mtljax" not in sys.modules

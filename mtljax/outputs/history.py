@@ -1,4 +1,5 @@
-"""The epoch log: metrics.jsonl, TensorBoard events and one line per epoch on the console."""
+"""The epoch log: metrics.jsonl, TensorBoard events and one line per epoch on the console; the
+learning curves once training ends."""
 
 from __future__ import annotations
 
@@ -8,16 +9,19 @@ from typing import Any, Mapping
 
 from tqdm import tqdm
 
-from mtljax.outputs import tblog
+from mtljax.outputs import plots, tblog
+from mtljax.outputs.background import Background
 from mtljax.train import parallel
 
 
 class EpochLog:
     """What the training loop reports to (`loop.train_and_evaluate(log=...)`): process 0 writes
-    `metrics.jsonl` (and TensorBoard events and a console line after each epoch)."""
+    `metrics.jsonl` and a console line after each epoch, and has `outputs` (its worker thread)
+    write the TensorBoard events, and after the last epoch the learning-curve and conflict figures
+    (while the test split is evaluated)."""
 
-    def __init__(self, run_dir: Path, tasks: Mapping[str, Any]):
-        self.run_dir, self.tasks = Path(run_dir), tasks
+    def __init__(self, run_dir: Path, tasks: Mapping[str, Any], outputs: Background):
+        self.run_dir, self.tasks, self.outputs = Path(run_dir), tasks, outputs
 
     def start(self, history: list[dict]) -> None:
         """The history as restored (empty for a new run)."""
@@ -27,8 +31,14 @@ class EpochLog:
         """After each epoch: the history so far, its last record on the console."""
         write_history(self.run_dir / "metrics.jsonl", history)
         if parallel.is_primary():
-            tblog.write_events(self.run_dir, history)
+            self.outputs.submit("tensorboard", tblog.write_events, self.run_dir, list(history))
             tqdm.write(log_line(history[-1], self.tasks))
+
+    def trained(self, history: list[dict]) -> None:
+        """After the last epoch: the figures of the history (`curves.png`, `conflict.png`)."""
+        if parallel.is_primary():
+            self.outputs.submit("figures", plots.plot_curves, list(history), self.tasks, self.run_dir / "curves.png")
+            self.outputs.submit("figures", plots.plot_conflict, list(history), self.run_dir / "conflict.png")
 
 
 def log_line(record: Mapping[str, Any], tasks: Mapping[str, Any]) -> str:

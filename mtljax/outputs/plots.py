@@ -11,8 +11,8 @@ import numpy as np
 
 def subplots(*grid: int, figsize: tuple[float, float], **kw):
     """(figure, axes) like `pyplot.subplots`, without pyplot: a bare `Figure` needs no backend or
-    window and is not kept in pyplot's registry. matplotlib is imported here, on first use (the
-    run command starts that import in a thread while XLA compiles, `run.preload`)."""
+    window and is not kept in pyplot's registry, so a run draws its figures on a thread of its own
+    (`outputs.background`). matplotlib is imported here, on first use."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize)

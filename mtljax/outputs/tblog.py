@@ -26,8 +26,8 @@ def _torch_hidden() -> Iterator[None]:
 
     tensorboardX imports torch whenever it is installed (the `bench` extra installs it), only to
     accept torch tensors; mtljax hands it numpy arrays. Importing torch is most of that import's
-    cost, and it runs beside the data loading and tracing of every run (`run.preload`), holding
-    the GIL (docs/performance.md).
+    cost (over a second), and it would run beside the training of every run, holding the GIL
+    (docs/performance.md).
     """
     if "torch" in sys.modules:
         yield

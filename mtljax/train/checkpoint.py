@@ -20,12 +20,22 @@ import concurrent.futures
 import contextlib
 import copy
 import dataclasses
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
 import jax
 import jax.numpy as jnp
-import orbax.checkpoint as ocp
+
+from mtljax import timing
+
+
+def _orbax():
+    """`orbax.checkpoint`, imported on first use (~0.2 s): a new run's first write, on the writer
+    thread while the run goes on, imports it, not the run's start."""
+    import orbax.checkpoint
+
+    return orbax.checkpoint
 
 
 class CheckpointError(RuntimeError):
@@ -40,13 +50,31 @@ class RunCheckpoints:
     """The `latest/` and `best/` checkpoint managers of one run directory."""
 
     def __init__(self, run_dir: Path, keep: int = 3):
-        options = lambda n: ocp.CheckpointManagerOptions(max_to_keep=n, create=True,
-                                                          enable_async_checkpointing=False)
-        root = Path(run_dir).absolute() / "ckpt"
-        self.latest = ocp.CheckpointManager(root / "latest", options=options(keep))
-        self.best = ocp.CheckpointManager(root / "best", options=options(1))
+        self._root, self._keep = Path(run_dir).absolute() / "ckpt", keep
+        self._managers: tuple[Any, Any] | None = None  # (latest, best), opened on first use.
+        self._opening = threading.Lock()
         self._writer: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending: concurrent.futures.Future | None = None
+
+    @property
+    def latest(self) -> Any:
+        """The `latest/` CheckpointManager."""
+        return self._open()[0]
+
+    @property
+    def best(self) -> Any:
+        """The `best/` CheckpointManager."""
+        return self._open()[1]
+
+    def _open(self) -> tuple[Any, Any]:
+        with self._opening:
+            if self._managers is None:
+                ocp = _orbax()
+                options = lambda n: ocp.CheckpointManagerOptions(max_to_keep=n, create=True,
+                                                                  enable_async_checkpointing=False)
+                self._managers = (ocp.CheckpointManager(self._root / "latest", options=options(self._keep)),
+                                  ocp.CheckpointManager(self._root / "best", options=options(1)))
+            return self._managers
 
     def save(self, step: int, tree: Any, meta: dict) -> None:
         """Saves `tree` and `meta` as latest checkpoint `step`, after any queued write.
@@ -72,9 +100,10 @@ class RunCheckpoints:
         tree, meta = jax.tree.map(jnp.copy, tree), copy.deepcopy(meta)
 
         def write() -> None:
-            self._write(self.latest, step, tree, meta)
-            if best_epoch is not None:
-                self._save_best(best_epoch, tree["best"], meta)
+            with timing.phase("checkpoints" + timing.BACKGROUND):
+                self._write(self.latest, step, tree, meta)
+                if best_epoch is not None:
+                    self._save_best(best_epoch, tree["best"], meta)
 
         if jax.process_count() > 1:
             write()
@@ -111,7 +140,8 @@ class RunCheckpoints:
         self._write(self.best, epoch, state, meta)
 
     @staticmethod
-    def _write(manager: ocp.CheckpointManager, step: int, tree: Any, meta: dict) -> None:
+    def _write(manager: Any, step: int, tree: Any, meta: dict) -> None:
+        ocp = _orbax()
         try:
             if step in manager.all_steps():  # A stop after an epoch's last call saved this step already.
                 manager.delete(step)
@@ -144,6 +174,7 @@ class RunCheckpoints:
 
         A checkpoint written before TrainState had its `ema` field restores into a template without
         moving average (`ema` None)."""
+        ocp = _orbax()
         restore = lambda tree: self._restore_newest(which, ocp.args.Composite(
             state=ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)),
             meta=ocp.args.JsonRestore()))
@@ -173,6 +204,7 @@ class RunCheckpoints:
     def load_variables(self, which: str = "best") -> dict:
         """`{"params", "batch_stats"}` of the newest `which` checkpoint, as saved (leading replica axis):
         their moving average when the run kept one (`train.ema_decay`), as evaluation used."""
+        ocp = _orbax()
         restored = self._restore_newest(which, ocp.args.Composite(state=ocp.args.StandardRestore()))
         tree = restored["state"]["train"] if which == "latest" else restored["state"]
         tree = tree.get("ema") or tree
@@ -185,8 +217,8 @@ class RunCheckpoints:
         finally:
             if self._writer is not None:
                 self._writer.shutdown()
-            self.latest.close()
-            self.best.close()
+            for manager in self._managers or ():
+                manager.close()
 
 
 def _without_ema_field(template: Any) -> Any | None:

@@ -10,17 +10,18 @@ initialisation, dropout keys, data order, plateau and early-stopping state, and 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from mtljax import calibration
+from mtljax import calibration, timing
 from mtljax.data import stream
 from mtljax.train import checkpoint, guard, parallel
 from mtljax.train.epoch import (device_split, epoch_chunks, epoch_lrs, epoch_permutation, lookahead_data,
@@ -117,8 +118,8 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False, log
     With `resume`, continues from the latest checkpoint in `run_dir`: state, best state, position
     inside a stopped epoch (with its partial sums), history and early stopping are restored, and
     each epoch's data order is a function of the seed and epoch only, so the run continues bit for
-    bit as it would have. `log` (mtljax/outputs/history.py) gets the history at the start and
-    after every epoch.
+    bit as it would have. `log` (mtljax/outputs/history.py) gets the history at the start, after
+    every epoch and once training ends (`start`, `epoch`, `trained`).
 
     Raises:
       guard.StopRequested: SIGINT/SIGTERM; the current jitted call finished and was checkpointed.
@@ -126,7 +127,8 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False, log
       checkpoint.CheckpointWriteError, OSError: a checkpoint or log could not be written.
     """
     t_start = time.perf_counter()
-    run = restore_or_init(exp, run_dir, resume)
+    with timing.phase("init"):
+        run = restore_or_init(exp, run_dir, resume)
     run.loop.clock = t_start  # This process's part began before the restore.
     if log is not None:
         log.start(run.loop.history)
@@ -136,12 +138,17 @@ def train_and_evaluate(exp: Experiment, run_dir: Path, resume: bool = False, log
             if all(stopper.should_stop for stopper in run.loop.stoppers):
                 break
             t_epoch = time.perf_counter()
-            sums, lrs = run_epoch(run, epoch, received)
+            with timing.phase("training"):
+                sums, lrs = run_epoch(run, epoch, received)
             end_epoch(run, epoch, sums, lrs, time.perf_counter() - t_epoch)
             if log is not None:
-                log.epoch(run.loop.history)
+                with timing.phase("epoch log"):
+                    log.epoch(run.loop.history)
+    if log is not None:
+        log.trained(run.loop.history)
     test_seeds, preds, truth, fitted = test(run)
-    run.ckpts.close()
+    with timing.phase("checkpoints"):
+        run.ckpts.close()
     return RunResult(run.loop.history, [s.best_epoch for s in run.loop.stoppers], test_seeds, preds, truth,
                      run.loop.elapsed(), compile_time, run.loop.nonfinite_steps, fitted, chosen_trees(run))
 
@@ -182,6 +189,7 @@ def compile_calls(run: Run) -> float:
     run.mesh = mesh = parallel.data_mesh()  # None on one device; else batches are split over all of them.
     if mesh is not None and batch_size % mesh.size:
         raise ValueError(f"train.batch_size {batch_size} is not a multiple of the {mesh.size} devices")
+    t_place = time.perf_counter()
     train_fn, eval_fn = make_epoch_fns(exp)
     run.data["val"] = eval_data(exp.splits["val"], exp, mesh)
     call_steps = min(resolve_steps_per_call(cfg), exp.steps_per_epoch)
@@ -192,13 +200,15 @@ def compile_calls(run: Run) -> float:
         (run.state, run.best, zero_sums(exp.tasks, n_replicas), train_data, exp.dropout_rng()), mesh)
     look = lookahead_data(exp)
     run.data["lookahead"] = None if look is None else parallel.replicate(look, mesh)
+    timing.add("data on device", time.perf_counter() - t_place)
     t_compile = time.perf_counter()
     block = run.data["val"].blocks[0]
     idx = parallel.shard_batch(np.zeros((n_replicas, call_steps, batch_size), np.int32), mesh)
-    lowered = [train_fn.lower(run.state, run.data["sums"], call_data(run, run.data["train"]), idx, run.data["rng"]),
-               eval_fn.lower(run.state.params, run.state.batch_stats, block["image"],
-                             {t: block[t] for t in exp.loss_weights})]
-    run.calls["train"], run.calls["eval"] = [low.compile() for low in lowered]  # In threads: no faster (measured).
+    with cache_use() as cache:
+        lowered = [train_fn.lower(run.state, run.data["sums"], call_data(run, run.data["train"]), idx, run.data["rng"]),
+                   eval_fn.lower(run.state.params, run.state.batch_stats, block["image"],
+                                 {t: block[t] for t in exp.loss_weights})]
+        run.calls["train"], run.calls["eval"] = [low.compile() for low in lowered]  # In threads: no faster (measured).
     run.calls["plateau"] = jax.jit(jax.vmap(lambda st, v: exp.plateau.update(jnp.zeros(()), st, value=v)[1]))
     run.chunks, run.call_steps = epoch_chunks(exp.steps_per_epoch, call_steps), call_steps
     every = cfg["mtl"]["diagnose_every"]
@@ -206,7 +216,23 @@ def compile_calls(run: Run) -> float:
         run.calls["diagnose"] = make_diagnostics(exp, first_items(exp) if exp.streamed else run.data["train"])
     else:
         run.calls["diagnose"] = None
-    return time.perf_counter() - t_compile
+    seconds = time.perf_counter() - t_compile
+    timing.add("compile (cache)" if cache and set(cache) == {"hit"} else "compile (cold)", seconds)
+    return seconds
+
+
+@contextlib.contextmanager
+def cache_use() -> Iterator[list[str]]:
+    """Inside: a list that collects "hit" or "miss" for each program looked up in JAX's persistent
+    compilation cache (empty when the cache is off)."""
+    events: list[str] = []
+    names = {"/jax/compilation_cache/cache_hits": "hit", "/jax/compilation_cache/cache_misses": "miss"}
+    listener = lambda event, **_: events.append(names[event]) if event in names else None
+    jax.monitoring.register_event_listener(listener)
+    try:
+        yield events
+    finally:
+        jax.monitoring.unregister_event_listener(listener)
 
 
 def call_data(run: Run, dataset: dict) -> dict:
@@ -284,13 +310,16 @@ def end_epoch(run: Run, epoch: int, sums: dict[str, np.ndarray], lrs: list[float
     counted = np.maximum(exp.steps_per_epoch - sums["nan/steps"], 1)  # Skipped steps add zeros.
     train_replicas = [{key: float(v[k]) / float(counted[k]) for key, v in sums.items() if not key.startswith("nan/")}
                    | {"nonfinite_steps": float(sums["nan/steps"][k])} for k in range(n_replicas)]
-    val_replicas, _, _ = evaluate_split(run.calls["eval"], run.state, run.data["val"], exp)
-    val_loss = np.asarray([m["loss"] for m in val_replicas], np.float32)
-    run.state = run.state.replace(plateau=run.calls["plateau"](run.state.plateau, val_loss))
+    with timing.phase("validation"):
+        val_replicas, _, _ = evaluate_split(run.calls["eval"], run.state, run.data["val"], exp)
+        val_loss = np.asarray([m["loss"] for m in val_replicas], np.float32)
+        run.state = run.state.replace(plateau=run.calls["plateau"](run.state.plateau, val_loss))
     per_seed = [{"lr": lr, **{f"train/{key}": v for key, v in tr.items()}, **{f"val/{key}": v for key, v in va.items()}}
                 for lr, tr, va in zip(lrs, train_replicas, val_replicas)]
     if run.calls["diagnose"] is not None and epoch % exp.cfg["mtl"]["diagnose_every"] == 0:
-        for key, values in run.calls["diagnose"](run.state).items():
+        with timing.phase("diagnostics"):
+            diagnosed = run.calls["diagnose"](run.state)
+        for key, values in diagnosed.items():
             for m, v in zip(per_seed, values):
                 m[key] = v
     record = {"epoch": epoch, "epoch_time_s": seconds, **seed_mean(per_seed)}
@@ -303,8 +332,9 @@ def end_epoch(run: Run, epoch: int, sums: dict[str, np.ndarray], lrs: list[float
         run.best, loop.best_saved = select_seeds(improved, run.state, run.best), epoch
     # Written while the next epoch trains. Latest first: it holds the best state too, so a death
     # between the writes loses nothing.
-    run.ckpts.save_epoch(run.global_step(), {"train": run.state, "best": run.best}, loop.meta(epoch),
-                         best_epoch=epoch if improved.any() else None)
+    with timing.phase("checkpoints"):
+        run.ckpts.save_epoch(run.global_step(), {"train": run.state, "best": run.best}, loop.meta(epoch),
+                             best_epoch=epoch if improved.any() else None)
 
 
 def test(run: Run) -> tuple[list[dict[str, float]], dict[str, np.ndarray], dict[str, np.ndarray], dict | None]:
@@ -313,12 +343,14 @@ def test(run: Run) -> tuple[list[dict[str, float]], dict[str, np.ndarray], dict[
     validation split alone (`calibration.fit_run`; None without classification tasks)."""
     exp = run.exp
     state = run.best if exp.cfg["train"]["restore_best"] and run.loop.best_saved else run.state
-    test_data: EvalData = eval_data(exp.splits["test"], exp, run.mesh)
-    test_seeds, preds, test_logits = evaluate_split(run.calls["eval"], state, test_data, exp)
+    with timing.phase("test"):
+        test_data: EvalData = eval_data(exp.splits["test"], exp, run.mesh)
+        test_seeds, preds, test_logits = evaluate_split(run.calls["eval"], state, test_data, exp)
     classify = [t for t, task in exp.tasks.items() if task.kind == "classification"]
     fitted = None
     if classify and run.data["val"].size:
-        _, _, val_logits = evaluate_split(run.calls["eval"], state, run.data["val"], exp)
-        fitted = calibration.fit_run({t: (val_logits[t], run.data["val"].truth[t]) for t in classify},
-                                     {t: (test_logits[t], test_data.truth[t]) for t in classify})
+        with timing.phase("calibration"):
+            _, _, val_logits = evaluate_split(run.calls["eval"], state, run.data["val"], exp)
+            fitted = calibration.fit_run({t: (val_logits[t], run.data["val"].truth[t]) for t in classify},
+                                         {t: (test_logits[t], test_data.truth[t]) for t in classify})
     return test_seeds, preds, test_data.truth, fitted
