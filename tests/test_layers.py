@@ -11,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "mtljax"
 # The wing order, written once: foundation first, the commands last.
 WINGS = [
-    ("foundation", ["mtljax.registry", "mtljax.tasks", "mtljax.metrics", "mtljax.calibration"]),
+    ("foundation", ["mtljax.registry", "mtljax.tasks", "mtljax.metrics", "mtljax.calibration", "mtljax.timing"]),
     ("data", ["mtljax.data"]),
     ("models", ["mtljax.models"]),
     ("mtl", ["mtljax.mtl"]),
