@@ -311,7 +311,7 @@ def end_epoch(run: Run, epoch: int, sums: dict[str, np.ndarray], lrs: list[float
     train_replicas = [{key: float(v[k]) / float(counted[k]) for key, v in sums.items() if not key.startswith("nan/")}
                    | {"nonfinite_steps": float(sums["nan/steps"][k])} for k in range(n_replicas)]
     with timing.phase("validation"):
-        val_replicas, _, _ = evaluate_split(run.calls["eval"], run.state, run.data["val"], exp)
+        val_replicas, _, run.data["val_logits"] = evaluate_split(run.calls["eval"], run.state, run.data["val"], exp)
         val_loss = np.asarray([m["loss"] for m in val_replicas], np.float32)
         run.state = run.state.replace(plateau=run.calls["plateau"](run.state.plateau, val_loss))
     per_seed = [{"lr": lr, **{f"train/{key}": v for key, v in tr.items()}, **{f"val/{key}": v for key, v in va.items()}}
@@ -342,7 +342,13 @@ def test(run: Run) -> tuple[list[dict[str, float]], dict[str, np.ndarray], dict[
     (`train.restore_best`) or the last one; and that state's temperature scaling, fitted on the
     validation split alone (`calibration.fit_run`; None without classification tasks)."""
     exp = run.exp
-    state = run.best if exp.cfg["train"]["restore_best"] and run.loop.best_saved else run.state
+    restore = exp.cfg["train"]["restore_best"] and run.loop.best_saved
+    state = run.best if restore else run.state
+    # The last validation's logits are `state`'s when it is the last state (or every replica's best
+    # is the last epoch): calibration then reuses them instead of evaluating the split again.
+    last = run.loop.history[-1]["epoch"] if run.loop.history else None
+    same = not restore or all(stopper.best_epoch == last for stopper in run.loop.stoppers)
+    val_logits = run.data.get("val_logits") if same else None
     with timing.phase("test"):
         test_data: EvalData = eval_data(exp.splits["test"], exp, run.mesh)
         test_seeds, preds, test_logits = evaluate_split(run.calls["eval"], state, test_data, exp)
@@ -350,7 +356,8 @@ def test(run: Run) -> tuple[list[dict[str, float]], dict[str, np.ndarray], dict[
     fitted = None
     if classify and run.data["val"].size:
         with timing.phase("calibration"):
-            _, _, val_logits = evaluate_split(run.calls["eval"], state, run.data["val"], exp)
+            if val_logits is None:
+                _, _, val_logits = evaluate_split(run.calls["eval"], state, run.data["val"], exp)
             fitted = calibration.fit_run({t: (val_logits[t], run.data["val"].truth[t]) for t in classify},
                                          {t: (test_logits[t], test_data.truth[t]) for t in classify})
     return test_seeds, preds, test_data.truth, fitted
