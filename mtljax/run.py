@@ -218,7 +218,9 @@ def enable_compile_cache(setting: str | None) -> Path | None:
     path = Path(setting).expanduser() if setting else mnist.default_data_dir() / "xla"
     jax.config.update("jax_compilation_cache_dir", str(path))
     if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:  # JAX's own setting wins.
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)  # Only what is worth a file.
+        # Every program, however quick to compile: reading a small one back is quicker still (the
+        # speedrun's init 0.5 -> 0.37 s, its validation 0.19 -> 0.12 s; ~60 files, 0.5 MB, per model).
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     return path
 
 
