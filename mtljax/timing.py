@@ -22,6 +22,7 @@ BACKGROUND = " (background)"  # Suffix of the phases timed off the critical path
 _lock = threading.Lock()
 _seconds: dict[str, float] = {}
 _imports_began: list[float] = []  # When mtljax's first line ran (`mark_start`).
+_started_marks: list[bool] = []  # Whether `mark(process_start=True)` was given out.
 
 
 def process_age() -> float | None:
@@ -74,8 +75,10 @@ def seconds() -> dict[str, float]:
 
 def mark(process_start: bool = False) -> tuple[dict[str, float], float]:
     """Now, for `report`: the phases so far and the clock; with `process_start`, the process's
-    start instead (its first run reports every phase, `start` and `imports` included)."""
-    if process_start:
+    start instead, the first time it is asked for (the process's first run reports every phase,
+    `start` and `imports` included; a later run in the same process, only its own)."""
+    if process_start and not _started_marks:
+        _started_marks.append(True)
         return {}, time.perf_counter() - (process_age() or 0.0)
     return seconds(), time.perf_counter()
 
