@@ -113,19 +113,20 @@ def real_mnist():
         pytest.fail(f"real MNIST unavailable: {exc}")
 
 
-# Runs started by `SUMMARIES_ONLY + code` in a subprocess, like the `summaries_only` fixture.
+# Runs started by `SUMMARIES_ONLY + code` in a subprocess write no figures or events either.
 SUMMARIES_ONLY = ("from mtljax.outputs import background as _bg\n"
                   "_bg.Background.submit = lambda self, *job: None\n")
 
 
-@pytest.fixture
-def summaries_only(monkeypatch):
-    """Runs write summary.json but no figures or TensorBoard events (about 1 s of a tiny run's
-    2.7): for tests that train many runs and read only their metrics. The outputs themselves are
-    tested by the integration, report and TensorBoard tests."""
-    from mtljax.outputs import background
+@pytest.fixture(autouse=True)
+def summaries_only(request, monkeypatch):
+    """Runs in the test process write summary.json but no figures or TensorBoard events (about
+    1.5 s of CPU a run, most of a tiny run's), except in tests marked `outputs`: those that read
+    the figures or events (the integration, report, TensorBoard, sweep-figure and tree tests)."""
+    if request.node.get_closest_marker("outputs") is None:
+        from mtljax.outputs import background
 
-    monkeypatch.setattr(background.Background, "submit", lambda self, *job: None)
+        monkeypatch.setattr(background.Background, "submit", lambda self, *job: None)
 
 
 @pytest.fixture(scope="session")

@@ -89,7 +89,7 @@ def test_bad_data_is_one_error_line(tmp_path, capsys, case):
     assert not (tmp_path / "runs").exists()  # Nothing written.
 
 
-def test_skipped_unreadable_images_are_counted(tmp_path, capsys, summaries_only):
+def test_skipped_unreadable_images_are_counted(tmp_path, capsys):
     write_folder(tmp_path / "imgs", extra_rows=["gone.png,round,train", "also-gone.png,square,test"])
     code, err = _run(tmp_path, capsys, f"folder:{tmp_path / 'imgs'}", tasks=["shape"], columns={"shape": "shape"},
                      data={"skip_unreadable": True}, train={"batch_size": 10})

@@ -18,7 +18,7 @@ TINY = ["data.val_size=100", "model.features=[4,8,8]", "model.dense=16", "train.
 
 
 @pytest.fixture
-def in_process(monkeypatch, summaries_only):
+def in_process(monkeypatch):
     """Cells run in this process (the suite's compiled code and quick-compile setting are shared),
     without their runs' own figures; the command line is the one a subprocess would get."""
     launched = []

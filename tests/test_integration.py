@@ -30,6 +30,7 @@ def _only_run(root):
     return runs[0]
 
 
+@pytest.mark.outputs
 def test_run_writes_everything_and_evaluate_reproduces(tmp_path, tiny_data_dir, capsys):
     root = tmp_path / "runs"
     assert run.main([_experiment(tmp_path, tiny_config(tiny_data_dir)), "--root", str(root)]) == 0

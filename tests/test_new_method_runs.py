@@ -63,6 +63,7 @@ def test_bad_options_are_one_error_line_and_exit_2(tmp_path, tiny_data_dir, caps
     assert len(err) == 1 and err[0].startswith(message), err
 
 
+@pytest.mark.outputs
 def test_learning_to_branch_searches_then_trains_the_chosen_tree(tmp_path, tiny_data_dir):
     stages = [tiny_config(tiny_data_dir, name="ltb_search", model={"architecture": "branch", "branch": {"width": 2}},
                           train={"epochs": 1, "batch_size": 40}),

@@ -27,6 +27,7 @@ def _run(tmp_path, cfg, *args):
     return run_dir, json.loads((run_dir / "summary.json").read_text())
 
 
+@pytest.mark.outputs
 def test_a_regression_head_beside_classification_heads(tmp_path, tiny_data_dir, capsys):
     run_dir, summary = _run(tmp_path, _config(tiny_data_dir, train={"monitor": "val/sum/mae", "monitor_mode": "min"}),
                             "--seeds", "2")
@@ -60,6 +61,7 @@ def test_a_regression_head_beside_classification_heads(tmp_path, tiny_data_dir, 
     assert set(result) == {"value", "label"} and isinstance(result["value"], float)
 
 
+@pytest.mark.outputs
 def test_a_loss_weight_sweep_over_the_regression_task(tmp_path, tiny_data_dir):
     run_dir, summary = _run(tmp_path, _config(tiny_data_dir, train={"epochs": 1}),
                             "--sweep", "loss_weights.sum=0.5,2")

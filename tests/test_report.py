@@ -24,6 +24,7 @@ def _chromium() -> str:
     return path
 
 
+@pytest.mark.outputs
 def test_report_renders_in_headless_chromium(tmp_path, tiny_data_dir, capsys):
     cfg = tiny_config(tiny_data_dir, mtl={"diagnose_every": 1})
     path = tmp_path / "tiny.py"

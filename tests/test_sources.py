@@ -227,7 +227,7 @@ def test_example_configs_of_tfds_datasets(tmp_path, name, tasks):
     assert int(state.step[0]) == 1 and np.isfinite(float(sums["loss"][0]))
 
 
-def test_streamed_training_is_the_in_memory_training_bit_for_bit(tmp_path, summaries_only):
+def test_streamed_training_is_the_in_memory_training_bit_for_bit(tmp_path):
     """Training images read from their files call by call (grain, data.load 'stream') give the very
     batches of the in-memory path: the same test metrics and confusion counts, to the bit."""
     import json
@@ -249,7 +249,7 @@ def test_streamed_training_is_the_in_memory_training_bit_for_bit(tmp_path, summa
         assert summaries["stream"][key] == summaries["memory"][key]
 
 
-def test_a_streamed_run_stopped_inside_an_epoch_resumes_exactly(tmp_path, summaries_only, monkeypatch):
+def test_a_streamed_run_stopped_inside_an_epoch_resumes_exactly(tmp_path, monkeypatch):
     import contextlib
     import json
 

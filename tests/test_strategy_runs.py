@@ -40,7 +40,7 @@ def _history(root, name):
 
 
 @pytest.mark.long(240)
-def test_every_strategy_on_one_and_eight_devices(tmp_path, tiny_data_dir, summaries_only):
+def test_every_strategy_on_one_and_eight_devices(tmp_path, tiny_data_dir):
     paths = {}
     for name in NAMES:
         paths[name] = tmp_path / f"s_{name}.py"
@@ -97,6 +97,7 @@ def test_uncertainty_parameters_are_trained(tmp_path, tiny_data_dir):
     assert log_var.shape == (1, 2) and np.all(log_var != 0)
 
 
+@pytest.mark.outputs
 def test_conflict_diagnostics(tmp_path, tiny_data_dir):
     cfg = tiny_config(tiny_data_dir, tasks=["digit", "parity", "threshold"], mtl={"diagnose_every": 1},
                       train={"epochs": 2})

@@ -65,7 +65,7 @@ def test_bad_sweep_exits_2_and_writes_nothing(tmp_path, tiny_data_dir, capsys):
 
 @pytest.mark.long(30)
 @pytest.mark.parametrize("key, values", [
-    ("loss_weights.parity", [0.5, 2.0]),
+    pytest.param("loss_weights.parity", [0.5, 2.0], marks=pytest.mark.outputs),  # Its Pareto figure.
     ("optimizer.lr", [3e-3, 1e-2]),
     ("model.dropout", [0.1, 0.4]),  # (optimizer.weight_decay takes optimizer.lr's path: the optimizer rebuilt.)
 ])
@@ -111,6 +111,7 @@ def test_repeated_set_flags_all_apply(tmp_path, tiny_data_dir):
     assert summary["epochs_run"] == 2
 
 
+@pytest.mark.outputs
 def test_results_sweep_table(tmp_path, tiny_data_dir, capsys):
     from mtljax import results
 

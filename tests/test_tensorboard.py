@@ -14,6 +14,7 @@ from mtljax.outputs import tblog
 from conftest import tiny_config
 
 
+@pytest.mark.outputs
 def test_run_writes_readable_events(tmp_path, tiny_data_dir):
     path = tmp_path / "tiny.py"
     path.write_text("CONFIG = " + pprint.pformat(tiny_config(tiny_data_dir)) + "\n")

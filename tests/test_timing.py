@@ -41,6 +41,7 @@ def test_process_age_is_the_time_since_this_process_started(monkeypatch):
     assert timing.report(timing.mark(process_start=True))["wall_s"] < 0.5
 
 
+@pytest.mark.outputs  # The real Background.submit.
 def test_background_jobs_run_in_order_and_wait_raises_their_error():
     done, outputs = [], Background()
     outputs.submit("figures", lambda: (time.sleep(0.05), done.append(1)))
