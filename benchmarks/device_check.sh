@@ -9,11 +9,13 @@
 # It prints the device and the library versions, builds the MNIST cache (outside the timed
 # parts), runs the tests that exercise the device paths (ops, parallel, seeds, training,
 # checkpoints), the speed table of the threshold model at batch 128/512/2048, the train step's
-# settings against each other at batch 512 for the threshold model and the two BatchNorm models
-# (benchmarks/tables/step_settings.py: the figures the `auto` defaults come from), the seeds-in-one-
-# program rates at 1/8/64 seeds (vmap and loop), one round of the speedrun against its PyTorch
-# recipe (benchmarks/speedrun.py), and experiments/threshold.py twice: with deterministic GPU
-# kernels (mtljax.run's default) and without, for their cost.
+# settings against each other at batch 512 for the threshold model
+# (benchmarks/tables/step_settings.py: the figures the `auto` defaults come from; the BatchNorm
+# models' with `--models BN`, measured before), the seeds-in-one-program rates at 1/8/64/256 seeds
+# (vmap and loop), where a speedrun's time goes beside training (benchmarks/overhead.py), one
+# round of the speedrun against its PyTorch recipe (benchmarks/speedrun.py), and
+# experiments/threshold.py twice: with deterministic GPU kernels (mtljax.run's default) and
+# without, for their cost.
 # PyTorch runs on the GPU when it has one. Each part has its own time limit (480 s in all), so one
 # slow part cannot eat the others' time; a part that fails is reported and the rest still run.
 # With time to spare, every model of the speed table: `python -m benchmarks.speed --quick
@@ -53,8 +55,9 @@ part 90 "tests" env XLA_PYTHON_CLIENT_PREALLOCATE=false $PY -m pytest -q -n 8 -p
     tests/test_checkpoint.py tests/test_train.py
 part 60 "speed, batch 128/512/2048" $PY -m benchmarks.speed --quick --batches 128 512 2048 --models "threshold"
 part 55 "step settings, batch 512" $PY -m benchmarks.tables.step_settings --batches 512
-part 65 "step settings, BatchNorm models, batch 512" $PY -m benchmarks.tables.step_settings --batches 512 --models BN
-part 55 "seeds in one program (1/8/64)" $PY -m benchmarks.scaling --skip runs devices --seeds 8 64
+part 70 "seeds in one program (1/8/64/256)" $PY -m benchmarks.scaling --skip runs devices --seeds 8 64 256
+# Where a run's time goes beside training (summary.json's timing), cold and warm.
+part 50 "run overhead, speedrun" $PY -m benchmarks.overhead --rounds 1 --experiments experiments/speedrun.py
 part 50 "speedrun against its PyTorch recipe" $PY -m benchmarks.speedrun --rounds 1
 part 35 "threshold.py, deterministic kernels" $PY -m mtljax.run experiments/threshold.py --root /tmp/device_check
 part 35 "threshold.py, XLA's default kernels" env XLA_FLAGS=--xla_gpu_deterministic_ops=false \
