@@ -33,10 +33,10 @@ class UsageError(Exception):
 
 
 def write_figures(outputs: background.Background, run_dir: Path, exp: Experiment, summary: dict,
-                  preds: Mapping[str, np.ndarray]) -> None:
+                  preds: Mapping[str, np.ndarray], records: list[dict]) -> None:
     """Queues the figures of a finished run that need its test results, then the TensorBoard events
-    with every figure (`preds`: the first seed's test predictions). The learning curves were
-    queued when training ended (`history.EpochLog.trained`)."""
+    of its history `records` with every figure (`preds`: the first seed's test predictions). The
+    learning curves were queued when training ended (`history.EpochLog.trained`)."""
     for t, confusion in summary["confusion"].items():
         outputs.submit("figures", plots.plot_confusion, confusion, exp.tasks[t].class_names, f"{t} (test)",
                        run_dir / f"confusion_{t}.png")
@@ -47,8 +47,8 @@ def write_figures(outputs: background.Background, run_dir: Path, exp: Experiment
     if any(k.startswith("loss_weights.") for k in summary.get("sweep", {}).get("keys", [])):
         for pair in itertools.combinations(list(exp.loss_weights), 2):  # The trade-off between each two tasks.
             outputs.submit("figures", plots.plot_pareto, summary, pair, run_dir / f"pareto_{pair[0]}_{pair[1]}.png")
-    outputs.submit("tensorboard", lambda: tblog.write_events(run_dir, rundir.read_history(run_dir),
-                                                             sorted(run_dir.glob("*.png"))))
+    # The figures are listed when the job runs, after those queued before it are drawn.
+    outputs.submit("tensorboard", lambda: tblog.write_events(run_dir, records, sorted(run_dir.glob("*.png"))))
 
 
 def resume_dir(cfg: Mapping[str, Any], args: argparse.Namespace) -> tuple[Mapping[str, Any], Path]:
@@ -102,7 +102,8 @@ def train_run(exp: Experiment, run_dir: Path, resume: bool, began: tuple) -> dic
                 outputs.submit("figures", plots.plot_tree, result.trees[0], list(exp.tasks), run_dir / "tree.png")
             if result.calibration is not None:
                 rundir.write_json(run_dir / calibration.CALIBRATION_FILE, result.calibration)
-            write_figures(outputs, run_dir, exp, summary, {t: p[0] for t, p in result.test_preds.items()})
+            write_figures(outputs, run_dir, exp, summary, {t: p[0] for t, p in result.test_preds.items()},
+                          result.history)
     finally:
         outputs.close()
     summary["timing"] = timing.report(began)
@@ -131,7 +132,7 @@ def single_task_config(cfg: Mapping[str, Any], task: str) -> Mapping[str, Any]:
 
 def run_stage(cfg: Mapping[str, Any], args: argparse.Namespace, stage_dirs: dict[str, Path]) -> int:
     """Runs one stage (and its single-task baselines); returns the exit code."""
-    began = timing.mark(process_start=not stage_dirs)  # The first stage counts the process's start.
+    began = timing.mark(process_start=True)  # The process's first run counts from the process's start.
     run = cfg["init"]["run"]
     if run and run.startswith("stage:"):
         cfg = config.resolve(config.apply_overrides(cfg, [f"init.run={stage_dirs[run[6:]]}"]))

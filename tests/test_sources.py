@@ -337,3 +337,18 @@ def test_auto_streams_only_what_would_not_fit(monkeypatch):
     assert stream.should_stream("auto", 5 * 2**30, True)
     assert not stream.should_stream("auto", 5 * 2**30, False)  # This source cannot stream.
     assert stream.should_stream("stream", 1, True) and not stream.should_stream("memory", 2**40, True)
+
+
+def test_a_bilevel_method_on_streamed_images_is_one_error_line_and_exit_2(tmp_path, capsys):
+    """Auto-Lambda draws its look-ahead batches from data on the device: with streamed training
+    images the run stops before writing anything, naming the fix."""
+    from mtljax import run
+
+    directory, _, _ = idx_dir(tmp_path, n_train=400, gz="")
+    cfg = tiny_config("unused", tasks=["digit", "parity"], mtl={"strategy": "auto_lambda"},
+                      data={"source": f"idx:{directory}", "val_size": 50, "load": "stream"})
+    (tmp_path / "exp.py").write_text(f"CONFIG = {cfg!r}\n")
+    assert run.main([str(tmp_path / "exp.py"), "--root", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: mtl.strategy: 'auto_lambda'") and "data.load: memory" in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()

@@ -31,7 +31,7 @@ class Background:
             with timing.phase(phase + timing.BACKGROUND):
                 fn(*args)
 
-        self._jobs = [j for j in self._jobs if not j.done() or j.exception() is not None] + [self._pool.submit(job)]
+        self._jobs.append(self._pool.submit(job))
 
     def wait(self) -> None:
         """Returns once every queued job is done; raises the first failed job's error."""

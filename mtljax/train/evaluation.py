@@ -69,14 +69,12 @@ def evaluate_split(evaluate: Callable, state: TrainState, split: EvalData, exp: 
     `evaluate` runs one block per call; the padding is cut off here. `loss` weighs the task losses
     with the configured weights (a loss-weight sweep: each replica's own)."""
     params, batch_stats = eval_variables(state)
-    one = lambda part: jax.block_until_ready(evaluate(params, batch_stats, part["image"],
-                                                      {t: part[t] for t in exp.loss_weights}))
+    call = lambda part: evaluate(params, batch_stats, part["image"], {t: part[t] for t in exp.loss_weights})
     if jax.default_backend() == "cpu" and len(split.blocks) > 1:  # Each block's result is the same either way.
         with concurrent.futures.ThreadPoolExecutor(CPU_EVAL_THREADS, thread_name_prefix="evaluate") as pool:
-            outs = list(pool.map(one, split.blocks))
+            outs = list(pool.map(lambda part: jax.block_until_ready(call(part)), split.blocks))
     else:
-        outs = [evaluate(params, batch_stats, part["image"], {t: part[t] for t in exp.loss_weights})
-                for part in split.blocks]
+        outs = [call(part) for part in split.blocks]
     n, truth = split.size, split.truth
     out = {t: [np.concatenate([parallel.host_value(o[t][i]) for o in outs], axis=1)[:, :n] for i in (0, 1, 2)]
            for t in exp.loss_weights}

@@ -206,11 +206,7 @@ def build_experiment(cfg: Mapping[str, Any]) -> Experiment:
     # The first point's values build the initial state: parameter and optimizer-state structures
     # do not depend on the swept values.
     model, tx = configure(cfg, schedule, sweeps.grid(cfg["sweep"])[0])
-    if strategies.get(cfg["mtl"]["strategy"]).lookahead is not None and isinstance(splits["train"].images,
-                                                                                    stream.LazyImages):
-        raise ValueError(f"mtl.strategy: {cfg['mtl']['strategy']!r} draws look-ahead batches from data in memory; "
-                         "here the training images stream from their files (set data.load: memory)")
-    return Experiment(
+    exp = Experiment(
         cfg=cfg,
         splits=splits,
         model=model,
@@ -222,6 +218,10 @@ def build_experiment(cfg: Mapping[str, Any]) -> Experiment:
         configure=functools.partial(configure, cfg, schedule) if swept else None,
         data_info=data_info,
     )
+    if exp.streamed and strategies.get(cfg["mtl"]["strategy"]).lookahead is not None:
+        raise ValueError(f"mtl.strategy: {cfg['mtl']['strategy']!r} draws look-ahead batches from data in memory; "
+                         "here the training images stream from their files (set data.load: memory)")
+    return exp
 
 
 def configure(cfg: Mapping[str, Any], schedule: Callable, values: Mapping[str, Any]) -> tuple[Any, Any]:
