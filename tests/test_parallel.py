@@ -40,7 +40,7 @@ def _history(tmp_path, name, cfg, proc):
 
 
 @pytest.mark.long(30)
-@pytest.mark.parametrize("architecture", ["ple"])  # Hard sharing: tests/test_strategy_runs.py, 13 methods.
+@pytest.mark.parametrize("architecture", ["ple"])  # Hard sharing: tests/test_strategy_runs.py, 8 methods.
 def test_eight_devices_match_one(tmp_path, tiny_data_dir, architecture):
     cfg = tiny_config(tiny_data_dir, train={"epochs": 2, "batch_size": 40}, model={"architecture": architecture})
     # Both at once: each spends most of its time compiling, on one core.
