@@ -20,7 +20,7 @@ from mtljax.train.state import TrainState, eval_variables
 EVAL_BLOCK = 2048  # Most examples per evaluation call (a multiple of the CPU's eval chunk of 32).
 MIN_EVAL_BLOCK = 256  # Fewest examples per call when the splits need several calls.
 # Blocks evaluated at once on a CPU, each call on its own thread: one call keeps ~1.75 of 2 cores
-# busy (its small per-chunk matmuls), two keep both (test split of the speedrun: 4.4 -> 3.5 s).
+# busy (its small per-chunk matmuls), two keep both (the speedrun's test split: 4.4-4.9 -> 3.3-3.9 s).
 CPU_EVAL_THREADS = 2
 
 
