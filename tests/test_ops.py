@@ -61,6 +61,22 @@ def test_chunked_matmul_conv_equals_the_whole_batch(chunk):
     assert ops._chunks(x, 5) is None and ops._chunks(x, 16) is None and ops._chunks(x, 4).shape[:2] == (4, 4)
 
 
+def test_low_memory_chunk_loop_equals_lax_map_and_makes_its_output_from_the_data():
+    """Under `ops.low_memory` the chunked convolution's loop gives lax.map's values bit for bit,
+    under jit, and its program has no zero-filled buffer of the output's shape (the buffer XLA
+    placed anywhere); outside it, the loop is lax.map's."""
+    chunks = jnp.asarray(np.random.default_rng(3).normal(size=(4, 8, 9, 9, 5)), jnp.float32)
+    w = jnp.asarray(np.random.default_rng(4).normal(size=(45, 6)), jnp.float32)
+    f = lambda c: ops._conv_one(c, w, 3)[0]
+    with ops.low_memory():
+        ours = jax.jit(lambda c: ops._map_chunks(f, c)).lower(chunks)
+    theirs = jax.jit(lambda c: jax.lax.map(f, c)).lower(chunks)
+    np.testing.assert_array_equal(ours.compile()(chunks), theirs.compile()(chunks))
+    zeros = "f32[4,8,7,7,6]{4,3,2,1,0} broadcast(constant"
+    assert zeros in theirs.as_text("hlo") and zeros not in ours.as_text("hlo")
+    assert zeros in jax.jit(lambda c: ops._map_chunks(f, c)).lower(chunks).as_text("hlo")
+
+
 @pytest.mark.parametrize("n,h,w,c,f", CONV_SHAPES[:3])
 def test_matmul_conv_check_grads(n, h, w, c, f):
     rng = np.random.default_rng(1)

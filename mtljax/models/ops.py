@@ -29,6 +29,7 @@ def max_pool_2x2(x: jnp.ndarray) -> jnp.ndarray:
 
 
 _FORWARD_MODE = False  # Set by `forward_mode` while a function is traced for jax.jvp.
+_LOW_MEMORY = False  # Set by `low_memory`.
 
 
 @contextlib.contextmanager
@@ -42,6 +43,18 @@ def forward_mode():
         yield
     finally:
         _FORWARD_MODE = before
+
+
+@contextlib.contextmanager
+def low_memory():
+    """While tracing inside it, the chunked convolution's loops make their output buffers from their
+    first chunk, not from zeros (`_map_chunks`): the Gramian engine's step (mtljax/mtl/gramian.py)."""
+    global _LOW_MEMORY
+    before, _LOW_MEMORY = _LOW_MEMORY, True
+    try:
+        yield
+    finally:
+        _LOW_MEMORY = before
 
 
 @jax.custom_vjp
@@ -105,6 +118,28 @@ def conv_matmul(x: jnp.ndarray, kernel: jnp.ndarray, chunk: int = 0) -> jnp.ndar
     return _conv_fwd(x, kernel, chunk)[0]
 
 
+def _map_chunks(f, chunks: jnp.ndarray) -> jnp.ndarray:
+    """`lax.map(f, chunks)`, its stacked output made from the first chunk's (broadcast, then
+    overwritten chunk by chunk in a loop), under `low_memory`; plain `lax.map` otherwise.
+
+    `lax.map` starts its output as zeros, which depend on nothing: XLA creates such a buffer (and
+    copies of it) wherever it likes, often long before the loop. The Gramian engine's column loop
+    (mtljax/mtl/gramian.py) then carried the VGG's full-size convolution outputs through passes that
+    did not use them. With chunk 0 run before the loop, the output buffer exists only once the input
+    it depends on does. Not the default: a training step traced this way can round differently
+    (XLA fuses the chunk's input, e.g. an augmentation, anew into chunk 0), and runs keep their bits.
+    """
+    if not _LOW_MEMORY:
+        return lax.map(f, chunks)
+    first = f(chunks[0])
+    out = jnp.broadcast_to(first, (chunks.shape[0], *first.shape))
+
+    def body(i, out):
+        return lax.dynamic_update_index_in_dim(out, f(lax.dynamic_index_in_dim(chunks, i, keepdims=False)), i, 0)
+
+    return lax.fori_loop(1, chunks.shape[0], body, out)
+
+
 def _conv_one(x, w, k):
     """y = P·W for the patches of x (N×H×W×C), W being k²C×F."""
     patches = _patches(x, k)
@@ -118,7 +153,7 @@ def _conv_fwd(x, kernel, chunk):
     if chunks is None:
         y, patches = _conv_one(x, w, k)
         return y, (patches, None, kernel)
-    y = lax.map(lambda c: _conv_one(c, w, k)[0], chunks)
+    y = _map_chunks(lambda c: _conv_one(c, w, k)[0], chunks)
     return y.reshape(x.shape[0], *y.shape[2:]), (None, x, kernel)
 
 

@@ -40,6 +40,8 @@ class Objective(NamedTuple):
       shared: the parameter subtrees every task shares; the others are each task's own.
       forward: a context manager in which `losses` traces for `jax.jvp` (the model's custom-VJP
         layers as plain JAX); None: the model has none or no such twin.
+      low_memory: a context manager in which the model's passes trace with their buffers made
+        late (the Gramian engine's step: `ops.low_memory`); None: as they are.
     """
 
     losses: Callable
@@ -50,6 +52,7 @@ class Objective(NamedTuple):
     microbatch: int = 0
     shared: Sequence[str] = ("backbone",)
     forward: Callable | None = None
+    low_memory: Callable | None = None
 
 
 class Gradient(NamedTuple):

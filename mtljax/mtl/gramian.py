@@ -14,6 +14,8 @@ layer (docs/performance.md compares the two paths).
 
 from __future__ import annotations
 
+import contextlib
+
 import jax
 import jax.numpy as jnp
 
@@ -83,7 +85,12 @@ def gramian_aggregated(strategy, objective: Objective, params, mtl_state, batch,
     """A Gramian method's gradient without holding the Jacobian: M (`gramian_of`, pushing forward by
     `forward_push` where the model allows it), the method's weights from M (`strategy.gramian`),
     then the shared subtrees get Jᵀw (one more pullback) and every other subtree the sum of its
-    tasks' gradients, as on the Jacobian path."""
+    tasks' gradients, as on the Jacobian path. Traced in the objective's `low_memory` context."""
+    with (objective.low_memory or contextlib.nullcontext)():
+        return _gramian_aggregated(strategy, objective, params, mtl_state, batch, rng, ctx)
+
+
+def _gramian_aggregated(strategy, objective: Objective, params, mtl_state, batch, rng, ctx) -> Gradient:
     shared = tuple(k for k in objective.shared if k in params)
 
     def losses_of(p):

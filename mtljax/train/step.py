@@ -243,7 +243,7 @@ def objective(spec: StepSpec, model, batch_stats) -> Objective:
         return representation_rows(spec, model, params, batch_stats, batch, key)
 
     return Objective(losses, representation, encoder, heads, batch_stats, spec.microbatch, spec.shared,
-                     ops.forward_mode)
+                     ops.forward_mode, ops.low_memory)
 
 
 def representation_rows(spec: StepSpec, model, params, batch_stats, batch, rng) -> jnp.ndarray:
