@@ -126,8 +126,9 @@ def _map_chunks(f, chunks: jnp.ndarray) -> jnp.ndarray:
     copies of it) wherever it likes, often long before the loop. The Gramian engine's column loop
     (mtljax/mtl/gramian.py) then carried the VGG's full-size convolution outputs through passes that
     did not use them. With chunk 0 run before the loop, the output buffer exists only once the input
-    it depends on does. Not the default: a training step traced this way can round differently
-    (XLA fuses the chunk's input, e.g. an augmentation, anew into chunk 0), and runs keep their bits.
+    it depends on does. Not the default: a VGG run on augmented images traced this way rounded
+    differently from the first epoch (chunk 0, outside the loop, compiles differently), and runs
+    keep their bits.
     """
     if not _LOW_MEMORY:
         return lax.map(f, chunks)

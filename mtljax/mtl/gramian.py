@@ -24,8 +24,9 @@ from mtljax.mtl.gradients import Gradient, Objective
 ENGINES = ("auto", "jacobian", "gramian")
 # `mtl.engine: auto` takes the Gramian path from this many tasks on. Measured (docs/performance.md):
 # the Gramian path took less memory at every T measured (3, 10, 40) on the VGG and the MLP, but
-# 2-3× the Jacobian path's time on the VGG (0.9-1.4× on the MLP); from 10 tasks the Jacobian path's memory is ~6× a plain step's and
-# grows with T (its T pullbacks' buffers), the Gramian path's stays under 1.7×.
+# 2-3× the Jacobian path's time on the VGG (0.9-1.4× on the MLP); from 10 tasks the Jacobian
+# path's memory is ~6× a plain step's and grows with T (its T pullbacks' buffers), the Gramian
+# path's stays under 1.7×.
 AUTO_TASKS = 10
 
 
@@ -92,6 +93,7 @@ def gramian_aggregated(strategy, objective: Objective, params, mtl_state, batch,
 
 
 def _gramian_aggregated(strategy, objective: Objective, params, mtl_state, batch, rng, ctx) -> Gradient:
+    """`gramian_aggregated`'s computation, traced in whatever context it set."""
     shared = tuple(k for k in objective.shared if k in params)
 
     def losses_of(p):
