@@ -22,39 +22,38 @@ def _windows(x: jnp.ndarray) -> jnp.ndarray:
 def max_pool_2x2(x: jnp.ndarray) -> jnp.ndarray:
     """2×2 max pooling with stride 2 (`_max_pool`); under `forward_mode`, the same values as plain
     JAX (the first maximum of each window gathered), which `jax.jvp` can differentiate."""
-    if _FORWARD_MODE:
+    if _TRACING["forward"]:
         windows = _windows(x)
         return jnp.take_along_axis(windows, jnp.argmax(windows, axis=-1)[..., None], axis=-1)[..., 0]
     return _max_pool(x)
 
 
-_FORWARD_MODE = False  # Set by `forward_mode` while a function is traced for jax.jvp.
-_LOW_MEMORY = False  # Set by `low_memory`.
+# How the ops trace, set by the contexts below while a function is traced: "forward" (`forward_mode`)
+# and "low_memory" (`low_memory`).
+_TRACING = {"forward": False, "low_memory": False}
 
 
 @contextlib.contextmanager
+def _tracing(mode: str):
+    """While tracing inside it, `_TRACING[mode]` is True."""
+    before, _TRACING[mode] = _TRACING[mode], True
+    try:
+        yield
+    finally:
+        _TRACING[mode] = before
+
+
 def forward_mode():
     """While tracing inside it, the custom-VJP ops (the matmul convolution, the pooling) trace as the
     plain JAX of their forward computations (the same values), which `jax.jvp` can differentiate:
     the Gramian engine's J·u (mtljax/mtl/gramian.py). The fused conv-ReLU-pool runs unfused."""
-    global _FORWARD_MODE
-    before, _FORWARD_MODE = _FORWARD_MODE, True
-    try:
-        yield
-    finally:
-        _FORWARD_MODE = before
+    return _tracing("forward")
 
 
-@contextlib.contextmanager
 def low_memory():
     """While tracing inside it, the chunked convolution's loops make their output buffers from their
     first chunk, not from zeros (`_map_chunks`): the Gramian engine's step (mtljax/mtl/gramian.py)."""
-    global _LOW_MEMORY
-    before, _LOW_MEMORY = _LOW_MEMORY, True
-    try:
-        yield
-    finally:
-        _LOW_MEMORY = before
+    return _tracing("low_memory")
 
 
 @jax.custom_vjp
@@ -130,7 +129,7 @@ def _map_chunks(f, chunks: jnp.ndarray) -> jnp.ndarray:
     differently from the first epoch (chunk 0, outside the loop, compiles differently), and runs
     keep their bits.
     """
-    if not _LOW_MEMORY:
+    if not _TRACING["low_memory"]:
         return lax.map(f, chunks)
     first = f(chunks[0])
     out = jnp.broadcast_to(first, (chunks.shape[0], *first.shape))
@@ -293,12 +292,12 @@ class Conv(nn.Module):
             x = jnp.pad(x, ((0, 0), (k // 2, k // 2), (k // 2, k // 2), (0, 0)))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,)) if self.use_bias else None
         matmul = resolve_conv_impl(self.impl) == "matmul"
-        if self.relu_pool and matmul and x.shape[-1] <= FUSE_MAX_CHANNELS and not _FORWARD_MODE:
+        if self.relu_pool and matmul and x.shape[-1] <= FUSE_MAX_CHANNELS and not _TRACING["forward"]:
             return conv_relu_pool(x, kernel, jnp.zeros((self.features,), x.dtype) if bias is None else bias)
         if self.relu_pool:
             x = crop_for_pool(x)
         chunk = self.chunk if jax.default_backend() == "cpu" else 0
-        if matmul and _FORWARD_MODE:  # The same forward computation as plain JAX (for jax.jvp).
+        if matmul and _TRACING["forward"]:  # The same forward computation as plain JAX (for jax.jvp).
             y = _conv_fwd(x, kernel, chunk)[0]
         else:
             y = conv_matmul(x, kernel, chunk) if matmul else conv_xla(x, kernel)

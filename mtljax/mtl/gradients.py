@@ -14,6 +14,7 @@ function accumulates over micro-batches with `microbatched`; each micro-batch ge
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
@@ -41,7 +42,7 @@ class Objective(NamedTuple):
       forward: a context manager in which `losses` traces for `jax.jvp` (the model's custom-VJP
         layers as plain JAX); None: the model has none or no such twin.
       low_memory: a context manager in which the model's passes trace with their buffers made
-        late (the Gramian engine's step: `ops.low_memory`); None: as they are.
+        late (the Gramian engine's step: `ops.low_memory`); by default, one that changes nothing.
     """
 
     losses: Callable
@@ -52,7 +53,7 @@ class Objective(NamedTuple):
     microbatch: int = 0
     shared: Sequence[str] = ("backbone",)
     forward: Callable | None = None
-    low_memory: Callable | None = None
+    low_memory: Callable = contextlib.nullcontext
 
 
 class Gradient(NamedTuple):

@@ -14,8 +14,6 @@ layer (docs/performance.md compares the two paths).
 
 from __future__ import annotations
 
-import contextlib
-
 import jax
 import jax.numpy as jnp
 
@@ -88,7 +86,7 @@ def gramian_aggregated(strategy, objective: Objective, params, mtl_state, batch,
     `forward_push` where the model allows it), the method's weights from M (`strategy.gramian`),
     then the shared subtrees get Jᵀw (one more pullback) and every other subtree the sum of its
     tasks' gradients, as on the Jacobian path. Traced in the objective's `low_memory` context."""
-    with (objective.low_memory or contextlib.nullcontext)():
+    with objective.low_memory():
         return _gramian_aggregated(strategy, objective, params, mtl_state, batch, rng, ctx)
 
 
